@@ -1,0 +1,88 @@
+"""Settings, parsed once per container from the environment the handler passes in."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from kuma_iam.errors import ConfigError
+
+ACCOUNT_ID = re.compile(r"^\d{12}$")
+
+
+class VerifierSettings(BaseModel):
+    """What the verifier (and the token issuer, which verifies the same way) needs to know."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    authorized_account_ids: Annotated[
+        frozenset[str], Field(validation_alias="KMESH_AWSIAM_AUTHORIZEDACCOUNTIDS", min_length=1)
+    ]
+    server_id: Annotated[str, Field(validation_alias="KUMA_IAM_SERVER_ID", min_length=1, max_length=256)]
+    region: Annotated[str, Field(validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"))] = (
+        "us-east-1"
+    )
+    sts_endpoint_url: Annotated[str | None, Field(validation_alias="AWS_ENDPOINT_URL_STS")] = None
+    iam_endpoint_url: Annotated[str | None, Field(validation_alias="AWS_ENDPOINT_URL_IAM")] = None
+    dynamodb_endpoint_url: Annotated[str | None, Field(validation_alias="AWS_ENDPOINT_URL_DYNAMODB")] = None
+    reader_role_name: Annotated[str, Field(validation_alias="KUMA_IAM_READER_ROLE_NAME")] = "kuma-iam-reader"
+    role_cache_ttl_seconds: Annotated[
+        float, Field(validation_alias="KUMA_IAM_ROLE_CACHE_TTL_SECONDS", ge=0, le=3600)
+    ] = 60.0
+    # AWS itself accepts a SigV4 signature for 15 minutes; a shorter window narrows replay.
+    max_token_age_seconds: Annotated[
+        int, Field(validation_alias="KUMA_IAM_MAX_TOKEN_AGE_SECONDS", ge=1, le=900)
+    ] = 900
+    max_clock_skew_seconds: Annotated[
+        int, Field(validation_alias="KUMA_IAM_MAX_CLOCK_SKEW_SECONDS", ge=0, le=900)
+    ] = 300
+    upstream_timeout_seconds: Annotated[
+        float, Field(validation_alias="KUMA_IAM_UPSTREAM_TIMEOUT_SECONDS", gt=0, le=30)
+    ] = 3.0
+    replay_table_name: Annotated[str | None, Field(validation_alias="KUMA_IAM_REPLAY_TABLE")] = None
+
+    @field_validator("authorized_account_ids", mode="before")
+    @classmethod
+    def _split_accounts(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        for account in value:
+            if not ACCOUNT_ID.match(account):
+                raise ValueError(f"{account!r} is not a 12-digit AWS account id")
+        return frozenset(value)
+
+    @field_validator("sts_endpoint_url", "iam_endpoint_url", "dynamodb_endpoint_url", "replay_table_name")
+    @classmethod
+    def _empty_is_unset(cls, value: str | None) -> str | None:
+        return value or None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> VerifierSettings:
+        return parse_settings(cls, environ)
+
+
+def parse_settings[T: BaseModel](model: type[T], environ: Mapping[str, str]) -> T:
+    """Validate `environ` into `model`, or fail with one message naming every bad variable."""
+    try:
+        return model.model_validate(dict(environ))
+    except ValidationError as error:
+        problems = []
+        for item in error.errors():
+            name = _env_name(model, str(item["loc"][0])) if item["loc"] else "?"
+            problems.append(f"{name}: {item['msg']}")
+        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
+
+
+def _env_name(model: type[BaseModel], field_or_alias: str) -> str:
+    field = model.model_fields.get(field_or_alias)
+    if field is None:
+        return field_or_alias
+    alias = field.validation_alias
+    if isinstance(alias, str):
+        return alias
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return field_or_alias

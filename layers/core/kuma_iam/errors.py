@@ -1,0 +1,65 @@
+"""Typed errors of the core; `kuma_iam.http` maps them to HTTP responses in one place."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class DenyReason(StrEnum):
+    STS_REJECTED = "sts_rejected"
+    UNSUPPORTED_PRINCIPAL = "unsupported_principal"
+    ACCOUNT_NOT_AUTHORIZED = "account_not_authorized"
+    ROLE_NOT_FOUND = "role_not_found"
+    ROLE_MISMATCH = "role_mismatch"
+    INVALID_ROLE_TAGS = "invalid_role_tags"
+    TYPE_MISMATCH = "type_mismatch"
+    MESH_MISMATCH = "mesh_mismatch"
+    SERVICE_MISMATCH = "service_mismatch"
+    WORKLOAD_MISMATCH = "workload_mismatch"
+    TOKEN_EXPIRED = "token_expired"  # noqa: S105 - a reason code, not a secret
+    REPLAYED = "replayed"
+
+
+class KumaIamError(Exception):
+    """Base of every error the core raises on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidRequest(KumaIamError):
+    """The caller sent something malformed: answered 400 with this message."""
+
+
+class Denied(KumaIamError):
+    """A well-formed request whose identity is not allowed: a decision, not an error status."""
+
+    def __init__(self, reason: DenyReason, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class UpstreamError(KumaIamError):
+    """AWS could not give an answer we can trust; the caller should retry later. Never an allow."""
+
+    status = 503
+    code = "upstream_unavailable"
+
+    def __init__(self, service: str, message: str, *, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.service = service
+        self.retry_after = retry_after
+
+
+class UpstreamThrottled(UpstreamError):
+    status = 429
+    code = "upstream_throttled"
+
+
+class UpstreamUnavailable(UpstreamError):
+    pass
+
+
+class ConfigError(KumaIamError):
+    """The environment does not describe a usable configuration."""

@@ -1,0 +1,53 @@
+"""The one place where core errors become HTTP answers, and where request bodies become models."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from pydantic import BaseModel, ValidationError
+
+from kuma_iam.errors import InvalidRequest, UpstreamError
+from kuma_iam.observability import logger
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+def json_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response[str]:
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body=json.dumps(body, separators=(",", ":")),
+        headers=headers or {},
+    )
+
+
+def parse_body[T: BaseModel](model: type[T], body: str | None) -> T:
+    """Validate a JSON body into `model`; the first problem is named precisely, its value never echoed."""
+    if not body:
+        raise InvalidRequest("request body is empty")
+    if len(body) > MAX_BODY_BYTES:
+        raise InvalidRequest(f"request body is larger than {MAX_BODY_BYTES} bytes")
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as error:
+        first = error.errors(include_input=False, include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"]) or "body"
+        raise InvalidRequest(f"{where}: {first['msg']}") from None
+
+
+def install_error_handlers(app: APIGatewayHttpResolver) -> None:
+    @app.exception_handler(InvalidRequest)  # type: ignore[untyped-decorator]
+    def invalid_request(error: InvalidRequest) -> Response[str]:
+        logger.info("invalid request", extra={"detail": error.message})
+        return json_response(400, {"error": "invalid_request", "message": error.message})
+
+    @app.exception_handler(UpstreamError)  # type: ignore[untyped-decorator]
+    def upstream(error: UpstreamError) -> Response[str]:
+        logger.warning("upstream failure", extra={"service": error.service, "detail": error.message})
+        return json_response(
+            error.status,
+            {"error": error.code, "message": error.message},
+            headers={"Retry-After": str(error.retry_after)},
+        )

@@ -1,0 +1,179 @@
+"""Everything a token must satisfy before any network call; what passes is an `StsCall` ready to forward."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
+
+from kuma_iam.errors import Denied, DenyReason, InvalidRequest
+from kuma_iam.identity.endpoints import StsEndpoint, sts_endpoint_for_host
+from kuma_iam.identity.token import SignedRequest
+
+SERVER_ID_HEADER = "X-Kuma-AWS-IAM-Server-ID"
+GET_CALLER_IDENTITY_BODIES = frozenset(
+    {"Action=GetCallerIdentity&Version=2011-06-15", "Version=2011-06-15&Action=GetCallerIdentity"}
+)
+# What real signers send: botocore, the Go SDKs v1 and v2 (Amz-Sdk-*), Vault-compatible clients.
+# Anything else is refused: an unknown header is either noise or an attempt to steer STS.
+ALLOWED_HEADERS = frozenset(
+    {
+        "accept",
+        "accept-encoding",
+        "amz-sdk-invocation-id",
+        "amz-sdk-request",
+        "authorization",
+        "content-length",
+        "content-type",
+        "host",
+        "user-agent",
+        "x-amz-content-sha256",
+        "x-amz-date",
+        "x-amz-security-token",
+        "x-amz-user-agent",
+        SERVER_ID_HEADER.lower(),
+    }
+)
+MUST_BE_SIGNED = frozenset({"host", "x-amz-date", SERVER_ID_HEADER.lower()})
+HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}$")
+HEADER_VALUE = re.compile(r"^[\t\x20-\x7e]{0,8192}$")
+AUTHORIZATION = re.compile(
+    r"^AWS4-HMAC-SHA256 Credential=(?P<key>[A-Z0-9]{16,128})/(?P<date>\d{8})/(?P<region>[a-z0-9-]{1,32})"
+    r"/(?P<service>[a-z0-9-]{1,32})/aws4_request, ?SignedHeaders=(?P<signed>[a-z0-9;-]{1,1024}),"
+    r" ?Signature=(?P<signature>[0-9a-f]{64})$"
+)
+AMZ_DATE = re.compile(r"^\d{8}T\d{6}Z$")
+CONTENT_TYPE = re.compile(r"^application/x-www-form-urlencoded(; ?charset=utf-8)?$", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class StsCall:
+    """A signed GetCallerIdentity that passed every local check, addressed to a known STS endpoint."""
+
+    endpoint: StsEndpoint
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+    access_key_id: str
+    signature: str
+    signed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPolicy:
+    server_id: str
+    max_age: timedelta
+    max_skew: timedelta
+
+
+def check_signed_request(request: SignedRequest, policy: TokenPolicy, now: datetime) -> StsCall:
+    """Raise InvalidRequest for anything malformed, Denied(token_expired) for a stale or future signature."""
+    if request.method != "POST":
+        raise InvalidRequest(f"method must be POST, not {request.method[:16]!r}")
+    endpoint = _check_url(request.url)
+    headers = _check_headers(request.headers)
+    host = headers.get("host", endpoint.host)
+    if host != endpoint.host:
+        raise InvalidRequest("Host header disagrees with the URL host")
+    if request.body not in GET_CALLER_IDENTITY_BODIES:
+        raise InvalidRequest("body must be exactly Action=GetCallerIdentity&Version=2011-06-15")
+    content_type = headers.get("content-type")
+    if content_type is not None and not CONTENT_TYPE.match(content_type):
+        raise InvalidRequest("Content-Type must be application/x-www-form-urlencoded")
+    if "content-length" in headers and headers["content-length"] != str(len(request.body.encode())):
+        raise InvalidRequest("Content-Length disagrees with the body")
+
+    amz_date = headers.get("x-amz-date")
+    if amz_date is None or not AMZ_DATE.match(amz_date):
+        raise InvalidRequest("X-Amz-Date header is missing or not in the form YYYYMMDDTHHMMSSZ")
+    authorization = _check_authorization(headers, endpoint, amz_date)
+
+    if headers.get(SERVER_ID_HEADER.lower()) != policy.server_id:
+        raise InvalidRequest(f"{SERVER_ID_HEADER} header is missing or names another control plane")
+
+    signed_at = _parse_amz_date(amz_date)
+    if now - signed_at > policy.max_age:
+        age = int((now - signed_at).total_seconds())
+        raise Denied(
+            DenyReason.TOKEN_EXPIRED,
+            f"token was signed {age}s ago, more than {int(policy.max_age.total_seconds())}s",
+        )
+    if signed_at - now > policy.max_skew:
+        raise Denied(DenyReason.TOKEN_EXPIRED, "token is signed in the future, beyond the allowed clock skew")
+
+    forwarded = tuple((name, value) for name, value in request.headers if name.lower() != "host")
+    return StsCall(
+        endpoint=endpoint,
+        headers=(("Host", endpoint.host), *forwarded),
+        body=request.body.encode(),
+        access_key_id=authorization["key"],
+        signature=authorization["signature"],
+        signed_at=signed_at,
+    )
+
+
+def _check_url(url: str) -> StsEndpoint:
+    if "?" in url or "#" in url:
+        raise InvalidRequest("URL must not carry a query string or fragment")
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise InvalidRequest("URL is not well-formed") from None
+    if parts.scheme != "https":
+        raise InvalidRequest("URL scheme must be https")
+    if "@" in parts.netloc or ":" in parts.netloc:
+        raise InvalidRequest("URL must not carry credentials or a port")
+    if parts.path not in ("", "/"):
+        raise InvalidRequest("URL path must be /")
+    endpoint = sts_endpoint_for_host(parts.netloc)
+    if endpoint is None:
+        raise InvalidRequest("URL host is not an STS endpoint of a known partition and region")
+    return endpoint
+
+
+def _check_headers(pairs: tuple[tuple[str, str], ...]) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for name, value in pairs:
+        if not HEADER_NAME.match(name):
+            raise InvalidRequest("a header name is not a valid HTTP token")
+        key = name.lower()
+        if key not in ALLOWED_HEADERS:
+            raise InvalidRequest(f"header {name!r} is not allowed")
+        if key in headers:
+            raise InvalidRequest(f"header {name!r} appears more than once")
+        if not HEADER_VALUE.match(value):
+            raise InvalidRequest(f"header {name!r} has a value with control characters or is too long")
+        headers[key] = value
+    if "authorization" not in headers:
+        raise InvalidRequest("Authorization header is missing")
+    return headers
+
+
+def _check_authorization(headers: dict[str, str], endpoint: StsEndpoint, amz_date: str) -> dict[str, str]:
+    match = AUTHORIZATION.match(headers["authorization"])
+    if match is None:
+        raise InvalidRequest("Authorization header is not an AWS4-HMAC-SHA256 signature")
+    fields = match.groupdict()
+    if fields["service"] != "sts":
+        raise InvalidRequest("credential scope must name the sts service")
+    if fields["region"] != endpoint.region:
+        raise InvalidRequest("credential scope region disagrees with the URL region")
+    if fields["date"] != amz_date[:8]:
+        raise InvalidRequest("credential scope date disagrees with X-Amz-Date")
+    signed = fields["signed"].split(";")
+    if signed != sorted(set(signed)):
+        raise InvalidRequest("SignedHeaders must be sorted and unique")
+    present = set(headers) | {"host"}
+    if missing := [name for name in signed if name not in present]:
+        raise InvalidRequest(f"SignedHeaders names {missing[0]!r}, which the request does not carry")
+    required = MUST_BE_SIGNED | ({"x-amz-security-token"} & set(headers))
+    if unsigned := sorted(required - set(signed)):
+        raise InvalidRequest(f"header {unsigned[0]!r} must be signed")
+    return fields
+
+
+def _parse_amz_date(value: str) -> datetime:
+    try:
+        return datetime.strptime(value, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        raise InvalidRequest("X-Amz-Date is not a real date and time") from None

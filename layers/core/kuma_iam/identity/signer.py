@@ -1,0 +1,37 @@
+"""The sidecar's side: sign a GetCallerIdentity for one control plane with the caller's own credentials."""
+
+from __future__ import annotations
+
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials, ReadOnlyCredentials
+
+from kuma_iam.identity.checks import SERVER_ID_HEADER
+from kuma_iam.identity.endpoints import sts_endpoint_for_region
+from kuma_iam.identity.token import SignedRequest
+
+GET_CALLER_IDENTITY = "Action=GetCallerIdentity&Version=2011-06-15"
+
+
+def sign_identity_request(
+    credentials: Credentials | ReadOnlyCredentials, *, server_id: str, region: str
+) -> SignedRequest:
+    """Always the real regional STS URL: the verifier decides where to forward, never the token."""
+    endpoint = sts_endpoint_for_region(region)
+    if endpoint is None:
+        raise ValueError(f"{region!r} is not a region with a known STS endpoint")
+    url = f"https://{endpoint.host}/"
+    request = AWSRequest(
+        method="POST",
+        url=url,
+        data=GET_CALLER_IDENTITY,
+        headers={
+            "Host": endpoint.host,
+            "Content-Type": "application/x-www-form-urlencoded; charset=utf-8",
+            SERVER_ID_HEADER: server_id,
+        },
+    )
+    SigV4Auth(credentials, "sts", region).add_auth(request)
+    return SignedRequest(
+        method="POST", url=url, headers=tuple(request.headers.items()), body=GET_CALLER_IDENTITY
+    )

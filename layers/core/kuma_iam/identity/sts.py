@@ -1,0 +1,114 @@
+"""Forward a checked GetCallerIdentity to our own STS endpoint and read its answer strictly."""
+
+from __future__ import annotations
+
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+
+import urllib3
+
+from kuma_iam.errors import Denied, DenyReason, UpstreamThrottled, UpstreamUnavailable
+from kuma_iam.identity.caller import StsAnswer
+from kuma_iam.identity.checks import StsCall
+
+NAMESPACE = "{https://sts.amazonaws.com/doc/2011-06-15/}"
+MAX_ANSWER_BYTES = 64 * 1024
+THROTTLING_CODES = frozenset({"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequests"})
+
+
+@dataclass(frozen=True, slots=True)
+class StsForwarder:
+    """Sends the signed request to our STS endpoint; the URL and Host the client named never route it."""
+
+    timeout_seconds: float
+    endpoint_url: str | None = None  # AWS_ENDPOINT_URL_STS: a local stand-in; Host stays the signed one
+    pool: urllib3.PoolManager = field(default_factory=lambda: urllib3.PoolManager(num_pools=4, maxsize=16))
+
+    def get_caller_identity(self, call: StsCall) -> StsAnswer:
+        url = (self.endpoint_url or f"https://{call.endpoint.host}").rstrip("/") + "/"
+        deadline = time.monotonic() + self.timeout_seconds
+        try:
+            response = self.pool.request(
+                "POST",
+                url,
+                body=call.body,
+                headers=dict(call.headers),
+                redirect=False,
+                retries=False,
+                preload_content=False,
+                timeout=urllib3.Timeout(connect=self.timeout_seconds, read=self.timeout_seconds),
+            )
+            try:
+                payload = _read_bounded(response, deadline)
+            finally:
+                response.release_conn()
+        except urllib3.exceptions.HTTPError as error:
+            raise UpstreamUnavailable("sts", f"STS did not answer: {type(error).__name__}") from None
+        return _interpret(response.status, payload)
+
+
+def _read_bounded(response: urllib3.BaseHTTPResponse, deadline: float) -> bytes:
+    """Read at most MAX_ANSWER_BYTES before the deadline: a reply that never ends must not hold us."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := response.read(8192):
+        size += len(chunk)
+        if size > MAX_ANSWER_BYTES:
+            raise UpstreamUnavailable("sts", "STS answer is too large")
+        if time.monotonic() > deadline:
+            raise UpstreamUnavailable("sts", "STS answer did not complete in time")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _interpret(status: int, payload: bytes) -> StsAnswer:
+    if 300 <= status < 400:
+        raise UpstreamUnavailable("sts", f"STS answered with a redirect ({status}), which is never followed")
+    if status == 200:
+        return _parse_answer(payload)
+    code = _error_code(payload)
+    if status == 429 or code in THROTTLING_CODES:
+        raise UpstreamThrottled("sts", "STS is throttling", retry_after=2)
+    if status >= 500:
+        raise UpstreamUnavailable("sts", f"STS failed with status {status}")
+    raise Denied(DenyReason.STS_REJECTED, f"STS rejected the signed request: {code or status}")
+
+
+def _parse_document(payload: bytes) -> ET.Element:
+    # No DTDs, entities, comments or CDATA occur in a real STS answer; refusing them refuses entity tricks.
+    if b"<!" in payload:
+        raise UpstreamUnavailable("sts", "STS answer carries a DTD or markup declaration")
+    try:
+        return ET.fromstring(payload)  # noqa: S314 - screened above
+    except ET.ParseError:
+        raise UpstreamUnavailable("sts", "STS answer is not well-formed XML") from None
+
+
+def _parse_answer(payload: bytes) -> StsAnswer:
+    root = _parse_document(payload)
+    if root.tag != f"{NAMESPACE}GetCallerIdentityResponse":
+        raise UpstreamUnavailable("sts", "STS answer is not a GetCallerIdentityResponse")
+    results = root.findall(f"{NAMESPACE}GetCallerIdentityResult")
+    if len(results) != 1:
+        raise UpstreamUnavailable("sts", f"STS answer has {len(results)} results, not exactly one")
+    fields = {name: _only_text(results[0], name) for name in ("Account", "Arn", "UserId")}
+    return StsAnswer(account=fields["Account"], arn=fields["Arn"], user_id=fields["UserId"])
+
+
+def _only_text(parent: ET.Element, name: str) -> str:
+    found = parent.findall(f"{NAMESPACE}{name}")
+    if len(found) != 1 or not (found[0].text or "").strip():
+        raise UpstreamUnavailable("sts", f"STS answer must carry exactly one {name}")
+    return (found[0].text or "").strip()
+
+
+def _error_code(payload: bytes) -> str | None:
+    try:
+        root = _parse_document(payload)
+    except UpstreamUnavailable:
+        return None
+    code = root.find(f"{NAMESPACE}Error/{NAMESPACE}Code")
+    if code is None:
+        code = root.find("Error/Code")  # some error documents carry no namespace
+    return (code.text or "").strip()[:64] if code is not None else None

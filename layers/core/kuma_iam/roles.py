@@ -1,0 +1,185 @@
+"""Read a role (tags, path, RoleId) from IAM in its own account, cached, one IAM call per miss."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from kuma_iam.errors import Denied, DenyReason, UpstreamThrottled, UpstreamUnavailable
+from kuma_iam.observability import metrics_count, timed
+
+if TYPE_CHECKING:
+    from mypy_boto3_iam import IAMClient
+
+THROTTLING = frozenset(
+    {"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RoleRecord:
+    account: str
+    name: str
+    arn: str
+    role_id: str
+    path: str
+    tags: dict[str, str]
+
+
+def aws_client_config(timeout_seconds: float) -> Config:
+    """Short timeouts and one retry: the control plane is waiting, and it retries on 503 itself."""
+    return Config(
+        connect_timeout=timeout_seconds,
+        read_timeout=timeout_seconds,
+        retries={"mode": "standard", "total_max_attempts": 2},
+    )
+
+
+class IamClients:
+    """An IAM client per account: our own credentials at home, a read-only role assumed elsewhere."""
+
+    def __init__(
+        self,
+        session: boto3.Session,
+        *,
+        reader_role_name: str,
+        config: Config,
+        iam_endpoint_url: str | None = None,
+        sts_endpoint_url: str | None = None,
+    ) -> None:
+        self._session = session
+        self._reader_role_name = reader_role_name
+        self._config = config
+        self._iam_endpoint_url = iam_endpoint_url
+        self._sts = session.client("sts", endpoint_url=sts_endpoint_url, config=config)
+        self._home_account: str | None = None
+        self._clients: dict[str, tuple[IAMClient, float]] = {}
+        self._lock = threading.Lock()
+
+    def for_account(self, account: str) -> IAMClient:
+        with self._lock:
+            cached = self._clients.get(account)
+            if cached is not None and cached[1] > time.monotonic():
+                return cached[0]
+            client, expires = self._new_client(account)
+            self._clients[account] = (client, expires)
+            return client
+
+    def _new_client(self, account: str) -> tuple[IAMClient, float]:
+        if account == self._home():
+            return self._iam(), float("inf")
+        role_arn = f"arn:aws:iam::{account}:role/{self._reader_role_name}"
+        with aws_errors("sts", f"cannot assume {self._reader_role_name} in account {account}"):
+            credentials = self._sts.assume_role(RoleArn=role_arn, RoleSessionName="kuma-iam-verifier")[
+                "Credentials"
+            ]
+        client = self._iam(
+            aws_access_key_id=credentials["AccessKeyId"],
+            aws_secret_access_key=credentials["SecretAccessKey"],
+            aws_session_token=credentials["SessionToken"],
+        )
+        # Renew well before expiry so that no call runs on credentials about to lapse.
+        lifetime = credentials["Expiration"].timestamp() - time.time()
+        return client, time.monotonic() + max(lifetime - 300, 60)
+
+    def _iam(self, **credentials: Any) -> IAMClient:
+        return self._session.client(
+            "iam", endpoint_url=self._iam_endpoint_url, config=self._config, **credentials
+        )
+
+    def _home(self) -> str:
+        if self._home_account is None:
+            with aws_errors("sts", "cannot learn our own account"):
+                self._home_account = self._sts.get_caller_identity()["Account"]
+        return self._home_account
+
+
+class RoleDirectory:
+    """Roles by (account, name). Concurrent misses for one role wait on a single IAM call."""
+
+    def __init__(
+        self,
+        clients: Callable[[str], IAMClient],
+        *,
+        ttl_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._clients = clients
+        self._ttl = ttl_seconds
+        self._clock = clock
+        self._entries: dict[tuple[str, str], tuple[RoleRecord, float]] = {}
+        self._key_locks: dict[tuple[str, str], threading.Lock] = {}
+        self._lock = threading.Lock()
+
+    def get(self, account: str, name: str, *, role_id: str) -> RoleRecord:
+        """The role, re-read once if the cached one has another RoleId (it may have just been re-created)."""
+        key = (account, name)
+        cached = self._fresh(key)
+        if cached is not None and cached.role_id == role_id:
+            metrics_count("RoleCacheHit")
+            return cached
+        with self._key_lock(key):
+            cached = self._fresh(key)  # another thread may have read it while we waited
+            if cached is not None and cached.role_id == role_id:
+                metrics_count("RoleCacheHit")
+                return cached
+            metrics_count("RoleCacheMiss")
+            record = self._read(account, name)
+            with self._lock:
+                self._entries[key] = (record, self._clock() + self._ttl)
+            return record
+
+    def _fresh(self, key: tuple[str, str]) -> RoleRecord | None:
+        with self._lock:
+            entry = self._entries.get(key)
+        if entry is None or entry[1] <= self._clock():
+            return None
+        return entry[0]
+
+    def _key_lock(self, key: tuple[str, str]) -> threading.Lock:
+        with self._lock:
+            return self._key_locks.setdefault(key, threading.Lock())
+
+    def _read(self, account: str, name: str) -> RoleRecord:
+        iam = self._clients(account)
+        with aws_errors("iam", f"cannot read role {name} in account {account}"), timed("IamLatency"):
+            try:
+                role = iam.get_role(RoleName=name)["Role"]
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") == "NoSuchEntity":
+                    raise Denied(
+                        DenyReason.ROLE_NOT_FOUND, f"role {name} does not exist in account {account}"
+                    ) from None
+                raise
+        return RoleRecord(
+            account=account,
+            name=role["RoleName"],
+            arn=role["Arn"],
+            role_id=role["RoleId"],
+            path=role["Path"],
+            tags={tag["Key"]: tag["Value"] for tag in role.get("Tags", [])},
+        )
+
+
+@contextmanager
+def aws_errors(service: str, what: str) -> Iterator[None]:
+    """Turn botocore failures into UpstreamThrottled / UpstreamUnavailable; our own errors pass through."""
+    try:
+        yield
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        metrics_count("UpstreamError", service=service)
+        if code in THROTTLING:
+            raise UpstreamThrottled(service, f"{what}: AWS is throttling", retry_after=2) from None
+        raise UpstreamUnavailable(service, f"{what}: {code or 'error'}") from None
+    except BotoCoreError as error:
+        metrics_count("UpstreamError", service=service)
+        raise UpstreamUnavailable(service, f"{what}: {type(error).__name__}") from None

@@ -1,0 +1,147 @@
+"""What a valid kuma.io/* role is, and whether a claimed Dataplane fits it; shared by every function."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+from kuma_iam.errors import DenyReason
+
+TAG_PREFIX = "kuma.io/"
+TYPE_TAG = "kuma.io/type"
+MESH_TAG = "kuma.io/mesh"
+SERVICE_TAG = "kuma.io/service"
+WORKLOAD_TAG = "kuma.io/workload"
+KNOWN_TAGS = frozenset({TYPE_TAG, MESH_TAG, SERVICE_TAG, WORKLOAD_TAG})
+
+# Kuma resource names (meshes, workloads) are DNS-1123 labels; service names also allow '_' and '.'.
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+SERVICE_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,251}[A-Za-z0-9])?$")
+
+
+class ProxyType(StrEnum):
+    DATAPLANE = "dataplane"
+    INGRESS = "ingress"
+    EGRESS = "egress"
+
+
+class Severity(StrEnum):
+    HIGH = "HIGH"
+    MEDIUM = "MEDIUM"
+    LOW = "LOW"
+
+
+@dataclass(frozen=True, slots=True)
+class TagViolation:
+    """One way a role's kuma.io/* tags are wrong; `rule` is a stable id for alerts and dashboards."""
+
+    rule: str
+    severity: Severity
+    message: str
+    key: str
+    # Unknown keys are reported but grant nothing, so they do not make a role unusable.
+    blocks_identity: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class RoleTags:
+    """The identity a correctly tagged role may take."""
+
+    type: ProxyType
+    mesh: str | None
+    service: str | None
+    workload: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DataplaneClaim:
+    """What the sidecar says it is: the Dataplane resource the control plane is about to admit."""
+
+    type: ProxyType
+    mesh: str | None
+    services: tuple[str, ...]
+    workload: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Mismatch:
+    reason: DenyReason
+    message: str
+
+
+def tag_violations(tags: Mapping[str, str]) -> list[TagViolation]:
+    """Every problem with the kuma.io/* tags of one role; tags outside the prefix are not ours to judge."""
+    violations: list[TagViolation] = []
+    raw_type = tags.get(TYPE_TAG)
+    if raw_type is not None and raw_type not in set(ProxyType):
+        violations.append(
+            TagViolation(
+                "kuma-type-invalid",
+                Severity.HIGH,
+                f"{TYPE_TAG} must be dataplane, ingress or egress",
+                TYPE_TAG,
+            )
+        )
+    if raw_type is None and any(key.startswith(TAG_PREFIX) for key in tags):
+        violations.append(
+            TagViolation("kuma-type-missing", Severity.HIGH, f"kuma.io/* tags without {TYPE_TAG}", TYPE_TAG)
+        )
+    if raw_type == ProxyType.DATAPLANE and MESH_TAG not in tags:
+        violations.append(
+            TagViolation(
+                "kuma-mesh-missing", Severity.HIGH, f"a dataplane role must carry {MESH_TAG}", MESH_TAG
+            )
+        )
+    for key, pattern in ((MESH_TAG, DNS_LABEL), (WORKLOAD_TAG, DNS_LABEL), (SERVICE_TAG, SERVICE_NAME)):
+        if key in tags and not pattern.match(tags[key]):
+            violations.append(
+                TagViolation("kuma-value-malformed", Severity.MEDIUM, f"{key} is not a valid Kuma name", key)
+            )
+    for key in sorted(tags):
+        if key.startswith(TAG_PREFIX) and key not in KNOWN_TAGS:
+            violations.append(
+                TagViolation(
+                    "kuma-key-unknown",
+                    Severity.LOW,
+                    f"{key} is not a kuma.io tag this mesh reads",
+                    key,
+                    False,
+                )
+            )
+    return violations
+
+
+def role_tags(tags: Mapping[str, str]) -> RoleTags | list[TagViolation]:
+    """The role's identity, or the violations that keep it from having one."""
+    if blocking := [v for v in tag_violations(tags) if v.blocks_identity]:
+        return blocking
+    if TYPE_TAG not in tags:
+        return [TagViolation("kuma-type-missing", Severity.HIGH, f"the role has no {TYPE_TAG} tag", TYPE_TAG)]
+    return RoleTags(
+        type=ProxyType(tags[TYPE_TAG]),
+        mesh=tags.get(MESH_TAG),
+        service=tags.get(SERVICE_TAG),
+        workload=tags.get(WORKLOAD_TAG),
+    )
+
+
+def claim_mismatch(role: RoleTags, claim: DataplaneClaim) -> Mismatch | None:
+    """The first way the claim exceeds what the role's tags allow, in the order the design lists them."""
+    if claim.type != role.type:
+        return Mismatch(
+            DenyReason.TYPE_MISMATCH, f"the role is for a {role.type}, the claim is a {claim.type}"
+        )
+    if role.mesh is not None and claim.mesh != role.mesh:
+        return Mismatch(
+            DenyReason.MESH_MISMATCH, f"the role is for mesh {role.mesh!r}, the claim names {claim.mesh!r}"
+        )
+    if role.service is not None and any(service != role.service for service in claim.services):
+        return Mismatch(DenyReason.SERVICE_MISMATCH, f"the role is for service {role.service!r} only")
+    if role.workload is not None and claim.workload != role.workload:
+        return Mismatch(
+            DenyReason.WORKLOAD_MISMATCH,
+            f"the role is for workload {role.workload!r}, the claim names {claim.workload!r}",
+        )
+    return None

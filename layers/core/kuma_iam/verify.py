@@ -1,0 +1,210 @@
+"""Identity token + role + claimed Dataplane -> decision: the verifier's whole job, without HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+import boto3
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from kuma_iam.config import VerifierSettings
+from kuma_iam.errors import Denied, DenyReason, UpstreamError
+from kuma_iam.identity.caller import AssumedRoleCaller, assumed_role_caller
+from kuma_iam.identity.checks import TokenPolicy, check_signed_request
+from kuma_iam.identity.replay import ReplayGuard
+from kuma_iam.identity.sts import StsForwarder
+from kuma_iam.identity.token import decode_token
+from kuma_iam.observability import logger, metrics_count, timed
+from kuma_iam.roles import IamClients, RoleDirectory, RoleRecord, aws_client_config
+from kuma_iam.rules import DataplaneClaim, ProxyType, RoleTags, claim_mismatch, role_tags
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=253)]
+
+
+class DataplaneSpec(BaseModel):
+    """The Dataplane identity the sidecar claims, as the control plane sends it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: ProxyType = ProxyType.DATAPLANE
+    mesh: Name | None = None
+    name: Name
+    tags: Annotated[dict[Name, Annotated[list[Name], Field(max_length=64)]], Field(max_length=64)] = {}
+    workload: Name | None = None
+
+    @model_validator(mode="after")
+    def _dataplane_needs_mesh(self) -> DataplaneSpec:
+        if self.type == ProxyType.DATAPLANE and self.mesh is None:
+            raise ValueError("mesh is required for a dataplane")
+        return self
+
+    def claim(self) -> DataplaneClaim:
+        return DataplaneClaim(
+            type=self.type,
+            mesh=self.mesh,
+            services=tuple(self.tags.get("kuma.io/service", ())),
+            workload=self.workload,
+        )
+
+
+class VerifyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    token: str | dict[str, Any]
+    dataplane: DataplaneSpec
+
+
+class VerifiedIdentity(BaseModel):
+    """Who the sidecar is, as IAM and STS say, and what its role lets it be."""
+
+    model_config = ConfigDict(frozen=True)
+
+    account: str
+    arn: str
+    roleId: str  # noqa: N815 - the wire format's names
+    roleName: str  # noqa: N815
+    sessionArn: str  # noqa: N815
+    sessionName: str  # noqa: N815
+    type: ProxyType
+    mesh: str | None
+    service: str | None
+    workload: str | None
+
+
+class Decision(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    allowed: bool
+    identity: VerifiedIdentity | None = None
+    reason: DenyReason | None = None
+    message: str | None = None
+
+    def body(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+@dataclass(frozen=True, slots=True)
+class AuthenticatedRole:
+    caller: AssumedRoleCaller
+    role: RoleRecord
+    tags: RoleTags
+
+    def identity(self) -> VerifiedIdentity:
+        return VerifiedIdentity(
+            account=self.caller.account,
+            arn=self.role.arn,
+            roleId=self.role.role_id,
+            roleName=self.role.name,
+            sessionArn=self.caller.session_arn,
+            sessionName=self.caller.session_name,
+            type=self.tags.type,
+            mesh=self.tags.mesh,
+            service=self.tags.service,
+            workload=self.tags.workload,
+        )
+
+
+@dataclass
+class IdentityVerifier:
+    """Decides who a token's signer is; the token issuer reuses `authenticate` unchanged."""
+
+    policy: TokenPolicy
+    authorized_accounts: frozenset[str]
+    sts: StsForwarder
+    roles: RoleDirectory
+    replay: ReplayGuard | None = None
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+    def authenticate(self, token: object) -> AuthenticatedRole:
+        """Raise InvalidRequest, Denied or UpstreamError; return only a fully checked role identity."""
+        call = check_signed_request(decode_token(token), self.policy, self.clock())
+        try:
+            with timed("StsLatency"):
+                answer = self.sts.get_caller_identity(call)
+        except UpstreamError as error:
+            metrics_count("UpstreamError", service=error.service)
+            raise
+        caller = assumed_role_caller(answer, call.endpoint.partition)
+        if caller.account not in self.authorized_accounts:
+            raise Denied(DenyReason.ACCOUNT_NOT_AUTHORIZED, f"account {caller.account} is not authorized")
+        if self.replay is not None:
+            self.replay.claim(call)
+        role = self.roles.get(caller.account, caller.role_name, role_id=caller.role_id)
+        if role.role_id != caller.role_id:
+            raise Denied(
+                DenyReason.ROLE_MISMATCH,
+                f"role {role.name} was re-created since these credentials were issued (RoleId differs)",
+            )
+        tags = role_tags(role.tags)
+        if isinstance(tags, list):
+            rules = ", ".join(sorted({violation.rule for violation in tags}))
+            raise Denied(DenyReason.INVALID_ROLE_TAGS, f"role {role.name} has invalid kuma.io tags: {rules}")
+        return AuthenticatedRole(caller=caller, role=role, tags=tags)
+
+    def verify(self, request: VerifyRequest) -> Decision:
+        """A decision for well-formed input; InvalidRequest and UpstreamError propagate to the HTTP layer."""
+        try:
+            authenticated = self.authenticate(request.token)
+            mismatch = claim_mismatch(authenticated.tags, request.dataplane.claim())
+            if mismatch is not None:
+                raise Denied(mismatch.reason, mismatch.message)
+        except Denied as denied:
+            metrics_count("Denied", reason=denied.reason.value)
+            logger.info(
+                "identity denied",
+                extra={
+                    "reason": denied.reason.value,
+                    "detail": denied.message,
+                    "dataplane": request.dataplane.name,
+                },
+            )
+            return Decision(allowed=False, reason=denied.reason, message=denied.message)
+        identity = authenticated.identity()
+        metrics_count("Allowed")
+        logger.info(
+            "identity allowed",
+            extra={
+                "account": identity.account,
+                "roleArn": identity.arn,
+                "sessionName": identity.sessionName,
+                "mesh": identity.mesh,
+                "dataplane": request.dataplane.name,
+            },
+        )
+        return Decision(allowed=True, identity=identity)
+
+
+def build_verifier(settings: VerifierSettings, session: boto3.Session | None = None) -> IdentityVerifier:
+    """Wire the verifier from settings; one per container, so caches and connection pools are reused."""
+    session = session or boto3.Session(region_name=settings.region)
+    config = aws_client_config(settings.upstream_timeout_seconds)
+    clients = IamClients(
+        session,
+        reader_role_name=settings.reader_role_name,
+        config=config,
+        iam_endpoint_url=settings.iam_endpoint_url,
+        sts_endpoint_url=settings.sts_endpoint_url,
+    )
+    max_age = timedelta(seconds=settings.max_token_age_seconds)
+    replay = None
+    if settings.replay_table_name:
+        dynamodb = session.client("dynamodb", endpoint_url=settings.dynamodb_endpoint_url, config=config)
+        replay = ReplayGuard(dynamodb, settings.replay_table_name, max_age)
+    return IdentityVerifier(
+        policy=TokenPolicy(
+            server_id=settings.server_id,
+            max_age=max_age,
+            max_skew=timedelta(seconds=settings.max_clock_skew_seconds),
+        ),
+        authorized_accounts=settings.authorized_account_ids,
+        sts=StsForwarder(settings.upstream_timeout_seconds, settings.sts_endpoint_url),
+        roles=RoleDirectory(clients.for_account, ttl_seconds=settings.role_cache_ttl_seconds),
+        replay=replay,
+    )
+
+
+def verifier_from_env(environ: Mapping[str, str]) -> IdentityVerifier:
+    return build_verifier(VerifierSettings.from_env(environ))
