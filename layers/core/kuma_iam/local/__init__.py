@@ -1,0 +1,1 @@
+"""Local stand-ins for AWS: an embedded moto server, its demo world, an API Gateway-like HTTP front."""
