@@ -57,7 +57,20 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--moto-port", type=int, default=5000, help="port of the embedded AWS")
     serve.add_argument("--host", default="127.0.0.1", help="address the embedded AWS listens on")
     serve.add_argument("--server-id", default="kuma-demo", help="the server id the local verifier expects")
+    serve.add_argument("--functions", default="functions", help="folder holding the handlers")
     serve.set_defaults(run=_serve)
+
+    events = commands.add_parser("events", help="re-sign the sample events against a running `serve`")
+    events.add_argument("--world", default=".local/world.json", help="the state file `serve` wrote")
+    events.add_argument(
+        "--out", default="events", help="folder to write <function>/<case>.json and env.json into"
+    )
+    events.add_argument(
+        "--container-endpoint",
+        help="where a `sam local` container reaches the embedded AWS (default: host.docker.internal)",
+    )
+    events.add_argument("--server-id", default="kuma-demo")
+    events.set_defaults(run=_events)
     return parser
 
 
@@ -121,6 +134,32 @@ def _serve(args: argparse.Namespace) -> int:
     from kuma_iam.local.serve import serve  # the local stack pulls in moto: load it only here
 
     return serve(args)
+
+
+def _events(args: argparse.Namespace) -> int:
+    from pathlib import Path
+    from urllib.parse import urlsplit
+
+    from kuma_iam.local.events import sam_env_vars, write_events
+    from kuma_iam.local.seed import DemoWorld
+
+    world_file = Path(args.world)
+    if not world_file.is_file():
+        print(
+            f"kuma-iam: {world_file} not found: start `kuma-iam serve --host 0.0.0.0` first", file=sys.stderr
+        )
+        return 2
+    world = DemoWorld.from_json(world_file.read_text())
+    out = Path(args.out)
+    written = write_events(world, out, server_id=args.server_id)
+    endpoint = args.container_endpoint or f"http://host.docker.internal:{urlsplit(world.endpoint_url).port}"
+    env_file = out / "env.json"
+    env_file.write_text(
+        json.dumps(sam_env_vars(world, endpoint_url=endpoint, server_id=args.server_id), indent=2)
+    )
+    for path in [*written, env_file]:
+        print(path)
+    return 0
 
 
 if __name__ == "__main__":

@@ -131,7 +131,7 @@ def claim_mismatch(role: RoleTags, claim: DataplaneClaim) -> Mismatch | None:
     """The first way the claim exceeds what the role's tags allow, in the order the design lists them."""
     if claim.type != role.type:
         return Mismatch(
-            DenyReason.TYPE_MISMATCH, f"the role is for a {role.type}, the claim is a {claim.type}"
+            DenyReason.TYPE_MISMATCH, f"the role is for type {role.type}, the claim is type {claim.type}"
         )
     if role.mesh is not None and claim.mesh != role.mesh:
         return Mismatch(

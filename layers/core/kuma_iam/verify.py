@@ -83,7 +83,10 @@ class Decision(BaseModel):
     message: str | None = None
 
     def body(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", exclude_none=True)
+        """An allow carries the whole identity (nulls included); a deny its reason and message."""
+        if self.identity is not None:
+            return {"allowed": True, "identity": self.identity.model_dump(mode="json")}
+        return {"allowed": False, "reason": self.reason, "message": self.message}
 
 
 @dataclass(frozen=True, slots=True)

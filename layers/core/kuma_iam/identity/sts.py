@@ -108,7 +108,10 @@ def _error_code(payload: bytes) -> str | None:
         root = _parse_document(payload)
     except UpstreamUnavailable:
         return None
-    code = root.find(f"{NAMESPACE}Error/{NAMESPACE}Code")
-    if code is None:
-        code = root.find("Error/Code")  # some error documents carry no namespace
-    return (code.text or "").strip()[:64] if code is not None else None
+    # Error documents come in more than one namespace (or none): match on local names.
+    for error in root.iter():
+        if error.tag.rsplit("}", 1)[-1] == "Error":
+            for child in error:
+                if child.tag.rsplit("}", 1)[-1] == "Code":
+                    return (child.text or "").strip()[:64] or None
+    return None

@@ -56,6 +56,8 @@ class GatewayCaller:
     account_id: str
     user_arn: str
     user_id: str
+    # Set for temporary credentials (e.g. `serve --aws` with an SSO session): the request must carry it.
+    session_token: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -154,9 +156,9 @@ def verify_signature(
     caller = callers.get(access_key_id)
     if caller is None:
         raise SignatureRejected("unknown access key")
-    if request.header_values("x-amz-security-token"):
-        # Only long-term keys are known here; a session token means credentials this gateway cannot check.
-        raise SignatureRejected("temporary credentials are not accepted")
+    session_tokens = request.header_values("x-amz-security-token")
+    if session_tokens != ([caller.session_token] if caller.session_token else []):
+        raise SignatureRejected("session token missing, unexpected or wrong")
     content_sha256 = _single_header(request, "x-amz-content-sha256")
     if content_sha256 is not None and content_sha256 != hashlib.sha256(request.body).hexdigest():
         raise SignatureRejected("X-Amz-Content-SHA256 does not match the body")
@@ -179,7 +181,11 @@ def verify_signature(
         headers=signed_headers,
     )
     aws_request.context["timestamp"] = amz_date
-    signer = SigV4Auth(Credentials(caller.access_key_id, caller.secret_access_key), _SIGV4_SERVICE, region)
+    signer = SigV4Auth(
+        Credentials(caller.access_key_id, caller.secret_access_key, caller.session_token),
+        _SIGV4_SERVICE,
+        region,
+    )
     headers_to_sign = signer.headers_to_sign(aws_request)
     if signer.signed_headers(headers_to_sign) != fields["SignedHeaders"]:
         # Not canonical, or it names a header botocore never signs: the two sides would hash different text.

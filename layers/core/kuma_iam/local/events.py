@@ -1,0 +1,191 @@
+"""The sample events under events/: one table of cases, re-signed against a running embedded AWS on demand."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from botocore.credentials import ReadOnlyCredentials
+
+from kuma_iam.identity.signer import sign_identity_request
+from kuma_iam.identity.token import encode_compact, encode_vault
+from kuma_iam.local.gateway import GatewayRequest, build_event
+from kuma_iam.local.seed import (
+    HOME_ACCOUNT,
+    OUTSIDER_ACCOUNT,
+    PARTNER_ACCOUNT,
+    DemoWorld,
+    control_plane_caller,
+    task_credentials,
+    verifier_environment,
+)
+
+VERIFY_ROUTE = "POST /v1/verify"
+
+
+@dataclass(frozen=True)
+class VerifierCase:
+    """One sample request to /v1/verify: who signs the token, what it claims, and the answer to expect."""
+
+    name: str
+    dataplane: dict[str, Any]
+    signer: (
+        tuple[str, str] | Literal["ci-user"] | None
+    )  # (account, task role), a plain IAM user, or a fixed token
+    expected_status: int = 200
+    expected_reason: str | None = None
+    encoding: Literal["compact", "vault"] = "compact"
+    fixed_token: str | None = None
+    forge_signature: bool = False
+    server_id: str | None = None  # None: the verifier's own
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def expected_allowed(self) -> bool | None:
+        if self.expected_status != 200:
+            return None
+        return self.expected_reason is None
+
+
+def _dataplane(mesh: str | None, service: str | None = None, **more: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {"type": "dataplane", "mesh": mesh, "name": f"{service or 'dp'}-01", **more}
+    if service is not None:
+        spec["tags"] = {"kuma.io/service": [service]}
+    return spec
+
+
+BACKEND = (HOME_ACCOUNT, "backend-task")
+VERIFIER_CASES: tuple[VerifierCase, ...] = (
+    VerifierCase("allowed", _dataplane("default", "backend"), BACKEND),
+    VerifierCase("allowed-vault-encoding", _dataplane("default", "backend"), BACKEND, encoding="vault"),
+    VerifierCase(
+        "allowed-partner-account", _dataplane("payments", "payments"), (PARTNER_ACCOUNT, "payments-task")
+    ),
+    VerifierCase(
+        "allowed-ingress",
+        {"type": "ingress", "mesh": None, "name": "ingress-01"},
+        (HOME_ACCOUNT, "ingress-task"),
+    ),
+    VerifierCase(
+        "mesh-mismatch", _dataplane("payments", "backend"), BACKEND, expected_reason="mesh_mismatch"
+    ),
+    VerifierCase(
+        "service-mismatch", _dataplane("default", "frontend"), BACKEND, expected_reason="service_mismatch"
+    ),
+    VerifierCase(
+        "type-mismatch",
+        _dataplane("default", "gateway"),
+        (HOME_ACCOUNT, "ingress-task"),
+        expected_reason="type_mismatch",
+    ),
+    VerifierCase(
+        "workload-mismatch",
+        _dataplane("default", "worker", workload="billing"),
+        (HOME_ACCOUNT, "worker-task"),
+        expected_reason="workload_mismatch",
+    ),
+    VerifierCase(
+        "invalid-role-tags",
+        _dataplane("default"),
+        (HOME_ACCOUNT, "bad-type-task"),
+        expected_reason="invalid_role_tags",
+    ),
+    VerifierCase(
+        "account-not-authorized",
+        _dataplane("default", "backend"),
+        (OUTSIDER_ACCOUNT, "intruder-task"),
+        expected_reason="account_not_authorized",
+    ),
+    VerifierCase(
+        "unsupported-principal", _dataplane("default"), "ci-user", expected_reason="unsupported_principal"
+    ),
+    VerifierCase(
+        "sts-rejected",
+        _dataplane("default", "backend"),
+        BACKEND,
+        forge_signature=True,
+        expected_reason="sts_rejected",
+    ),
+    VerifierCase(
+        "wrong-server-id",
+        _dataplane("default", "backend"),
+        BACKEND,
+        server_id="other-cp",
+        expected_status=400,
+    ),
+    VerifierCase(
+        "malformed-token",
+        _dataplane("default", "backend"),
+        None,
+        fixed_token="kuma-aws-v1.not*base64",  # noqa: S106 - a malformed sample, not a secret
+        expected_status=400,
+    ),
+)
+
+
+def sign_case_token(world: DemoWorld, case: VerifierCase, *, server_id: str) -> str | dict[str, str]:
+    """A fresh token for `case`, signed with real credentials from the embedded AWS."""
+    if case.fixed_token is not None:
+        return case.fixed_token
+    if case.signer == "ci-user":
+        credentials = ReadOnlyCredentials(world.ci_user.access_key_id, world.ci_user.secret_access_key, None)
+    elif case.signer is not None:
+        issued = task_credentials(world, *case.signer)
+        credentials = ReadOnlyCredentials(
+            issued["AWS_ACCESS_KEY_ID"], issued["AWS_SECRET_ACCESS_KEY"], issued["AWS_SESSION_TOKEN"]
+        )
+    else:
+        raise ValueError(f"case {case.name} has neither a signer nor a fixed token")
+    if case.forge_signature:
+        # Real key id and session token, wrong secret: only STS can tell, and it must say no.
+        credentials = ReadOnlyCredentials(credentials.access_key, "forged-secret", credentials.token)
+    signed = sign_identity_request(credentials, server_id=case.server_id or server_id, region=world.region)
+    return encode_compact(signed) if case.encoding == "compact" else encode_vault(signed)
+
+
+def verify_event(world: DemoWorld, case: VerifierCase, *, server_id: str) -> dict[str, Any]:
+    """The API Gateway HTTP API event the verifier receives for `case`."""
+    body = json.dumps(
+        {"token": sign_case_token(world, case, server_id=server_id), "dataplane": case.dataplane}
+    )
+    request = GatewayRequest(
+        method="POST",
+        raw_path="/v1/verify",
+        raw_query="",
+        headers=(("content-type", "application/json"), ("host", "verifier.local")),
+        body=body.encode(),
+        source_ip="10.0.0.10",
+    )
+    return build_event(
+        request,
+        route_key=VERIFY_ROUTE,
+        caller=control_plane_caller(world),
+        api_account_id=world.home_account,
+        request_id=str(uuid.uuid4()),
+        received_at=datetime.now(UTC),
+    )
+
+
+def write_events(world: DemoWorld, out_dir: Path, *, server_id: str) -> list[Path]:
+    """Write out_dir/verifier/<case>.json for every case; returns the paths written."""
+    folder = out_dir / "verifier"
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for case in VERIFIER_CASES:
+        path = folder / f"{case.name}.json"
+        path.write_text(json.dumps(verify_event(world, case, server_id=server_id), indent=2) + "\n")
+        written.append(path)
+    return written
+
+
+def sam_env_vars(world: DemoWorld, *, endpoint_url: str, server_id: str) -> dict[str, dict[str, str]]:
+    """`sam local invoke --env-vars` content: the verifier reaches the embedded AWS at `endpoint_url`."""
+    environment = verifier_environment(world, server_id=server_id)
+    for name in environment:
+        if name.startswith("AWS_ENDPOINT_URL"):
+            environment[name] = endpoint_url
+    return {"VerifierFunction": environment}

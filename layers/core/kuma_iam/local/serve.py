@@ -1,0 +1,177 @@
+"""`kuma-iam serve`: the real verifier handler behind a local IAM-checking gateway, embedded or real AWS."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+import threading
+from pathlib import Path
+
+import boto3
+
+from kuma_iam.local.embedded_aws import EmbeddedAws
+from kuma_iam.local.events import VERIFIER_CASES, VERIFY_ROUTE, VerifierCase
+from kuma_iam.local.gateway import GatewayCaller, LocalGateway, load_handler
+from kuma_iam.local.seed import (
+    DemoWorld,
+    control_plane_caller,
+    seed_demo_world,
+    task_credentials,
+    verifier_environment,
+)
+
+STATE_DIR = Path(".local")
+
+
+def serve(args: argparse.Namespace) -> int:
+    handler_path = Path(args.functions) / "verifier" / "app.py"
+    if not handler_path.is_file():
+        print(f"kuma-iam: {handler_path} not found: run serve from the repository root", file=sys.stderr)
+        return 2
+    if args.aws:
+        return _serve_on_aws(args, handler_path)
+    with EmbeddedAws(host=args.host, port=args.moto_port) as aws:
+        world = seed_demo_world(aws)
+        aws.enable_signature_checks()
+        os.environ.update(verifier_environment(world, server_id=args.server_id))
+        handler = load_handler(handler_path)
+        caller = control_plane_caller(world)
+        with LocalGateway(
+            {VERIFY_ROUTE: handler}, [caller], api_account_id=world.home_account, port=args.port
+        ) as gw:
+            print(_demo_instructions(world, f"{gw.endpoint_url}/v1/verify", args.server_id))
+            _wait_for_interrupt()
+    return 0
+
+
+def _serve_on_aws(args: argparse.Namespace, handler_path: Path) -> int:
+    """Serve against the account of your own credentials; only those credentials may call the gateway."""
+    session = boto3.Session()
+    credentials = session.get_credentials()
+    if credentials is None:
+        print("kuma-iam: serve --aws needs AWS credentials", file=sys.stderr)
+        return 2
+    identity = session.client("sts").get_caller_identity()
+    os.environ.setdefault("KMESH_AWSIAM_AUTHORIZEDACCOUNTIDS", identity["Account"])
+    os.environ.setdefault("KUMA_IAM_SERVER_ID", args.server_id)
+    os.environ.setdefault("AWS_REGION", session.region_name or "us-east-1")
+    frozen = credentials.get_frozen_credentials()
+    if frozen.access_key is None or frozen.secret_key is None:
+        print("kuma-iam: serve --aws needs complete AWS credentials", file=sys.stderr)
+        return 2
+    caller = GatewayCaller(
+        access_key_id=frozen.access_key,
+        secret_access_key=frozen.secret_key,
+        session_token=frozen.token,
+        account_id=identity["Account"],
+        user_arn=identity["Arn"],
+        user_id=identity["UserId"],
+    )
+    handler = load_handler(handler_path)
+    with LocalGateway(
+        {VERIFY_ROUTE: handler}, [caller], api_account_id=identity["Account"], port=args.port
+    ) as gw:
+        kuma = _kuma_iam_command()
+        print(
+            f"kuma-iam verifier on AWS account {identity['Account']}, at {gw.endpoint_url}/v1/verify\n"
+            f"authorized accounts: {os.environ['KMESH_AWSIAM_AUTHORIZEDACCOUNTIDS']}; "
+            f"server id: {os.environ['KUMA_IAM_SERVER_ID']}\n"
+            "From a task (or any shell with a tagged role's credentials):\n"
+            f"  {kuma} verify --url {gw.endpoint_url}/v1/verify --mesh default "
+            f'--token "$({kuma} token --server-id {os.environ["KUMA_IAM_SERVER_ID"]})"\n'
+            "Ctrl-C stops it."
+        )
+        _wait_for_interrupt()
+    return 0
+
+
+def _demo_instructions(world: DemoWorld, url: str, server_id: str) -> str:
+    STATE_DIR.mkdir(exist_ok=True)
+    (STATE_DIR / "world.json").write_text(world.to_json())
+    control_plane = _env_file(
+        "control-plane",
+        {
+            "AWS_ACCESS_KEY_ID": world.control_plane.access_key_id,
+            "AWS_SECRET_ACCESS_KEY": world.control_plane.secret_access_key,
+            "AWS_REGION": world.region,
+        },
+    )
+    kuma = _kuma_iam_command()
+    lines = [
+        f"kuma-iam verifier on the embedded AWS ({world.endpoint_url}, SigV4 checked), at {url}",
+        f"authorized accounts {world.home_account}, {world.partner_account}; "
+        f"not authorized {world.outsider_account}; "
+        f"server id {server_id!r}.",
+        f"Events for `sam local invoke`: {kuma} events --world {STATE_DIR / 'world.json'}",
+        "Try it (each line signs a fresh token with a task role's credentials and asks the verifier):",
+    ]
+    for case in VERIFIER_CASES:
+        expected = (
+            "allow" if case.expected_allowed else case.expected_reason or f"HTTP {case.expected_status}"
+        )
+        lines.append(f"\n# {case.name} -> {expected}")
+        lines.append(
+            f"env $(cat {control_plane}) {kuma} verify --url {url} {_claim_flags(case)} "
+            f"--token {_token_expression(world, case, kuma, server_id)}"
+        )
+    lines.append("\nCtrl-C stops the stack.")
+    return "\n".join(lines)
+
+
+def _token_expression(world: DemoWorld, case: VerifierCase, kuma: str, server_id: str) -> str:
+    if case.fixed_token is not None:
+        return shlex.quote(case.fixed_token)
+    if case.signer == "ci-user":
+        environment = {
+            "AWS_ACCESS_KEY_ID": world.ci_user.access_key_id,
+            "AWS_SECRET_ACCESS_KEY": world.ci_user.secret_access_key,
+        }
+        name = "ci-user"
+    elif case.signer is not None:
+        account, role = case.signer
+        environment = task_credentials(world, account, role)
+        name = f"{account}-{role}"
+    else:
+        raise ValueError(f"case {case.name} has no signer")
+    if case.forge_signature:
+        environment = {**environment, "AWS_SECRET_ACCESS_KEY": "forged-secret"}
+        name += "-forged"
+    credentials = _env_file(name, {**environment, "AWS_REGION": world.region})
+    token_format = " --format vault" if case.encoding == "vault" else ""
+    return (
+        f'"$(env $(cat {credentials}) {kuma} token --server-id {case.server_id or server_id}{token_format})"'
+    )
+
+
+def _claim_flags(case: VerifierCase) -> str:
+    spec = case.dataplane
+    flags = [f"--type {spec['type']}", f"--name {spec['name']}"]
+    if spec.get("mesh"):
+        flags.append(f"--mesh {spec['mesh']}")
+    flags += [f"--service {service}" for service in spec.get("tags", {}).get("kuma.io/service", [])]
+    if spec.get("workload"):
+        flags.append(f"--workload {spec['workload']}")
+    return " ".join(flags)
+
+
+def _env_file(name: str, environment: dict[str, str]) -> Path:
+    """Credentials for the printed commands live in files (mode 600), not in the terminal's scrollback."""
+    folder = STATE_DIR / "credentials"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.env"
+    path.touch(mode=0o600)
+    path.write_text("".join(f"{key}={value}\n" for key, value in environment.items()))
+    return path
+
+
+def _kuma_iam_command() -> str:
+    return os.path.relpath(Path(sys.executable).parent / "kuma-iam")
+
+
+def _wait_for_interrupt() -> None:
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        print("\nstopping")
