@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, cast
 from unittest import mock
 from xml.etree import ElementTree
@@ -29,7 +28,6 @@ from kuma_iam.local.seed import (
     UserCredentials,
     control_plane_caller,
     recreate_role,
-    seed_demo_world,
     task_credentials,
     verifier_environment,
 )
@@ -48,19 +46,6 @@ GET_CALLER_IDENTITY = "Action=GetCallerIdentity&Version=2011-06-15"
 # Named to move to tests/integration/conftest.py as they are. Module scope, not session: moto's state and
 # its auth switch are process globals, so an in-process mock_aws test running while this world is up would
 # wipe it, and would itself fail on the signature checks.
-@pytest.fixture(scope="module")
-def embedded_aws() -> Iterator[EmbeddedAws]:
-    with EmbeddedAws() as aws:
-        yield aws
-
-
-@pytest.fixture(scope="module")
-def demo_world(embedded_aws: EmbeddedAws) -> DemoWorld:
-    world = seed_demo_world(embedded_aws)
-    embedded_aws.enable_signature_checks()
-    return world
-
-
 def client(world: DemoWorld, service: str, credentials: dict[str, str] | UserCredentials) -> Any:
     if isinstance(credentials, UserCredentials):
         credentials = {

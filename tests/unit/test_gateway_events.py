@@ -223,9 +223,19 @@ class TestVerifySignature:
         with pytest.raises(SignatureRejected, match="unknown access key"):
             verify_signature(signed_request(), {}, region=REGION, now=now())
 
-    def test_rejects_temporary_credentials(self) -> None:
-        with pytest.raises(SignatureRejected, match="temporary credentials"):
+    def test_rejects_a_session_token_for_long_term_keys(self) -> None:
+        with pytest.raises(SignatureRejected, match="session token"):
             verify_signature(signed_request(session_token="token"), CALLERS, region=REGION, now=now())
+
+    def test_accepts_temporary_credentials_only_with_their_session_token(self) -> None:
+        temporary = {CONTROL_PLANE.access_key_id: replace(CONTROL_PLANE, session_token="session-token")}
+        request = signed_request(session_token="session-token")
+
+        assert verify_signature(request, temporary, region=REGION, now=now()).session_token == "session-token"
+        with pytest.raises(SignatureRejected, match="session token"):
+            verify_signature(signed_request(), temporary, region=REGION, now=now())
+        with pytest.raises(SignatureRejected, match="session token"):
+            verify_signature(signed_request(session_token="other"), temporary, region=REGION, now=now())
 
     @pytest.mark.parametrize(
         ("service", "region"), [("sts", REGION), ("execute-api", "eu-west-1")], ids=["service", "region"]
