@@ -1,0 +1,44 @@
+"""Shared fixtures for the pure unit tier: requests signed the way a sidecar signs them, and the policy."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from botocore.credentials import ReadOnlyCredentials
+from kuma_iam.identity.checks import TokenPolicy
+from kuma_iam.identity.signer import sign_identity_request
+from kuma_iam.identity.token import SignedRequest
+
+SERVER_ID = "cp-unit-test"
+ACCESS_KEY_ID = "ASIAEXAMPLEEXAMPLE01"
+
+
+def _sign(region: str) -> SignedRequest:
+    credentials = ReadOnlyCredentials(ACCESS_KEY_ID, "secret", "session-token")
+    return sign_identity_request(credentials, server_id=SERVER_ID, region=region)
+
+
+@pytest.fixture(scope="session")
+def sign() -> Callable[[str], SignedRequest]:
+    """Sign a GetCallerIdentity for a region with session (task-role-like) credentials, via our signer."""
+    return _sign
+
+
+@pytest.fixture(scope="session")
+def signed_request() -> SignedRequest:
+    # Session scope, so hypothesis tests may use it; checks take `now` from `signed_at`, not the clock.
+    return _sign("us-east-1")
+
+
+@pytest.fixture(scope="session")
+def signed_at(signed_request: SignedRequest) -> datetime:
+    """The instant the request says it was signed: token age is measured from here, never the wall clock."""
+    amz_date = dict(signed_request.headers)["X-Amz-Date"]
+    return datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+
+
+@pytest.fixture(scope="session")
+def policy() -> TokenPolicy:
+    return TokenPolicy(server_id=SERVER_ID, max_age=timedelta(seconds=900), max_skew=timedelta(seconds=300))
