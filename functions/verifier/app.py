@@ -9,6 +9,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from kuma_iam.http import install_error_handlers, json_response, parse_body
 from kuma_iam.observability import logger, metrics
 from kuma_iam.verify import IdentityVerifier, VerifyRequest, verifier_from_env

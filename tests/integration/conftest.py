@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from botocore.credentials import ReadOnlyCredentials
+
 from kuma_iam.identity.signer import sign_identity_request
 from kuma_iam.identity.token import SignedRequest, encode_compact, encode_vault
 from kuma_iam.local.embedded_aws import EmbeddedAws

@@ -15,6 +15,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
+
 from kuma_iam.local.embedded_aws import EmbeddedAws
 from kuma_iam.local.gateway import LocalGateway
 from kuma_iam.local.seed import (

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from botocore.credentials import ReadOnlyCredentials
+
 from kuma_iam.identity.checks import TokenPolicy
 from kuma_iam.identity.signer import sign_identity_request
 from kuma_iam.identity.token import SignedRequest

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pydantic
 import pytest
+
 from kuma_iam.config import VerifierSettings
 from kuma_iam.errors import ConfigError
 
@@ -133,11 +134,6 @@ def test_region_comes_from_the_lambda_variables(env: dict[str, str], region: str
     assert settings(**env).region == region
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core gap: an empty AWS_REGION is taken as region '' (and hides AWS_DEFAULT_REGION), while the "
-    "empty endpoint variables are treated as unset; treat an empty region as unset too",
-)
 def test_empty_aws_region_is_treated_as_unset() -> None:
     assert settings(AWS_REGION="", AWS_DEFAULT_REGION="ap-south-1").region == "ap-south-1"
 

@@ -15,6 +15,7 @@ import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+
 from kuma_iam.local.gateway import (
     GatewayCaller,
     GatewayRequest,

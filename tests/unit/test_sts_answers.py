@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from kuma_iam.errors import Denied, DenyReason, UpstreamThrottled, UpstreamUnavailable
 from kuma_iam.identity.caller import AssumedRoleCaller, StsAnswer, assumed_role_caller
 from kuma_iam.identity.sts import _interpret
@@ -234,12 +235,6 @@ def test_an_oversized_error_code_is_cut_short_in_the_message() -> None:
     assert len(denied.value.message) < 200
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug (wrong reason): any non-200 status below 500 without a throttling code is reported as "
-    "Denied(sts_rejected), even when no STS error document came back (a proxy's 404, a 204, a JSON body); "
-    "only an STS ErrorResponse with a Code should deny, anything else is upstream_unavailable",
-)
 @pytest.mark.parametrize(
     ("status", "payload"),
     [

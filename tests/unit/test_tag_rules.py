@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from kuma_iam.errors import DenyReason
 from kuma_iam.rules import (
     DataplaneClaim,
@@ -164,11 +165,6 @@ def test_wrong_type_value_fires_invalid_not_missing() -> None:
     assert [v.rule for v in tag_violations({TYPE: "sidecar", MESH: "default"})] == ["kuma-type-invalid"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: DNS_LABEL / SERVICE_NAME are applied with re.match and '$', which also matches "
-    "before a trailing newline, so 'default\\n' passes as a valid Kuma name; use fullmatch",
-)
 @pytest.mark.parametrize("key", [MESH, SERVICE, WORKLOAD])
 def test_value_with_a_trailing_newline_is_malformed(key: str) -> None:
     assert rules_of(tag_violations({**DATAPLANE, key: "default\n"})) == [("kuma-value-malformed", key)]

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+
 from kuma_iam.errors import InvalidRequest
 from kuma_iam.identity.token import (
     COMPACT_PREFIX,
@@ -133,11 +134,6 @@ def test_vault_headers_may_be_strings_or_lists_of_strings() -> None:
     assert decoded.body == "Action=GetCallerIdentity&Version=2011-06-15"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: encode_vault builds {name: [value]} so a repeated header keeps only its last value; "
-    "it should group every value of a name into one list",
-)
 def test_vault_encoding_keeps_every_repetition_of_a_header() -> None:
     request = SignedRequest("POST", "https://x/", (("A", "1"), ("A", "2")), "")
     assert decode_token(encode_vault(request)) == request

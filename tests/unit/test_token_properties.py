@@ -9,6 +9,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+
 from kuma_iam.errors import Denied, InvalidRequest
 from kuma_iam.identity.checks import (
     ALLOWED_HEADERS,

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pytest
+
 from kuma_iam.errors import InvalidRequest
 from kuma_iam.http import MAX_BODY_BYTES, parse_body
 from kuma_iam.rules import DataplaneClaim, ProxyType
@@ -191,12 +192,6 @@ def test_message_never_echoes_the_token(raw: str) -> None:
     assert SECRET_FRAGMENT not in refusal(raw)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core gap (unclear message): a token of the wrong JSON type is reported as "
-    "'token.str: Input should be a valid string' (pydantic's first union branch); it should say the token "
-    "must be a compact string or a Vault login object, as decode_token does",
-)
 @pytest.mark.parametrize("token", [42, [SECRET_TOKEN], None, True], ids=["number", "list", "null", "bool"])
 def test_token_of_the_wrong_type_is_named_for_both_accepted_forms(token: Any) -> None:
     message = refusal(body(token=token))
@@ -205,11 +200,6 @@ def test_token_of_the_wrong_type_is_named_for_both_accepted_forms(token: Any) ->
     assert "Vault" in message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: parse_body compares len(body) (characters) with MAX_BODY_BYTES, so a body of "
-    "multi-byte characters can be several times the limit in bytes; compare len(body.encode())",
-)
 def test_body_over_the_limit_in_utf8_bytes_is_refused_as_oversized() -> None:
     raw = json.dumps({"token": "t", "dataplane": dataplane(name="€" * 30_000)}, ensure_ascii=False)
     assert len(raw) <= MAX_BODY_BYTES < len(raw.encode())

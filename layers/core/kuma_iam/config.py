@@ -10,7 +10,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
 from kuma_iam.errors import ConfigError
 
-ACCOUNT_ID = re.compile(r"^\d{12}$")
+ACCOUNT_ID = re.compile(r"[0-9]{12}")
 
 
 class VerifierSettings(BaseModel):
@@ -50,14 +50,9 @@ class VerifierSettings(BaseModel):
         if isinstance(value, str):
             value = [part.strip() for part in value.split(",") if part.strip()]
         for account in value:
-            if not ACCOUNT_ID.match(account):
+            if not ACCOUNT_ID.fullmatch(account):
                 raise ValueError(f"{account!r} is not a 12-digit AWS account id")
         return frozenset(value)
-
-    @field_validator("sts_endpoint_url", "iam_endpoint_url", "dynamodb_endpoint_url", "replay_table_name")
-    @classmethod
-    def _empty_is_unset(cls, value: str | None) -> str | None:
-        return value or None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> VerifierSettings:
@@ -66,8 +61,9 @@ class VerifierSettings(BaseModel):
 
 def parse_settings[T: BaseModel](model: type[T], environ: Mapping[str, str]) -> T:
     """Validate `environ` into `model`, or fail with one message naming every bad variable."""
+    # An empty variable means unset, as the SDKs treat it (and as CloudFormation writes an optional value).
     try:
-        return model.model_validate(dict(environ))
+        return model.model_validate({name: value for name, value in environ.items() if value != ""})
     except ValidationError as error:
         problems = []
         for item in error.errors():

@@ -27,7 +27,7 @@ def parse_body[T: BaseModel](model: type[T], body: str | None) -> T:
     """Validate a JSON body into `model`; the first problem is named precisely, its value never echoed."""
     if not body:
         raise InvalidRequest("request body is empty")
-    if len(body) > MAX_BODY_BYTES:
+    if len(body.encode()) > MAX_BODY_BYTES:
         raise InvalidRequest(f"request body is larger than {MAX_BODY_BYTES} bytes")
     try:
         return model.model_validate_json(body)

@@ -17,8 +17,8 @@ WORKLOAD_TAG = "kuma.io/workload"
 KNOWN_TAGS = frozenset({TYPE_TAG, MESH_TAG, SERVICE_TAG, WORKLOAD_TAG})
 
 # Kuma resource names (meshes, workloads) are DNS-1123 labels; service names also allow '_' and '.'.
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-SERVICE_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,251}[A-Za-z0-9])?$")
+DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+SERVICE_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9_.-]{0,251}[A-Za-z0-9])?")
 
 
 class ProxyType(StrEnum):
@@ -95,7 +95,7 @@ def tag_violations(tags: Mapping[str, str]) -> list[TagViolation]:
             )
         )
     for key, pattern in ((MESH_TAG, DNS_LABEL), (WORKLOAD_TAG, DNS_LABEL), (SERVICE_TAG, SERVICE_NAME)):
-        if key in tags and not pattern.match(tags[key]):
+        if key in tags and not pattern.fullmatch(tags[key]):
             violations.append(
                 TagViolation("kuma-value-malformed", Severity.MEDIUM, f"{key} is not a valid Kuma name", key)
             )

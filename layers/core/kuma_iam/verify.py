@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import boto3
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from kuma_iam.config import VerifierSettings
 from kuma_iam.errors import Denied, DenyReason, UpstreamError
@@ -55,6 +55,13 @@ class VerifyRequest(BaseModel):
 
     token: str | dict[str, Any]
     dataplane: DataplaneSpec
+
+    @field_validator("token", mode="before")
+    @classmethod
+    def _token_shape(cls, value: Any) -> Any:
+        if not isinstance(value, str | dict):
+            raise ValueError("token must be a compact string or a Vault login object")
+        return value
 
 
 class VerifiedIdentity(BaseModel):

@@ -8,10 +8,12 @@ from dataclasses import dataclass
 from kuma_iam.errors import Denied, DenyReason, UpstreamUnavailable
 
 ASSUMED_ROLE_ARN = re.compile(
-    r"^arn:(?P<partition>[a-z-]{3,16}):sts::(?P<account>\d{12}):assumed-role/"
-    r"(?P<role>[\w+=,.@-]{1,64})/(?P<session>[\w+=,.@-]{1,64})$"
+    r"arn:(?P<partition>[a-z-]{3,16}):sts::(?P<account>\d{12}):assumed-role/"
+    r"(?P<role>[\w+=,.@-]{1,64})/(?P<session>[\w+=,.@-]{1,64})",
+    re.ASCII,
 )
-ROLE_USER_ID = re.compile(r"^(?P<role_id>AROA[A-Z0-9]{8,124}):(?P<session>[\w+=,.@-]{1,64})$")
+ROLE_USER_ID = re.compile(r"(?P<role_id>AROA[A-Z0-9]{8,124}):(?P<session>[\w+=,.@-]{1,64})", re.ASCII)
+ACCOUNT_ID = re.compile(r"[0-9]{12}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,9 +37,9 @@ class AssumedRoleCaller:
 
 def assumed_role_caller(answer: StsAnswer, partition: str) -> AssumedRoleCaller:
     """Accept only `arn:<partition>:sts::<account>:assumed-role/<role>/<session>` whose parts agree."""
-    if not re.fullmatch(r"\d{12}", answer.account) or f":{answer.account}:" not in answer.arn:
+    if not ACCOUNT_ID.fullmatch(answer.account) or f":{answer.account}:" not in answer.arn:
         raise UpstreamUnavailable("sts", "STS answered with an account that disagrees with the ARN")
-    match = ASSUMED_ROLE_ARN.match(answer.arn)
+    match = ASSUMED_ROLE_ARN.fullmatch(answer.arn)
     if match is None:
         raise Denied(
             DenyReason.UNSUPPORTED_PRINCIPAL,
@@ -50,7 +52,7 @@ def assumed_role_caller(answer: StsAnswer, partition: str) -> AssumedRoleCaller:
         raise Denied(
             DenyReason.UNSUPPORTED_PRINCIPAL, "the caller's partition differs from the STS endpoint's"
         )
-    user_id = ROLE_USER_ID.match(answer.user_id)
+    user_id = ROLE_USER_ID.fullmatch(answer.user_id)
     if user_id is None or user_id["session"] != match["session"]:
         raise UpstreamUnavailable(
             "sts", "STS answered with a UserId that does not belong to the assumed role"

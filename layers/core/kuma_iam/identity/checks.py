@@ -36,15 +36,17 @@ ALLOWED_HEADERS = frozenset(
     }
 )
 MUST_BE_SIGNED = frozenset({"host", "x-amz-date", SERVER_ID_HEADER.lower()})
-HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}$")
-HEADER_VALUE = re.compile(r"^[\t\x20-\x7e]{0,8192}$")
+# Patterns are applied with fullmatch: '$' would also accept a trailing newline.
+HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}")
+HEADER_VALUE = re.compile(r"[\t\x20-\x7e]{0,8192}")
+URL_TEXT = re.compile(r"[!-~]{1,512}")  # printable ASCII, no spaces: urlsplit would silently strip the rest
 AUTHORIZATION = re.compile(
-    r"^AWS4-HMAC-SHA256 Credential=(?P<key>[A-Z0-9]{16,128})/(?P<date>\d{8})/(?P<region>[a-z0-9-]{1,32})"
+    r"AWS4-HMAC-SHA256 Credential=(?P<key>[A-Z0-9]{16,128})/(?P<date>\d{8})/(?P<region>[a-z0-9-]{1,32})"
     r"/(?P<service>[a-z0-9-]{1,32})/aws4_request, ?SignedHeaders=(?P<signed>[a-z0-9;-]{1,1024}),"
-    r" ?Signature=(?P<signature>[0-9a-f]{64})$"
+    r" ?Signature=(?P<signature>[0-9a-f]{64})"
 )
-AMZ_DATE = re.compile(r"^\d{8}T\d{6}Z$")
-CONTENT_TYPE = re.compile(r"^application/x-www-form-urlencoded(; ?charset=utf-8)?$", re.IGNORECASE)
+AMZ_DATE = re.compile(r"[0-9]{8}T[0-9]{6}Z")
+CONTENT_TYPE = re.compile(r"application/x-www-form-urlencoded(; ?charset=utf-8)?", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,18 +80,20 @@ def check_signed_request(request: SignedRequest, policy: TokenPolicy, now: datet
     if request.body not in GET_CALLER_IDENTITY_BODIES:
         raise InvalidRequest("body must be exactly Action=GetCallerIdentity&Version=2011-06-15")
     content_type = headers.get("content-type")
-    if content_type is not None and not CONTENT_TYPE.match(content_type):
+    if content_type is not None and not CONTENT_TYPE.fullmatch(content_type):
         raise InvalidRequest("Content-Type must be application/x-www-form-urlencoded")
     if "content-length" in headers and headers["content-length"] != str(len(request.body.encode())):
         raise InvalidRequest("Content-Length disagrees with the body")
 
     amz_date = headers.get("x-amz-date")
-    if amz_date is None or not AMZ_DATE.match(amz_date):
+    if amz_date is None or not AMZ_DATE.fullmatch(amz_date):
         raise InvalidRequest("X-Amz-Date header is missing or not in the form YYYYMMDDTHHMMSSZ")
+    server_id = headers.get(SERVER_ID_HEADER.lower())
+    if server_id is None:
+        raise InvalidRequest(f"{SERVER_ID_HEADER} header is missing: the sidecar must sign for a server id")
+    if server_id != policy.server_id:
+        raise InvalidRequest(f"{SERVER_ID_HEADER} header names another control plane")
     authorization = _check_authorization(headers, endpoint, amz_date)
-
-    if headers.get(SERVER_ID_HEADER.lower()) != policy.server_id:
-        raise InvalidRequest(f"{SERVER_ID_HEADER} header is missing or names another control plane")
 
     signed_at = _parse_amz_date(amz_date)
     if now - signed_at > policy.max_age:
@@ -113,6 +117,8 @@ def check_signed_request(request: SignedRequest, policy: TokenPolicy, now: datet
 
 
 def _check_url(url: str) -> StsEndpoint:
+    if not URL_TEXT.fullmatch(url):
+        raise InvalidRequest("URL must be printable ASCII without spaces, at most 512 characters")
     if "?" in url or "#" in url:
         raise InvalidRequest("URL must not carry a query string or fragment")
     try:
@@ -134,14 +140,14 @@ def _check_url(url: str) -> StsEndpoint:
 def _check_headers(pairs: tuple[tuple[str, str], ...]) -> dict[str, str]:
     headers: dict[str, str] = {}
     for name, value in pairs:
-        if not HEADER_NAME.match(name):
+        if not HEADER_NAME.fullmatch(name):
             raise InvalidRequest("a header name is not a valid HTTP token")
         key = name.lower()
         if key not in ALLOWED_HEADERS:
             raise InvalidRequest(f"header {name!r} is not allowed")
         if key in headers:
             raise InvalidRequest(f"header {name!r} appears more than once")
-        if not HEADER_VALUE.match(value):
+        if not HEADER_VALUE.fullmatch(value):
             raise InvalidRequest(f"header {name!r} has a value with control characters or is too long")
         headers[key] = value
     if "authorization" not in headers:
@@ -150,7 +156,7 @@ def _check_headers(pairs: tuple[tuple[str, str], ...]) -> dict[str, str]:
 
 
 def _check_authorization(headers: dict[str, str], endpoint: StsEndpoint, amz_date: str) -> dict[str, str]:
-    match = AUTHORIZATION.match(headers["authorization"])
+    match = AUTHORIZATION.fullmatch(headers["authorization"])
     if match is None:
         raise InvalidRequest("Authorization header is not an AWS4-HMAC-SHA256 signature")
     fields = match.groupdict()

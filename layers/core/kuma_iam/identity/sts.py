@@ -72,7 +72,10 @@ def _interpret(status: int, payload: bytes) -> StsAnswer:
         raise UpstreamThrottled("sts", "STS is throttling", retry_after=2)
     if status >= 500:
         raise UpstreamUnavailable("sts", f"STS failed with status {status}")
-    raise Denied(DenyReason.STS_REJECTED, f"STS rejected the signed request: {code or status}")
+    if status in (400, 403) and code is not None:
+        raise Denied(DenyReason.STS_REJECTED, f"STS rejected the signed request: {code}")
+    # Anything else (a 5xx, a proxy's page, no STS error document) says nothing about the caller.
+    raise UpstreamUnavailable("sts", f"STS answered status {status} without an STS error")
 
 
 def _parse_document(payload: bytes) -> ET.Element:

@@ -51,7 +51,9 @@ def encode_compact(request: SignedRequest) -> str:
 
 
 def encode_vault(request: SignedRequest) -> dict[str, str]:
-    headers = {name: [value] for name, value in request.headers}
+    headers: dict[str, list[str]] = {}
+    for name, value in request.headers:
+        headers.setdefault(name, []).append(value)
     return {
         "iam_http_request_method": request.method,
         "iam_request_url": _b64(request.url.encode()),
