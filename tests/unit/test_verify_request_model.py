@@ -91,9 +91,9 @@ REFUSALS = [
     pytest.param(
         body(name="n" * 200) + " " * MAX_BODY_BYTES, "request body is larger than 65536 bytes", id="oversized"
     ),
-    pytest.param("{", "body: Invalid JSON", id="truncated-json"),
-    pytest.param("token=x&dataplane=y", "body: Invalid JSON", id="form-encoded"),
-    pytest.param(body()[:-1] + ",}", "body: Invalid JSON", id="trailing-comma"),
+    pytest.param("{", "request body is not valid JSON", id="truncated-json"),
+    pytest.param("token=x&dataplane=y", "request body is not valid JSON", id="form-encoded"),
+    pytest.param(body()[:-1] + ",}", "request body is not valid JSON", id="trailing-comma"),
     pytest.param("[]", "body: Input should be an object", id="array"),
     pytest.param('"token"', "body: Input should be an object", id="string"),
     pytest.param("null", "body: Input should be an object", id="null"),
@@ -204,3 +204,13 @@ def test_body_over_the_limit_in_utf8_bytes_is_refused_as_oversized() -> None:
     raw = json.dumps({"token": "t", "dataplane": dataplane(name="€" * 30_000)}, ensure_ascii=False)
     assert len(raw) <= MAX_BODY_BYTES < len(raw.encode())
     assert refusal(raw) == f"request body is larger than {MAX_BODY_BYTES} bytes"
+
+
+def test_body_with_a_duplicate_key_is_refused_rather_than_last_one_wins() -> None:
+    # Given a body naming the token twice, as a parser-differential attempt would
+    raw = '{"token": "kuma-aws-v1.first", "token": "kuma-aws-v1.second", "dataplane": {"mesh": "default", "name": "a"}}'
+
+    # When it is parsed / Then it is refused as malformed JSON, without picking either token
+    message = refusal(raw)
+    assert "duplicate key" in message
+    assert "kuma-aws-v1" not in message

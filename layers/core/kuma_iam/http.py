@@ -10,6 +10,7 @@ from pydantic import BaseModel, ValidationError
 
 from kuma_iam.errors import InvalidRequest, UpstreamError
 from kuma_iam.observability import logger
+from kuma_iam.strict_json import load_strict_json
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -29,6 +30,7 @@ def parse_body[T: BaseModel](model: type[T], body: str | None) -> T:
         raise InvalidRequest("request body is empty")
     if len(body.encode()) > MAX_BODY_BYTES:
         raise InvalidRequest(f"request body is larger than {MAX_BODY_BYTES} bytes")
+    load_strict_json(body, "request body")  # refuses duplicate keys, which pydantic would let the last win
     try:
         return model.model_validate_json(body)
     except ValidationError as error:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kuma_iam.errors import InvalidRequest
+from kuma_iam.strict_json import load_strict_json
 
 COMPACT_PREFIX = "kuma-aws-v1."
 # A real token is about 2 KiB (a session token is the largest part); anything far past that is an attack.
@@ -70,7 +71,7 @@ def _decode_compact(token: str) -> SignedRequest:
     encoded = token.removeprefix(COMPACT_PREFIX)
     if "=" in encoded:
         raise InvalidRequest("compact token must be base64url without padding")
-    document = _load_json(
+    document = load_strict_json(
         _b64decode(encoded + "=" * (-len(encoded) % 4), urlsafe=True, what="token"), "token"
     )
     if not isinstance(document, dict) or set(document) != COMPACT_KEYS:
@@ -98,7 +99,7 @@ def _decode_vault(login: Mapping[Any, Any]) -> SignedRequest:
     body = _utf8(
         _b64decode(login["iam_request_body"], urlsafe=False, what="iam_request_body"), "iam_request_body"
     )
-    raw_headers = _load_json(
+    raw_headers = load_strict_json(
         _b64decode(login["iam_request_headers"], urlsafe=False, what="iam_request_headers"),
         "iam_request_headers",
     )
@@ -139,22 +140,6 @@ def _utf8(raw: bytes, what: str) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidRequest(f"{what} is not valid UTF-8") from None
-
-
-def _load_json(raw: bytes, what: str) -> Any:
-    try:
-        return json.loads(_utf8(raw, what), object_pairs_hook=_reject_duplicate_keys)
-    except RecursionError:
-        raise InvalidRequest(f"{what} JSON is nested too deeply") from None
-    except ValueError as error:  # JSONDecodeError, and duplicate keys from the hook
-        raise InvalidRequest(f"{what} is not valid JSON: {error}") from None
-
-
-def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    document = dict(pairs)
-    if len(document) != len(pairs):
-        raise ValueError("duplicate key")
-    return document
 
 
 def _string(value: object, what: str) -> str:
