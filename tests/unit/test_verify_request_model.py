@@ -208,7 +208,10 @@ def test_body_over_the_limit_in_utf8_bytes_is_refused_as_oversized() -> None:
 
 def test_body_with_a_duplicate_key_is_refused_rather_than_last_one_wins() -> None:
     # Given a body naming the token twice, as a parser-differential attempt would
-    raw = '{"token": "kuma-aws-v1.first", "token": "kuma-aws-v1.second", "dataplane": {"mesh": "default", "name": "a"}}'
+    raw = (
+        '{"token": "kuma-aws-v1.first", "token": "kuma-aws-v1.second",'
+        ' "dataplane": {"mesh": "default", "name": "a"}}'
+    )
 
     # When it is parsed / Then it is refused as malformed JSON, without picking either token
     message = refusal(raw)
