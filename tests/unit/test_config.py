@@ -160,3 +160,16 @@ def test_settings_are_frozen_once_parsed() -> None:
     parsed = settings()
     with pytest.raises(pydantic.ValidationError, match="frozen"):
         parsed.server_id = "other"
+
+
+def test_home_account_is_optional_and_must_be_an_account_id() -> None:
+    # Given the account the template passes, then a malformed one
+    base = {"KMESH_AWSIAM_AUTHORIZEDACCOUNTIDS": "111111111111", "KUMA_IAM_SERVER_ID": "cp"}
+
+    # Then a valid id is kept, no id means "learn it from STS", and a bad id names the variable
+    assert VerifierSettings.from_env(
+        {**base, "KUMA_IAM_HOME_ACCOUNT_ID": "111111111111"}
+    ).home_account_id == ("111111111111")
+    assert VerifierSettings.from_env(base).home_account_id is None
+    with pytest.raises(ConfigError, match="KUMA_IAM_HOME_ACCOUNT_ID"):
+        VerifierSettings.from_env({**base, "KUMA_IAM_HOME_ACCOUNT_ID": "12345"})

@@ -28,6 +28,10 @@ class VerifierSettings(BaseModel):
     sts_endpoint_url: Annotated[str | None, Field(validation_alias="AWS_ENDPOINT_URL_STS")] = None
     iam_endpoint_url: Annotated[str | None, Field(validation_alias="AWS_ENDPOINT_URL_IAM")] = None
     dynamodb_endpoint_url: Annotated[str | None, Field(validation_alias="AWS_ENDPOINT_URL_DYNAMODB")] = None
+    # The account the function runs in (the template passes AWS::AccountId); learned from STS when unset.
+    home_account_id: Annotated[
+        str | None, Field(validation_alias="KUMA_IAM_HOME_ACCOUNT_ID", pattern=r"^[0-9]{12}$")
+    ] = None
     reader_role_name: Annotated[str, Field(validation_alias="KUMA_IAM_READER_ROLE_NAME")] = "kuma-iam-reader"
     role_cache_ttl_seconds: Annotated[
         float, Field(validation_alias="KUMA_IAM_ROLE_CACHE_TTL_SECONDS", ge=0, le=3600)

@@ -54,13 +54,14 @@ class IamClients:
         config: Config,
         iam_endpoint_url: str | None = None,
         sts_endpoint_url: str | None = None,
+        home_account: str | None = None,
     ) -> None:
         self._session = session
         self._reader_role_name = reader_role_name
         self._config = config
         self._iam_endpoint_url = iam_endpoint_url
         self._sts = session.client("sts", endpoint_url=sts_endpoint_url, config=config)
-        self._home_account: str | None = None
+        self._home_account = home_account
         self._clients: dict[str, tuple[IAMClient, float]] = {}
         self._lock = threading.Lock()
 

@@ -197,6 +197,7 @@ def build_verifier(settings: VerifierSettings, session: boto3.Session | None = N
         config=config,
         iam_endpoint_url=settings.iam_endpoint_url,
         sts_endpoint_url=settings.sts_endpoint_url,
+        home_account=settings.home_account_id,
     )
     max_age = timedelta(seconds=settings.max_token_age_seconds)
     replay = None
