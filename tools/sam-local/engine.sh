@@ -39,19 +39,25 @@ debian_mirror() {
     echo "${m%/}"
 }
 
-apt_install() {
-    local missing=()
-    command -v dockerd >/dev/null || missing+=(docker.io)
-    command -v debootstrap >/dev/null || missing+=(debootstrap)
+apt_install() {  # $@ = commands that must exist; each comes from the Debian package of the same need
+    local missing=() cmd
+    for cmd in "$@"; do
+        case "$cmd" in
+            dockerd) command -v dockerd >/dev/null || missing+=(docker.io) ;;
+            debootstrap) command -v debootstrap >/dev/null || missing+=(debootstrap) ;;
+        esac
+    done
     [ ${#missing[@]} -eq 0 ] && return 0
+    command -v apt-get >/dev/null || die "missing ${missing[*]} and no apt-get to install them"
     log "installing ${missing[*]}"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
 cmd_start() {
-    apt_install
+    # An engine that already answers (Docker Desktop, a system dockerd) is used as it is: nothing to install.
     if engine_up; then log "docker engine already answers"; return 0; fi
+    apt_install dockerd
     mkdir -p "$STATE_DIR"
     # dockerd refuses to start over a pidfile whose pid was reused by another process.
     [ -f "$PIDFILE" ] && ! is_dockerd "$(cat "$PIDFILE")" && rm -f "$PIDFILE"
@@ -183,7 +189,7 @@ cmd_image() {
     if [ -f "$tar" ]; then
         log "using cached rootfs $tar"
     else
-        apt_install
+        apt_install debootstrap
         build_rootfs_tar "$tar"
         # Older recipes' tarballs are dead weight.
         find "$CACHE_DIR" -name "lambda-python$PYVER-rootfs-*.tar" ! -name "${tar##*/}" -delete
