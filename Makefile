@@ -13,11 +13,23 @@ export SAM_CLI_TELEMETRY := 0
 PYTEST := $(BIN)/pytest
 
 .PHONY: help install run test lint typecheck validate unit integration build clean
+.PHONY: lint-template test-sam sam-local-invoke engine engine-stop
+
+# checkov lives in its own venv: its pins (boto3 1.35, urllib3 1.26, packaging 23) conflict with
+# aws-sam-cli's boto3 pin, and one resolver run for both would downgrade the project's own libraries.
+CHECKOV_VERSION := 3.3.30
+CHECKOV_VENV := $(VENV)/checkov
+CHECKOV := $(abspath $(CHECKOV_VENV))/bin/checkov --framework cloudformation --skip-download --quiet --compact
+ENGINE := tools/sam-local/engine.sh
 
 help:
 	@echo "make run   - the verifier on an embedded AWS (moto server), with copy-paste commands to try it"
 	@echo "make test  - lint, types, template validation, unit and integration tests"
-	@echo "make build - sam build"
+	@echo "make build - sam build (the layer gets kuma_iam and its runtime dependencies)"
+	@echo "make lint-template - sam validate --lint, cfn-lint and checkov on template.yaml"
+	@echo "make test-sam - sam build, then sam local invoke of every event and sam local start-api (Docker)"
+	@echo "make sam-local-invoke [EVENTS=events/verifier/allowed.json] - try functions with sam local invoke"
+	@echo "make engine / engine-stop - start or stop the local dockerd and stand-in Lambda image (tools/sam-local)"
 
 $(VENV)/.installed: pyproject.toml layers/core/requirements.txt
 	@test -n "$(PYTHON313)" || { echo "python3.13 not found: install it (e.g. 'pyenv install 3.13' or 'apt-get install python3.13')" >&2; exit 1; }
@@ -40,9 +52,23 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-validate: install
+validate: lint-template
+
+$(CHECKOV_VENV)/.installed: | $(VENV)/.installed
+	$(PYTHON313) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check 'checkov==$(CHECKOV_VERSION)'
+	touch $@
+
+# checkov twice: on the template as written (where the skips and their reasons live), and on SAM's
+# translation with the optional resources switched on (the generated role, stage and replay table).
+lint-template: install $(CHECKOV_VENV)/.installed
 	$(BIN)/sam validate --lint
 	$(BIN)/cfn-lint template.yaml
+	$(CHECKOV) --file template.yaml
+	@mkdir -p .aws-sam/scan
+	$(BIN)/python tools/lint-template/translate.py template.yaml \
+		--set ReplayProtection=Enabled --set AlarmEmail=alarms@example.com > .aws-sam/scan/template.json
+	$(CHECKOV) --file .aws-sam/scan/template.json
 
 unit: install
 	$(PYTEST) tests/unit
@@ -50,8 +76,24 @@ unit: install
 integration: install
 	$(PYTEST) tests/integration
 
+# The venv is made from PYTHON313 and comes first on PATH, so its python3.13 (with pip) builds the layer.
 build: install
 	$(BIN)/sam build
+
+engine:
+	$(ENGINE) start
+	$(ENGINE) image
+
+engine-stop:
+	$(ENGINE) stop
+
+# sam local invoke of every event (and start-api once per route) in containers; see tests/sam.
+test-sam: install
+	$(PYTEST) -m sam tests/sam
+
+EVENTS ?=
+sam-local-invoke: install
+	tools/sam-local/invoke.sh $(EVENTS)
 
 clean:
 	rm -rf .aws-sam $(VENV) .pytest_cache .mypy_cache .ruff_cache
