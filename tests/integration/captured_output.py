@@ -1,0 +1,92 @@
+"""Read what a handler wrote: its EMF metric records, and whether any secret leaked into the output."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kuma_iam.identity.token import SignedRequest
+
+SIGNATURE = re.compile(r"Signature=(?P<signature>[0-9a-f]{64})")
+
+
+@dataclass(frozen=True)
+class MetricPoint:
+    name: str
+    dimensions: Mapping[str, str]
+    value: float
+
+
+def emf_metrics(output: str) -> list[MetricPoint]:
+    """Every metric value in the Embedded Metric Format records among the output's lines."""
+    points: list[MetricPoint] = []
+    for line in output.splitlines():
+        record = _json_object(line)
+        if record is None or "_aws" not in record:
+            continue
+        for directive in record["_aws"].get("CloudWatchMetrics", []):
+            names = {key for dimension_set in directive.get("Dimensions", []) for key in dimension_set}
+            dimensions = {key: str(record[key]) for key in names if key in record}
+            for metric in directive.get("Metrics", []):
+                values = record.get(metric["Name"], [])
+                for value in values if isinstance(values, list) else [values]:
+                    points.append(MetricPoint(metric["Name"], dimensions, float(value)))
+    return points
+
+
+def metric_count(output: str, name: str, **dimensions: str) -> float:
+    return sum(
+        point.value
+        for point in emf_metrics(output)
+        if point.name == name and all(point.dimensions.get(k) == v for k, v in dimensions.items())
+    )
+
+
+def upstream_errors(output: str) -> Counter[str]:
+    """UpstreamError counts by their `service` dimension (sts, iam, dynamodb)."""
+    counts: Counter[str] = Counter()
+    for point in emf_metrics(output):
+        if point.name == "UpstreamError":
+            counts[point.dimensions.get("service", "?")] += int(point.value)
+    return counts
+
+
+def token_secrets(token: object, request: SignedRequest | None = None) -> list[str]:
+    """What of a token must never be logged: itself, its signature, session token and Authorization."""
+    found: list[str] = []
+    if isinstance(token, str):
+        found.append(token)
+    elif isinstance(token, Mapping):
+        found.extend(str(value) for value in token.values() if len(str(value)) >= 16)
+    if request is not None:
+        for name, value in request.headers:
+            if name.lower() in {"authorization", "x-amz-security-token"} and value:
+                found.append(value)
+            if name.lower() == "authorization" and (match := SIGNATURE.search(value)):
+                found.append(match["signature"])
+        for name, value in request.headers:
+            if name.lower() == "x-amz-security-token" and len(value) > 40:
+                # a fragment too, in case something truncates or re-encodes the value
+                found.extend([value[:40], base64.b64encode(value.encode()).decode()[:40]])
+    return [secret for secret in found if len(secret) >= 16]
+
+
+def assert_no_secrets(output: str, secrets: Iterable[str]) -> None:
+    leaked = [secret[:12] + "…" for secret in secrets if secret and secret in output]
+    assert not leaked, f"secrets reached the output: {leaked}"
+
+
+def _json_object(line: str) -> dict[str, Any] | None:
+    line = line.strip()
+    if not line.startswith("{"):
+        return None
+    try:
+        value = json.loads(line)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None

@@ -1,0 +1,256 @@
+"""Stand-ins for AWS endpoints: a scripted fake for answers moto cannot give, and a counting pass-through.
+
+Both are one small threaded stdlib HTTP server on 127.0.0.1 that records every request it receives, so a
+test can assert what reached "AWS" (and that nothing did) instead of trusting the code under test to say so.
+"""
+
+from __future__ import annotations
+
+import http.client
+import re
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Self
+from urllib.parse import urlsplit
+
+SCOPE_SERVICE = re.compile(r"Credential=[^/]+/\d{8}/[^/]+/(?P<service>[a-z0-9-]+)/aws4_request")
+_HOP_BY_HOP = frozenset(
+    {"connection", "keep-alive", "transfer-encoding", "content-length", "proxy-connection"}
+)
+
+
+# --- what the fake does with a request ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A complete HTTP answer."""
+
+    status: int
+    body: bytes = b""
+    headers: tuple[tuple[str, str], ...] = (("Content-Type", "text/xml"),)
+
+
+@dataclass(frozen=True)
+class Hang:
+    """Read the request, then say nothing for `seconds` and close: an answer that never starts."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Trickle:
+    """Send a status line and headers, then a byte every `interval` for `seconds`: an answer never ending."""
+
+    seconds: float
+    interval: float = 0.05
+    status: int = 200
+    prefix: bytes = b'<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
+
+
+@dataclass(frozen=True)
+class PassThrough:
+    """Forward the request unchanged (Host included, so signatures hold) and relay the answer."""
+
+    target_url: str
+
+
+Behaviour = Answer | Hang | Trickle | PassThrough
+
+
+@dataclass(frozen=True)
+class ReceivedRequest:
+    method: str
+    path: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        return next((value for key, value in self.headers if key.lower() == name.lower()), None)
+
+    @property
+    def service(self) -> str:
+        """The AWS service the request was signed for (sts, iam, dynamodb), or "unsigned"."""
+        match = SCOPE_SERVICE.search(self.header("Authorization") or "")
+        return match["service"] if match else "unsigned"
+
+
+# --- the server --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Script:
+    steps: list[Behaviour] = field(default_factory=list)
+    then: Behaviour | None = None
+
+    def next(self) -> Behaviour:
+        if self.steps:
+            return self.steps.pop(0)
+        if self.then is None:
+            return Answer(599, b"fake AWS: no behaviour scripted for this request")
+        return self.then
+
+
+class FakeAws:
+    """A scripted endpoint: `script(a, b, then=c)` answers with a, then b, then c for every later request."""
+
+    def __init__(self, *, name: str = "fake-aws") -> None:
+        self.name = name
+        self._script = _Script()
+        self._lock = threading.Lock()
+        self._received: list[ReceivedRequest] = []
+        self.stopping = threading.Event()
+        self._server: _FakeHttpServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # scripting and observation
+
+    def script(self, *steps: Behaviour, then: Behaviour | None = None) -> None:
+        with self._lock:
+            self._script = _Script(list(steps), then)
+            self._received.clear()
+
+    def next_behaviour(self, request: ReceivedRequest) -> Behaviour:
+        with self._lock:
+            self._received.append(request)
+            return self._script.next()
+
+    @property
+    def requests(self) -> list[ReceivedRequest]:
+        with self._lock:
+            return list(self._received)
+
+    def reset_requests(self) -> None:
+        with self._lock:
+            self._received.clear()
+
+    def count_by_service(self) -> Counter[str]:
+        return Counter(request.service for request in self.requests)
+
+    # lifecycle
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError(f"{self.name} is not running")
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def start(self) -> Self:
+        self.stopping.clear()
+        self._server = _FakeHttpServer(("127.0.0.1", 0), self)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name=self.name, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stopping.set()  # ends any Hang or Trickle still holding a connection
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = None
+        self._thread = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def counting_proxy(target_url: str, *, name: str = "counting-proxy") -> FakeAws:
+    """A pass-through to `target_url` (moto) that counts what reaches it, by signed service."""
+    proxy = FakeAws(name=name)
+    proxy.script(then=PassThrough(target_url))
+    return proxy
+
+
+class _FakeHttpServer(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False  # a Hang must not hold up shutdown
+
+    def __init__(self, address: tuple[str, int], fake: FakeAws) -> None:
+        super().__init__(address, _FakeRequestHandler)
+        self.fake = fake
+
+
+class _FakeRequestHandler(BaseHTTPRequestHandler):
+    server: _FakeHttpServer
+    protocol_version = "HTTP/1.1"
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        request = ReceivedRequest(
+            method=self.command, path=self.path, headers=tuple(self.headers.items()), body=body
+        )
+        behaviour = self.server.fake.next_behaviour(request)
+        match behaviour:
+            case Answer():
+                self._answer(behaviour)
+            case Hang():
+                self.server.fake.stopping.wait(behaviour.seconds)
+                self.close_connection = True
+            case Trickle():
+                self._trickle(behaviour)
+            case PassThrough():
+                self._pass_through(behaviour.target_url, request)
+
+    do_GET = do_POST = do_PUT = do_DELETE = _serve  # noqa: N815 - BaseHTTPRequestHandler's names
+
+    def _answer(self, answer: Answer) -> None:
+        self.send_response(answer.status)
+        for name, value in answer.headers:
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(answer.body)))
+        self.end_headers()
+        self.wfile.write(answer.body)
+
+    def _trickle(self, trickle: Trickle) -> None:
+        self.close_connection = True
+        self.send_response(trickle.status)
+        self.send_header("Content-Type", "text/xml")
+        self.send_header("Connection", "close")  # no length: the body runs until the connection closes
+        self.end_headers()
+        self.wfile.write(trickle.prefix)
+        self.wfile.flush()
+        ends = time.monotonic() + trickle.seconds
+        stopping = self.server.fake.stopping
+        try:
+            while time.monotonic() < ends and not stopping.wait(trickle.interval):
+                self.wfile.write(b" ")
+                self.wfile.flush()
+        except OSError:  # the client gave up, as it should
+            return
+
+    def _pass_through(self, target_url: str, request: ReceivedRequest) -> None:
+        target = urlsplit(target_url)
+        connection = http.client.HTTPConnection(target.hostname or "127.0.0.1", target.port, timeout=30)
+        try:
+            connection.putrequest(request.method, request.path, skip_host=True, skip_accept_encoding=True)
+            for name, value in request.headers:
+                if name.lower() not in _HOP_BY_HOP:
+                    connection.putheader(name, value)
+            connection.putheader("Content-Length", str(len(request.body)))
+            connection.endheaders(request.body)
+            response = connection.getresponse()
+            payload = response.read()
+            headers = tuple((k, v) for k, v in response.getheaders() if k.lower() not in _HOP_BY_HOP)
+        finally:
+            connection.close()
+        self._answer(Answer(response.status, payload, headers))
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet: a test reads `FakeAws.requests`, not a request log on stderr."""
