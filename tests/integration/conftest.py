@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import socket
 import threading
@@ -19,7 +20,6 @@ from urllib.parse import parse_qsl, urlsplit
 
 import boto3
 import pytest
-import urllib3
 from botocore.credentials import ReadOnlyCredentials
 
 from kuma_iam.identity.signer import sign_identity_request
@@ -239,9 +239,7 @@ class AwsProxy:
         self.identity_answer: StsIdentity | None = None
         self._calls: list[AwsCall] = []
         self._lock = threading.Lock()
-        self._http = urllib3.PoolManager(maxsize=32, retries=False, timeout=urllib3.Timeout(10.0))
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
+        self._server = _ProxyServer(("127.0.0.1", 0), self._handler_class())
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05})
 
     @property
@@ -284,17 +282,24 @@ class AwsProxy:
             and host.endswith(".amazonaws.com")
         ):
             return 200, [("Content-Type", "text/xml")], self.identity_answer.xml()
-        upstream = self._http.request(
-            method,
-            self.upstream + path,
-            body=body or None,
-            headers={name: value for name, value in headers if name.lower() not in self._HOP_HEADERS},
-            redirect=False,
-        )
+        # A new connection per call: a pooled one that moto already closed would fail the verifier's call.
+        target = urlsplit(self.upstream)
+        connection = http.client.HTTPConnection(target.hostname or "127.0.0.1", target.port, timeout=10)
+        try:
+            connection.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+            for name, value in headers:
+                if name.lower() not in self._HOP_HEADERS:
+                    connection.putheader(name, value)
+            connection.putheader("Content-Length", str(len(body)))
+            connection.endheaders(body)
+            upstream = connection.getresponse()
+            payload = upstream.read()
+        finally:
+            connection.close()
         answer_headers = [
-            (name, value) for name, value in upstream.headers.items() if name.lower() not in self._HOP_HEADERS
+            (name, value) for name, value in upstream.getheaders() if name.lower() not in self._HOP_HEADERS
         ]
-        return upstream.status, answer_headers, upstream.data
+        return upstream.status, answer_headers, payload
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         proxy = self
@@ -322,6 +327,11 @@ class AwsProxy:
                 pass
 
         return Handler
+
+
+class _ProxyServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 64  # 16 verifications at once must not overflow the listen backlog
 
 
 @pytest.fixture
