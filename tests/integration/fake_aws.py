@@ -11,11 +11,12 @@ import re
 import threading
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Self
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 SCOPE_SERVICE = re.compile(r"Credential=[^/]+/\d{8}/[^/]+/(?P<service>[a-z0-9-]+)/aws4_request")
 _HOP_BY_HOP = frozenset(
@@ -59,7 +60,19 @@ class PassThrough:
     target_url: str
 
 
-Behaviour = Answer | Hang | Trickle | PassThrough
+@dataclass(frozen=True)
+class ByAction:
+    """Choose by the Query API action in the form body (GetCallerIdentity, AssumeRole, GetRole...)."""
+
+    actions: Mapping[str, Answer | Hang | Trickle | PassThrough]
+    default: Answer | Hang | Trickle | PassThrough
+
+    def choose(self, request: ReceivedRequest) -> Answer | Hang | Trickle | PassThrough:
+        action = parse_qs(request.body.decode("ascii", "replace")).get("Action", [""])[0]
+        return self.actions.get(action, self.default)
+
+
+Behaviour = Answer | Hang | Trickle | PassThrough | ByAction
 
 
 @dataclass(frozen=True)
@@ -197,6 +210,8 @@ class _FakeRequestHandler(BaseHTTPRequestHandler):
             method=self.command, path=self.path, headers=tuple(self.headers.items()), body=body
         )
         behaviour = self.server.fake.next_behaviour(request)
+        if isinstance(behaviour, ByAction):
+            behaviour = behaviour.choose(request)
         match behaviour:
             case Answer():
                 self._answer(behaviour)
