@@ -1,0 +1,310 @@
+"""Random mutations of genuine tokens through the real handler: never a 500, never an allow for someone else.
+
+Hypothesis changes bytes of the compact text, bytes of the JSON inside it, single fields in either encoding,
+the Vault fields, and splices two genuine tokens (two roles) together. Whatever comes out, the handler
+answers 200 or 400 (or 429/503 if AWS fails), a 400 never cost a network call, and an allow names exactly
+the role whose signature the token carries. Most mutations die before the network, so this stays fast;
+the few that pass are forwarded to moto, which checks their signature for real.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+import pytest
+from conftest import Verifier, VerifyAnswer, signed_request
+from fake_aws import FakeAws, counting_proxy
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from kuma_iam.errors import DenyReason
+from kuma_iam.identity.token import COMPACT_PREFIX, SignedRequest, encode_compact, encode_vault
+from kuma_iam.local.embedded_aws import EmbeddedAws
+from kuma_iam.local.seed import DemoWorld
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning"),
+]
+
+# Fixed examples for CI (derandomize), few enough to keep the module to seconds; the verifier, its role
+# cache and the proxy are shared by the examples of a test, which is what the health check warns about.
+THROUGH_THE_HANDLER = settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+CLAIM = {"mesh": "default", "name": "backend-01", "tags": {"kuma.io/service": ["backend"]}}
+KNOWN_REASONS = {reason.value for reason in DenyReason}
+
+
+@dataclass(frozen=True)
+class Genuine:
+    """A genuine token and who signed it: what an allow for it, or for any change of it, must name."""
+
+    request: SignedRequest
+    account: str
+    role: str
+
+    @property
+    def authorization(self) -> str:
+        return dict(self.request.headers)["Authorization"]
+
+
+@pytest.fixture(scope="module")
+def backend(demo_world: DemoWorld) -> Genuine:
+    return Genuine(
+        signed_request(demo_world, demo_world.home_account, "backend-task"),
+        demo_world.home_account,
+        "backend-task",
+    )
+
+
+@pytest.fixture(scope="module")
+def frontend(demo_world: DemoWorld) -> Genuine:
+    request = signed_request(demo_world, demo_world.home_account, "frontend-task")
+    return Genuine(request, demo_world.home_account, "frontend-task")
+
+
+@pytest.fixture(scope="module")
+def aws_proxy(embedded_aws: EmbeddedAws) -> Iterator[FakeAws]:
+    with counting_proxy(embedded_aws.endpoint_url, name="aws-proxy") as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def verifier_environment_vars(
+    verifier_environment_vars: dict[str, str], aws_proxy: FakeAws
+) -> dict[str, str]:
+    return {
+        **verifier_environment_vars,
+        "AWS_ENDPOINT_URL_STS": aws_proxy.url,
+        "AWS_ENDPOINT_URL_IAM": aws_proxy.url,
+    }
+
+
+def ask(verify: Verifier, proxy: FakeAws, token: object) -> tuple[VerifyAnswer, int]:
+    proxy.reset_requests()
+    answer = verify(token, dict(CLAIM))
+    return answer, len(proxy.requests)
+
+
+def assert_safe(answer: VerifyAnswer, calls: int, *signers: Genuine, token: object) -> None:
+    """The property: a known answer, no network for a 400, and an allow only for the token's own signer."""
+    assert answer.status in (200, 400, 429, 503), answer.body
+    if answer.status == 400:
+        event("400 invalid_request")
+        assert answer.body["error"] == "invalid_request"
+        assert calls == 0, "a malformed token reached AWS"
+        return
+    if answer.status != 200:
+        event(f"{answer.status} {answer.body['error']}")
+        return
+    if not answer.body["allowed"]:
+        event(f"denied {answer.body['reason']}")
+        assert answer.body["reason"] in KNOWN_REASONS
+        return
+    event("allowed")
+    identity = answer.body["identity"]
+    carried = _authorization_of(token)
+    signer = next((s for s in signers if s.authorization == carried), None)
+    assert signer is not None, f"allowed a token whose signature none of {[s.role for s in signers]} made"
+    assert (identity["account"], identity["roleName"]) == (signer.account, signer.role)
+    assert identity["sessionArn"] == f"arn:aws:sts::{signer.account}:assumed-role/{signer.role}/ecs-task"
+
+
+def _authorization_of(token: object) -> str | None:
+    """The Authorization header the token carries, read as leniently as possible (it was accepted)."""
+    try:
+        if isinstance(token, str):
+            raw = token.removeprefix(COMPACT_PREFIX)
+            document = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+            headers = document["headers"]
+        else:
+            assert isinstance(token, dict)
+            headers = json.loads(base64.b64decode(token["iam_request_headers"]))
+        values = [v for k, v in headers.items() if k.lower() == "authorization"]
+        value = values[0]
+        return value[0] if isinstance(value, list) else value
+    except (ValueError, KeyError, IndexError, TypeError):
+        return None
+
+
+# --- strategies ---------------------------------------------------------------------------------------
+
+TEXT_NOISE = st.sampled_from(
+    [
+        *"AZaz09-_=+/. ",
+        "\n",
+        "\r",
+        "\t",
+        "\x00",
+        "é",
+        "\u202e",
+        '"',
+        "\\",
+        "{",
+        "}",
+        ":",
+        ",",
+        "?",
+        "#",
+        "@",
+        "%",
+    ]
+)
+BYTE_NOISE = st.one_of(st.integers(0, 255), st.sampled_from(list(b'"{}[],:\\ \n\r\t\x00?#@%&=;')))
+
+
+@st.composite
+def mutated_text(draw: st.DrawFn, original: str) -> str:
+    text = original
+    for _ in range(draw(st.integers(1, 3))):
+        position = draw(st.integers(0, len(text)))
+        operation = draw(st.sampled_from(["replace", "insert", "delete", "truncate", "case"]))
+        if operation == "replace" and position < len(text):
+            text = text[:position] + draw(TEXT_NOISE) + text[position + 1 :]
+        elif operation == "insert":
+            text = text[:position] + draw(TEXT_NOISE) + text[position:]
+        elif operation == "delete":
+            text = text[:position] + text[position + 1 :]
+        elif operation == "truncate":
+            text = text[:position]
+        elif position < len(text):
+            text = text[:position] + text[position].swapcase() + text[position + 1 :]
+    return text
+
+
+@st.composite
+def mutated_bytes(draw: st.DrawFn, original: bytes) -> bytes:
+    raw = bytearray(original)
+    for _ in range(draw(st.integers(1, 3))):
+        position = draw(st.integers(0, len(raw)))
+        operation = draw(st.sampled_from(["replace", "insert", "delete"]))
+        if operation == "replace" and position < len(raw):
+            raw[position] = draw(BYTE_NOISE)
+        elif operation == "insert":
+            raw.insert(position, draw(BYTE_NOISE))
+        elif position < len(raw):
+            del raw[position]
+    return bytes(raw)
+
+
+def b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def compact_json(request: SignedRequest) -> bytes:
+    document = {
+        "method": request.method,
+        "url": request.url,
+        "headers": dict(request.headers),
+        "body": request.body,
+    }
+    return json.dumps(document).encode()
+
+
+@st.composite
+def one_field_changed(draw: st.DrawFn, request: SignedRequest) -> SignedRequest:
+    """Change the method, URL, body, or one header's name or value; or add, drop or repeat a header."""
+    headers = list(request.headers)
+    index = draw(st.integers(0, len(headers) - 1))
+    name, value = headers[index]
+    field = draw(st.sampled_from(["method", "url", "body", "name", "value", "add", "drop", "repeat"]))
+    if field == "method":
+        return replace(request, method=draw(mutated_text(request.method)))
+    if field == "url":
+        return replace(request, url=draw(mutated_text(request.url)))
+    if field == "body":
+        return replace(request, body=draw(mutated_text(request.body)))
+    if field == "name":
+        headers[index] = (draw(mutated_text(name)), value)
+    elif field == "value":
+        headers[index] = (name, draw(mutated_text(value)))
+    elif field == "add":
+        headers.append(
+            (draw(st.sampled_from([n for n, _ in headers] + ["User-Agent", "X-Amz-Target"])), value)
+        )
+    elif field == "drop":
+        del headers[index]
+    else:
+        headers.insert(index + 1, (draw(st.sampled_from([name, name.lower(), name.upper()])), value))
+    return replace(request, headers=tuple(headers))
+
+
+# --- the properties -------------------------------------------------------------------------------------
+
+
+@THROUGH_THE_HANDLER
+@given(data=st.data())
+def test_any_change_to_the_compact_text_is_refused_or_still_the_signer(
+    data: st.DataObject, backend: Genuine, verify: Verifier, aws_proxy: FakeAws
+) -> None:
+    token = data.draw(mutated_text(encode_compact(backend.request)), label="token")
+    answer, calls = ask(verify, aws_proxy, token)
+    assert_safe(answer, calls, backend, token=token)
+
+
+@THROUGH_THE_HANDLER
+@given(data=st.data())
+def test_any_change_to_the_json_inside_is_refused_or_still_the_signer(
+    data: st.DataObject, backend: Genuine, verify: Verifier, aws_proxy: FakeAws
+) -> None:
+    raw = data.draw(mutated_bytes(compact_json(backend.request)), label="json")
+    token = COMPACT_PREFIX + b64url(raw)
+    answer, calls = ask(verify, aws_proxy, token)
+    assert_safe(answer, calls, backend, token=token)
+
+
+@THROUGH_THE_HANDLER
+@given(data=st.data(), encoding=st.sampled_from(["compact", "vault"]))
+def test_any_change_to_one_field_is_refused_or_still_the_signer(
+    data: st.DataObject, encoding: str, backend: Genuine, verify: Verifier, aws_proxy: FakeAws
+) -> None:
+    changed = data.draw(one_field_changed(backend.request), label="request")
+    token = encode_compact(changed) if encoding == "compact" else encode_vault(changed)
+    answer, calls = ask(verify, aws_proxy, token)
+    assert_safe(answer, calls, backend, token=token)
+
+
+@THROUGH_THE_HANDLER
+@given(data=st.data(), field=st.sampled_from(["iam_request_url", "iam_request_body", "iam_request_headers"]))
+def test_any_change_to_a_vault_field_is_refused_or_still_the_signer(
+    data: st.DataObject, field: str, backend: Genuine, verify: Verifier, aws_proxy: FakeAws
+) -> None:
+    login: dict[str, Any] = encode_vault(backend.request)
+    if data.draw(st.booleans(), label="in base64 text"):
+        login[field] = data.draw(mutated_text(login[field]), label=field)
+    else:
+        decoded = base64.b64decode(login[field])
+        login[field] = base64.b64encode(data.draw(mutated_bytes(decoded), label=field)).decode()
+    answer, calls = ask(verify, aws_proxy, login)
+    assert_safe(answer, calls, backend, token=login)
+
+
+@THROUGH_THE_HANDLER
+@given(data=st.data(), encoding=st.sampled_from(["compact", "vault"]))
+def test_a_splice_of_two_roles_tokens_is_refused_or_exactly_one_of_them(
+    data: st.DataObject,
+    encoding: str,
+    backend: Genuine,
+    frontend: Genuine,
+    verify: Verifier,
+    aws_proxy: FakeAws,
+) -> None:
+    # Each header (and the URL and body) comes from either role's genuine token
+    sources = {"backend": dict(backend.request.headers), "frontend": dict(frontend.request.headers)}
+    headers = tuple(
+        (name, sources[data.draw(st.sampled_from(["backend", "frontend"]), label=name)][name])
+        for name in sources["backend"]
+    )
+    spliced = replace(backend.request, headers=headers)
+    token = encode_compact(spliced) if encoding == "compact" else encode_vault(spliced)
+    answer, calls = ask(verify, aws_proxy, token)
+    assert_safe(answer, calls, backend, frontend, token=token)
