@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.parsers import ResponseParserError
 
 from kuma_iam.errors import Denied, DenyReason, UpstreamThrottled, UpstreamUnavailable
 from kuma_iam.observability import metrics_count, timed
@@ -20,7 +21,13 @@ if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
 
 THROTTLING = frozenset(
-    {"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException"}
+    {
+        "Throttling",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+    }
 )
 
 
@@ -160,14 +167,14 @@ class RoleDirectory:
                         DenyReason.ROLE_NOT_FOUND, f"role {name} does not exist in account {account}"
                     ) from None
                 raise
-        return RoleRecord(
-            account=account,
-            name=role["RoleName"],
-            arn=role["Arn"],
-            role_id=role["RoleId"],
-            path=role["Path"],
-            tags={tag["Key"]: tag["Value"] for tag in role.get("Tags", [])},
-        )
+            return RoleRecord(
+                account=account,
+                name=role["RoleName"],
+                arn=role["Arn"],
+                role_id=role["RoleId"],
+                path=role["Path"],
+                tags={tag["Key"]: tag["Value"] for tag in role.get("Tags", [])},
+            )
 
 
 @contextmanager
@@ -177,10 +184,11 @@ def aws_errors(service: str, what: str) -> Iterator[None]:
         yield
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code", "")
-        metrics_count("UpstreamError", service=service)
         if code in THROTTLING:
             raise UpstreamThrottled(service, f"{what}: AWS is throttling", retry_after=2) from None
         raise UpstreamUnavailable(service, f"{what}: {code or 'error'}") from None
-    except BotoCoreError as error:
-        metrics_count("UpstreamError", service=service)
+    except (BotoCoreError, ResponseParserError) as error:
         raise UpstreamUnavailable(service, f"{what}: {type(error).__name__}") from None
+    except KeyError:
+        # botocore's query parser, and our reading of its result, meet a document that is not AWS's.
+        raise UpstreamUnavailable(service, f"{what}: the answer lacks expected fields") from None

@@ -11,7 +11,7 @@ import boto3
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from kuma_iam.config import VerifierSettings
-from kuma_iam.errors import Denied, DenyReason, UpstreamError
+from kuma_iam.errors import Denied, DenyReason
 from kuma_iam.identity.caller import AssumedRoleCaller, assumed_role_caller
 from kuma_iam.identity.checks import TokenPolicy, check_signed_request
 from kuma_iam.identity.replay import ReplayGuard
@@ -119,7 +119,8 @@ class AuthenticatedRole:
 
 @dataclass
 class IdentityVerifier:
-    """Decides who a token's signer is; the token issuer reuses `authenticate` unchanged."""
+    """Decides who a token's signer is and whether it may be the claimed Dataplane; the token issuer reuses
+    `authorize` unchanged."""
 
     policy: TokenPolicy
     authorized_accounts: frozenset[str]
@@ -128,20 +129,14 @@ class IdentityVerifier:
     replay: ReplayGuard | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
-    def authenticate(self, token: object) -> AuthenticatedRole:
-        """Raise InvalidRequest, Denied or UpstreamError; return only a fully checked role identity."""
+    def authorize(self, token: object, claim: DataplaneClaim) -> AuthenticatedRole:
+        """Raise InvalidRequest, Denied or UpstreamError; return only a role identity that fits the claim."""
         call = check_signed_request(decode_token(token), self.policy, self.clock())
-        try:
-            with timed("StsLatency"):
-                answer = self.sts.get_caller_identity(call)
-        except UpstreamError as error:
-            metrics_count("UpstreamError", service=error.service)
-            raise
+        with timed("StsLatency"):
+            answer = self.sts.get_caller_identity(call)
         caller = assumed_role_caller(answer, call.endpoint.partition)
         if caller.account not in self.authorized_accounts:
             raise Denied(DenyReason.ACCOUNT_NOT_AUTHORIZED, f"account {caller.account} is not authorized")
-        if self.replay is not None:
-            self.replay.claim(call)
         role = self.roles.get(caller.account, caller.role_name, role_id=caller.role_id)
         if role.role_id != caller.role_id:
             raise Denied(
@@ -152,15 +147,19 @@ class IdentityVerifier:
         if isinstance(tags, list):
             rules = ", ".join(sorted({violation.rule for violation in tags}))
             raise Denied(DenyReason.INVALID_ROLE_TAGS, f"role {role.name} has invalid kuma.io tags: {rules}")
+        mismatch = claim_mismatch(tags, claim)
+        if mismatch is not None:
+            raise Denied(mismatch.reason, mismatch.message)
+        # Last, so that a use that failed for any other reason (a throttled IAM, a deny) leaves the token
+        # usable for the retry; the conditional put still lets only one of two concurrent uses through.
+        if self.replay is not None:
+            self.replay.claim(call)
         return AuthenticatedRole(caller=caller, role=role, tags=tags)
 
     def verify(self, request: VerifyRequest) -> Decision:
         """A decision for well-formed input; InvalidRequest and UpstreamError propagate to the HTTP layer."""
         try:
-            authenticated = self.authenticate(request.token)
-            mismatch = claim_mismatch(authenticated.tags, request.dataplane.claim())
-            if mismatch is not None:
-                raise Denied(mismatch.reason, mismatch.message)
+            authorized = self.authorize(request.token, request.dataplane.claim())
         except Denied as denied:
             metrics_count("Denied", reason=denied.reason.value)
             logger.info(
@@ -172,7 +171,7 @@ class IdentityVerifier:
                 },
             )
             return Decision(allowed=False, reason=denied.reason, message=denied.message)
-        identity = authenticated.identity()
+        identity = authorized.identity()
         metrics_count("Allowed")
         logger.info(
             "identity allowed",

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
-from kuma_iam.errors import Denied, DenyReason
+from kuma_iam.errors import Denied, DenyReason, UpstreamUnavailable
 from kuma_iam.identity.checks import StsCall
 from kuma_iam.roles import aws_errors
 
@@ -29,12 +29,16 @@ class ReplayGuard:
         expires = int((call.signed_at + self._max_age).timestamp())
         with aws_errors("dynamodb", "cannot record the token's use"):
             try:
-                self._dynamodb.put_item(
+                answer = self._dynamodb.put_item(
                     TableName=self._table_name,
                     Item={"pk": {"S": digest}, "expiresAt": {"N": str(expires)}},
                     ConditionExpression="attribute_not_exists(pk)",
+                    ReturnConsumedCapacity="TOTAL",
                 )
             except ClientError as error:
                 if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                     raise Denied(DenyReason.REPLAYED, "this identity token was already used") from None
                 raise
+        # A 200 that is not DynamoDB's (a proxy's page) must not pass for "recorded": that would fail open.
+        if "ConsumedCapacity" not in answer:
+            raise UpstreamUnavailable("dynamodb", "the replay table's answer is not DynamoDB's")

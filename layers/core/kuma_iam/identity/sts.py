@@ -52,7 +52,8 @@ def _read_bounded(response: urllib3.BaseHTTPResponse, deadline: float) -> bytes:
     """Read at most MAX_ANSWER_BYTES before the deadline: a reply that never ends must not hold us."""
     chunks: list[bytes] = []
     size = 0
-    while chunk := response.read(8192):
+    # read1 returns what has arrived; read(n) would wait for all n bytes of a reply that trickles.
+    while chunk := response.read1(8192):
         size += len(chunk)
         if size > MAX_ANSWER_BYTES:
             raise UpstreamUnavailable("sts", "STS answer is too large")

@@ -41,7 +41,7 @@ def serve(args: argparse.Namespace) -> int:
         with LocalGateway(
             {VERIFY_ROUTE: handler}, [caller], api_account_id=world.home_account, port=args.port
         ) as gw:
-            print(_demo_instructions(world, f"{gw.endpoint_url}/v1/verify", args.server_id))
+            print(_demo_instructions(world, f"{gw.endpoint_url}/v1/verify", args.server_id), flush=True)
             _wait_for_interrupt()
     return 0
 
@@ -81,7 +81,8 @@ def _serve_on_aws(args: argparse.Namespace, handler_path: Path) -> int:
             "From a task (or any shell with a tagged role's credentials):\n"
             f"  {kuma} verify --url {gw.endpoint_url}/v1/verify --mesh default "
             f'--token "$({kuma} token --server-id {os.environ["KUMA_IAM_SERVER_ID"]})"\n'
-            "Ctrl-C stops it."
+            "Ctrl-C stops it.",
+            flush=True,
         )
         _wait_for_interrupt()
     return 0
