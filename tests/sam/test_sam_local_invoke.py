@@ -1,0 +1,115 @@
+"""`sam local invoke` of every sample event in a Lambda container, each answer checked against its case."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from cfnlint.decode import decode_str
+
+from kuma_iam.local.events import VERIFIER_CASES, VerifierCase, write_events
+
+if TYPE_CHECKING:
+    from conftest import InvokeResult, SamStack
+
+REPO = Path(__file__).resolve().parents[2]
+SERVER_ID = "kuma-demo"
+
+
+def _function_of(events_folder: str) -> str:
+    """events/<folder>/ feeds the function of that name: verifier -> VerifierFunction."""
+    return "".join(part.capitalize() for part in events_folder.replace("-", "_").split("_")) + "Function"
+
+
+def _assert_answer(case: VerifierCase, result: InvokeResult) -> None:
+    assert result.status == case.expected_status, result.explain()
+    if case.expected_status != 200:
+        assert result.body["error"] == "invalid_request", result.explain()
+        return
+    assert result.body["allowed"] is case.expected_allowed, result.explain()
+    if not case.expected_allowed:
+        assert result.body["reason"] == case.expected_reason, result.explain()
+        return
+    identity = result.body["identity"]
+    assert isinstance(case.signer, tuple)
+    account, role_name = case.signer
+    assert (identity["account"], identity["roleName"]) == (account, role_name)
+    assert (identity["type"], identity["mesh"]) == (case.dataplane["type"], case.dataplane["mesh"])
+
+
+def test_every_committed_event_is_a_case_of_a_function_in_the_template() -> None:
+    # Given the committed events/ and the template
+    decoded, _ = decode_str((REPO / "template.yaml").read_text())
+    functions = {
+        name
+        for name, resource in decoded["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::Function"
+    }
+    folders = sorted(path.name for path in (REPO / "events").iterdir() if path.is_dir())
+
+    # Then each folder feeds a function of the template, and the verifier's files are exactly its cases,
+    # so invoking every case below invokes every committed file
+    assert {_function_of(folder) for folder in folders} <= functions
+    committed = {path.stem for path in (REPO / "events" / "verifier").glob("*.json")}
+    assert committed == {case.name for case in VERIFIER_CASES}
+
+
+@pytest.mark.parametrize("case", VERIFIER_CASES, ids=lambda case: case.name)
+def test_sam_local_invoke_answers_each_case(case: VerifierCase, sam_stack: SamStack) -> None:
+    # Given the case's event, freshly signed against the embedded AWS
+    event = sam_stack.events_dir / "verifier" / f"{case.name}.json"
+
+    # When the built function runs it in a Lambda container
+    result = sam_stack.invoke("VerifierFunction", event, label=case.name)
+
+    # Then the answer is the case's
+    _assert_answer(case, result)
+
+
+def test_readme_command_on_the_committed_events(sam_stack: SamStack, tmp_path: Path) -> None:
+    # Given a copy of the project's events/ and samconfig.toml, re-signed for this run, next to a build
+    project = tmp_path / "project"
+    shutil.copytree(REPO / "events", project / "events")
+    shutil.copy(REPO / "samconfig.toml", project / "samconfig.toml")
+    (project / ".aws-sam").mkdir()
+    (project / ".aws-sam" / "build").symlink_to(sam_stack.build_template.parent, target_is_directory=True)
+    written = write_events(sam_stack.world, project / "events", server_id=SERVER_ID)
+    # (the refresh rewrites the committed files; it adds none)
+    assert {path.relative_to(project) for path in written} == {
+        path.relative_to(REPO) for path in (REPO / "events" / "verifier").glob("*.json")
+    }
+    (project / "events" / "env.json").write_text(json.dumps(sam_stack.env_vars, indent=2) + "\n")
+    (case,) = [case for case in VERIFIER_CASES if case.name == "allowed"]
+
+    # When the README's command runs there, as typed: the built template, env file and image come from
+    # .aws-sam/build and samconfig.toml's `local` environment
+    result = sam_stack.invoke(
+        "VerifierFunction", "events/verifier/allowed.json", label="README command", cwd=project, as_typed=True
+    )
+
+    # Then the function allows the backend task
+    _assert_answer(case, result)
+
+
+def test_replay_table_makes_a_token_single_use(sam_stack: SamStack, tmp_path: Path) -> None:
+    # Given the verifier with KUMA_IAM_REPLAY_TABLE set (as ReplayProtection=Enabled does) and a fresh event
+    env_vars = json.loads(sam_stack.env_file.read_text())
+    env_vars["VerifierFunction"]["KUMA_IAM_REPLAY_TABLE"] = "kuma-iam-replay"
+    env_file = tmp_path / "env-replay.json"
+    env_file.write_text(json.dumps(env_vars))
+    (event,) = [
+        path
+        for path in write_events(sam_stack.world, tmp_path, server_id=SERVER_ID)
+        if path.stem == "allowed"
+    ]
+
+    # When the same event is invoked twice
+    first = sam_stack.invoke("VerifierFunction", event, label="replay: first use", env_file=env_file)
+    second = sam_stack.invoke("VerifierFunction", event, label="replay: second use", env_file=env_file)
+
+    # Then the first use is allowed and the second denied as replayed
+    assert (first.status, first.body.get("allowed")) == (200, True), first.explain()
+    assert (second.status, second.body.get("reason")) == (200, "replayed"), second.explain()
