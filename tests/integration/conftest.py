@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import logging
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -40,6 +42,7 @@ from kuma_iam.local.seed import (
     task_credentials,
     verifier_environment,
 )
+from kuma_iam.observability import logger as powertools_logger
 
 SERVER_ID = "kuma-it"
 REPO = Path(__file__).resolve().parents[2]
@@ -514,3 +517,62 @@ def reconfigure(
 def server_id(verifier_environment_vars: dict[str, str]) -> str:
     """The X-Kuma-AWS-IAM-Server-ID the verifier under test expects."""
     return verifier_environment_vars["KUMA_IAM_SERVER_ID"]
+
+
+class _RecordText(logging.Handler):
+    """Every std logging record as text: its message and all its attributes, `extra` fields included.
+
+    Records of the embedded AWS itself are left out: moto runs in this process but stands for AWS's own
+    servers (its access control logs each request, signature and all, at DEBUG).
+    """
+
+    AWS_SIDE = ("moto", "werkzeug")
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name.split(".", 1)[0] not in self.AWS_SIDE:
+            self.lines.append(f"{record.getMessage()} {vars(record)!r}")
+
+
+class EverythingLogged:
+    """All output of this test: stdout and stderr (EMF metrics among them), the Powertools Logger's lines,
+    and every std logging record at DEBUG, from any library and any thread."""
+
+    def __init__(self, capfd: pytest.CaptureFixture[str], records: _RecordText) -> None:
+        self._capfd = capfd
+        self._records = records
+        self._captured: list[str] = []
+
+    def discard(self) -> None:
+        """Forget what was output so far (e.g. the test's own signing, which botocore logs at DEBUG)."""
+        self._capfd.readouterr()
+        self._captured.clear()
+        self._records.lines.clear()
+
+    def text(self) -> str:
+        output = self._capfd.readouterr()
+        self._captured.extend([output.out, output.err])
+        return "".join(self._captured) + "\n".join(self._records.lines)
+
+
+@pytest.fixture
+def everything_logged(
+    capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[EverythingLogged]:
+    """What the code under test logged, wherever it went.
+
+    The Powertools handler keeps the stream it found at import (pytest's global capture, not capfd), so it
+    is pointed at this test's captured stdout; without that, capfd would see no log line at all.
+    """
+    monkeypatch.setattr(powertools_logger.registered_handler, "stream", sys.stdout)
+    records = _RecordText()
+    root = logging.getLogger()
+    previous_level = root.level
+    root.addHandler(records)
+    root.setLevel(logging.DEBUG)
+    yield EverythingLogged(capfd, records)
+    root.removeHandler(records)
+    root.setLevel(previous_level)
