@@ -524,6 +524,39 @@ def test_cache_keeps_same_named_roles_of_two_accounts_apart(
     assert aws_proxy.count("GetRole") == 2
 
 
+@pytest.mark.parametrize(
+    ("cache_ttl_seconds", "reason_after_the_change"),
+    [("0", "mesh_mismatch"), ("60", None)],
+    ids=["expired-entry-reads-the-new-tags", "fresh-entry-answers-with-the-cached-tags"],
+)
+def test_role_tag_change_is_seen_once_its_cache_entry_expires(
+    verify: Verifier,
+    reconfigure: Callable[..., None],
+    make_task_role: Callable[..., Any],
+    credentials_for: Callable[..., dict[str, str]],
+    sign_with: TokenFactory,
+    admin_client: ClientFactory,
+    cache_ttl_seconds: str,
+    reason_after_the_change: str | None,
+) -> None:
+    # Given a role allowed in the default mesh, verified once
+    reconfigure(KUMA_IAM_ROLE_CACHE_TTL_SECONDS=cache_ttl_seconds)
+    role = make_task_role(
+        HOME_ACCOUNT, "retagged-task", {"kuma.io/type": "dataplane", "kuma.io/mesh": "default"}
+    )
+    before = verify(sign_with(credentials_for(role.arn)), claim("default"))
+
+    # When an administrator moves it to another mesh
+    admin_client(HOME_ACCOUNT, "iam").tag_role(
+        RoleName=role.name, Tags=[{"Key": "kuma.io/mesh", "Value": "payments"}]
+    )
+    after = verify(sign_with(credentials_for(role.arn)), claim("default"))
+
+    # Then the change decides as soon as the cached entry has expired, and not before
+    assert (before.status, before.reason) == (200, None)
+    assert (after.status, after.reason) == (200, reason_after_the_change)
+
+
 def test_recreated_roles_new_sessions_are_allowed_at_once_despite_the_cache(
     verify: Verifier,
     demo_world: DemoWorld,
