@@ -165,6 +165,39 @@ def test_role_without_a_service_tag_may_claim_any_service(verify: Verifier, sign
     assert answer.body["identity"]["service"] is None
 
 
+def test_role_without_a_workload_tag_may_claim_any_workload(
+    verify: Verifier, sign_token: TokenFactory
+) -> None:
+    answer = verify(sign_token(HOME_ACCOUNT, "backend-task"), claim("default", "backend", workload="nightly"))
+
+    assert (answer.status, answer.reason) == (200, None)
+    assert answer.body["identity"]["workload"] is None
+
+
+@pytest.mark.parametrize(
+    ("role", "reason"),
+    [("backend-task", None), ("ingress-task", "type_mismatch")],
+    ids=["dataplane-role", "ingress-role"],
+)
+def test_claim_without_a_type_is_taken_as_a_dataplane(
+    verify: Verifier, sign_token: TokenFactory, role: str, reason: str | None
+) -> None:
+    untyped = {"mesh": "default", "name": "dp-01"}
+
+    answer = verify(sign_token(HOME_ACCOUNT, role), untyped)
+
+    assert (answer.status, answer.reason) == (200, reason)
+
+
+def test_dataplane_claim_without_a_mesh_is_an_invalid_request(
+    verify: Verifier, sign_token: TokenFactory
+) -> None:
+    answer = verify(sign_token(HOME_ACCOUNT, "backend-task"), claim(None, "backend"))
+
+    assert (answer.status, answer.reason) == (400, "invalid_request")
+    assert "mesh is required for a dataplane" in answer.body["message"]
+
+
 def test_token_signed_for_another_region_goes_to_that_regions_sts(
     verify: Verifier, reconfigure: Callable[..., None], aws_proxy: AwsProxy, sign_token: TokenFactory
 ) -> None:
@@ -303,6 +336,35 @@ def test_session_of_a_since_recreated_role_is_role_mismatch(
 
     # Then IAM was asked (the cache holds nothing to compare) and the RoleIds disagree
     assert (answer.status, answer.reason) == (200, "role_mismatch")
+    assert aws_proxy.count("GetRole") == 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="core gap: a RoleId that differs from the cached one always re-reads IAM, so each token of an old "
+    "session of a re-created role costs a GetRole; a stream of them spends the account's IAM quota and "
+    "throttles every sidecar. Remember a RoleId IAM has just contradicted (until the entry's TTL) and deny "
+    "it from the cache",
+)
+def test_stale_role_id_is_denied_from_the_cache_after_iam_contradicted_it(
+    verify: Verifier,
+    reconfigure: Callable[..., None],
+    aws_proxy: AwsProxy,
+    sign_token: TokenFactory,
+) -> None:
+    # Given STS vouching for sessions with a RoleId the role no longer has
+    aws_proxy.identity_answer = StsIdentity(
+        account=HOME_ACCOUNT,
+        arn=f"arn:aws:sts::{HOME_ACCOUNT}:assumed-role/backend-task/ecs-task",
+        user_id="AROASTALEROLEID0000001:ecs-task",
+    )
+    reconfigure(AWS_ENDPOINT_URL_STS=aws_proxy.endpoint_url, AWS_ENDPOINT_URL_IAM=aws_proxy.endpoint_url)
+
+    # When three such tokens arrive within the cache TTL
+    answers = [verify(sign_token(HOME_ACCOUNT, "backend-task"), BACKEND_CLAIM) for _ in range(3)]
+
+    # Then all are role_mismatch, and IAM was asked once
+    assert [(answer.status, answer.reason) for answer in answers] == [(200, "role_mismatch")] * 3
     assert aws_proxy.count("GetRole") == 1
 
 
