@@ -339,13 +339,6 @@ def test_session_of_a_since_recreated_role_is_role_mismatch(
     assert aws_proxy.count("GetRole") == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core gap: a RoleId that differs from the cached one always re-reads IAM, so each token of an old "
-    "session of a re-created role costs a GetRole; a stream of them spends the account's IAM quota and "
-    "throttles every sidecar. Remember a RoleId IAM has just contradicted (until the entry's TTL) and deny "
-    "it from the cache",
-)
 def test_stale_role_id_is_denied_from_the_cache_after_iam_contradicted_it(
     verify: Verifier,
     reconfigure: Callable[..., None],

@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -110,6 +110,18 @@ class IamClients:
         return self._home_account
 
 
+@dataclass(slots=True)
+class _CacheEntry:
+    record: RoleRecord
+    expires_at: float
+    # RoleIds STS vouched for that IAM has since contradicted (old sessions of a re-created role): denied
+    # from the cache, so a stream of them cannot spend the account's IAM quota.
+    contradicted: set[str] = field(default_factory=set)
+
+    def answers(self, role_id: str, now: float) -> bool:
+        return now < self.expires_at and (role_id == self.record.role_id or role_id in self.contradicted)
+
+
 class RoleDirectory:
     """Roles by (account, name). Concurrent misses for one role wait on a single IAM call."""
 
@@ -123,34 +135,27 @@ class RoleDirectory:
         self._clients = clients
         self._ttl = ttl_seconds
         self._clock = clock
-        self._entries: dict[tuple[str, str], tuple[RoleRecord, float]] = {}
+        self._entries: dict[tuple[str, str], _CacheEntry] = {}
         self._key_locks: dict[tuple[str, str], threading.Lock] = {}
         self._lock = threading.Lock()
 
     def get(self, account: str, name: str, *, role_id: str) -> RoleRecord:
-        """The role, re-read once if the cached one has another RoleId (it may have just been re-created)."""
+        """The role, re-read once when STS names a RoleId the cache has not seen (a re-created role?)."""
         key = (account, name)
-        cached = self._fresh(key)
-        if cached is not None and cached.role_id == role_id:
-            metrics_count("RoleCacheHit")
-            return cached
-        with self._key_lock(key):
-            cached = self._fresh(key)  # another thread may have read it while we waited
-            if cached is not None and cached.role_id == role_id:
-                metrics_count("RoleCacheHit")
-                return cached
-            metrics_count("RoleCacheMiss")
-            record = self._read(account, name)
-            with self._lock:
-                self._entries[key] = (record, self._clock() + self._ttl)
-            return record
-
-    def _fresh(self, key: tuple[str, str]) -> RoleRecord | None:
-        with self._lock:
-            entry = self._entries.get(key)
-        if entry is None or entry[1] <= self._clock():
-            return None
-        return entry[0]
+        entry = self._entries.get(key)
+        if entry is None or not entry.answers(role_id, self._clock()):
+            with self._key_lock(key):
+                entry = self._entries.get(key)  # another thread may have read it while we waited
+                if entry is None or not entry.answers(role_id, self._clock()):
+                    metrics_count("RoleCacheMiss")
+                    record = self._read(account, name)
+                    entry = _CacheEntry(record, self._clock() + self._ttl)
+                    if record.role_id != role_id:
+                        entry.contradicted.add(role_id)
+                    self._entries[key] = entry
+                    return record
+        metrics_count("RoleCacheHit")
+        return entry.record
 
     def _key_lock(self, key: tuple[str, str]) -> threading.Lock:
         with self._lock:
