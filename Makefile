@@ -97,3 +97,12 @@ sam-local-invoke: install
 
 clean:
 	rm -rf .aws-sam $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# Opt-in tiers: 5,000 verifications from 16 threads (own process, own embedded AWS; about 50 s), and
+# benchmarks as ratios against a baseline measured in the same run (under a minute).
+.PHONY: test-load bench
+test-load: install
+	$(PYTEST) -m load tests/load
+
+bench: install
+	$(BIN)/python bench/run.py

@@ -1,0 +1,244 @@
+"""Benchmarks of the verifier as ratios against a baseline measured in the same run: `make bench`.
+
+Absolute timings say more about the machine than about the code, so every row divides two measurements
+taken here, now, the same way: the pre-network checks against a plain json.loads of the same token, a
+cached verification against a cold one, a refusal against an allow, the handler's import against boto3's,
+and the memory a warm verifier holds against boto3 alone. Runs on the embedded AWS (moto server).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import logging
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import boto3
+from botocore.credentials import ReadOnlyCredentials
+
+from kuma_iam.config import VerifierSettings
+from kuma_iam.errors import InvalidRequest
+from kuma_iam.identity.checks import check_signed_request
+from kuma_iam.identity.signer import sign_identity_request
+from kuma_iam.identity.token import COMPACT_PREFIX, decode_token, encode_compact
+from kuma_iam.local.embedded_aws import EmbeddedAws
+from kuma_iam.local.seed import DemoWorld, seed_demo_world, task_credentials, verifier_environment
+from kuma_iam.observability import logger
+from kuma_iam.verify import IdentityVerifier, VerifyRequest, build_verifier
+
+REPO = Path(__file__).resolve().parents[1]
+HANDLER = REPO / "functions" / "verifier" / "app.py"
+SERVER_ID = "kuma-bench"
+CLAIM = {"mesh": "default", "name": "backend-01", "tags": {"kuma.io/service": ["backend"]}}
+
+
+@dataclass(frozen=True)
+class Row:
+    what: str
+    measured: float
+    baseline_name: str
+    baseline: float
+    unit: str
+
+    @property
+    def ratio(self) -> float:
+        return self.measured / self.baseline
+
+
+def per_call(fn: Callable[[], object], *, number: int, repeat: int = 5) -> float:
+    """Best of `repeat` runs of `number` calls, per call: the least disturbed measurement."""
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        for _ in range(number):
+            fn()
+        best = min(best, (time.perf_counter() - started) / number)
+    return best
+
+
+def in_subprocess(code: str, *args: str, runs: int = 5) -> dict[str, float]:
+    """Median of each number a fresh interpreter prints as JSON: import time and peak RSS start from zero."""
+    results: list[dict[str, float]] = []
+    for _ in range(runs):
+        output = subprocess.run(  # noqa: S603 - our own interpreter and code
+            [sys.executable, "-c", code, *args], check=True, capture_output=True, text=True, cwd=REPO
+        ).stdout
+        results.append(json.loads(output.strip().splitlines()[-1]))
+    return {key: statistics.median(r[key] for r in results) for key in results[0]}
+
+
+# Peak RSS from /proc (VmHWM): ru_maxrss of a child also counts what its parent held when it forked.
+PEAK_RSS = "int(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1])"
+
+IMPORT_BOTO3 = f"""
+import json, time
+started = time.perf_counter()
+import boto3
+boto3.Session().client("sts", region_name="us-east-1")
+print(json.dumps({{"seconds": time.perf_counter() - started, "peak_kib": {PEAK_RSS}}}))
+"""
+
+# The handler's cold start: import, then (on the first request) the verifier and its clients.
+IMPORT_HANDLER = f"""
+import importlib.util, json, os, sys, time
+os.environ.update(json.loads(sys.argv[2]))
+started = time.perf_counter()
+spec = importlib.util.spec_from_file_location("verifier", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+sys.modules["verifier"] = module
+spec.loader.exec_module(module)
+imported = time.perf_counter()
+module.verifier()
+built = time.perf_counter()
+print(json.dumps({{"seconds": imported - started, "with_verifier": built - started, "peak_kib": {PEAK_RSS}}}))
+"""
+
+WARM_VERIFIER = f"""
+import json, os, sys
+os.environ.update(json.loads(sys.argv[1]))
+from kuma_iam.verify import VerifyRequest, verifier_from_env
+verifier = verifier_from_env(os.environ)
+request = VerifyRequest.model_validate(json.loads(sys.argv[2]))
+for _ in range(200):
+    assert verifier.verify(request).allowed
+print(json.dumps({{"peak_kib": {PEAK_RSS}}}))
+"""
+
+
+def sign(world: DemoWorld, role: str = "backend-task", session: str = "bench") -> str:
+    issued = task_credentials(world, world.home_account, role, session_name=session)
+    credentials = ReadOnlyCredentials(
+        issued["AWS_ACCESS_KEY_ID"], issued["AWS_SECRET_ACCESS_KEY"], issued["AWS_SESSION_TOKEN"]
+    )
+    return encode_compact(sign_identity_request(credentials, server_id=SERVER_ID, region=world.region))
+
+
+def fresh_verifier(environment: dict[str, str]) -> IdentityVerifier:
+    session = boto3.Session(
+        aws_access_key_id=environment["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=environment["AWS_SECRET_ACCESS_KEY"],
+        region_name=environment["AWS_REGION"],
+    )
+    return build_verifier(VerifierSettings.from_env(environment), session)
+
+
+def measure(world: DemoWorld) -> list[Row]:
+    environment = verifier_environment(world, server_id=SERVER_ID)
+    os.environ.update(environment)
+    token = sign(world)
+    request = VerifyRequest.model_validate({"token": token, "dataplane": CLAIM})
+    raw = token.removeprefix(COMPACT_PREFIX)
+    document = json.dumps(json.loads(_b64url(raw))).encode()
+    signed = decode_token(token)
+    policy = fresh_verifier(environment).policy
+    now = datetime.now(UTC)
+    rows: list[Row] = []
+
+    # 1. the pre-network checks, against the least any reader of the token must do
+    json_loads = per_call(lambda: json.loads(document), number=5_000)
+    decode = per_call(lambda: decode_token(token), number=5_000)
+    checks = per_call(lambda: check_signed_request(signed, policy, now), number=5_000)
+    rows += [
+        Row("decode_token (compact)", decode, "json.loads of its JSON", json_loads, "µs"),
+        Row("check_signed_request", checks, "json.loads of its JSON", json_loads, "µs"),
+        Row("decode + checks", decode + checks, "json.loads of its JSON", json_loads, "µs"),
+    ]
+
+    # 2. a refusal before the network, and a cached allow, against a cold allow
+    warm = fresh_verifier(environment)
+    assert warm.verify(request).allowed
+    cached = per_call(lambda: warm.verify(request), number=100)
+    hostile = VerifyRequest.model_validate(
+        {"token": encode_compact(replace(signed, url="https://evil.example/")), "dataplane": CLAIM}
+    )
+    refused = per_call(lambda: _refuse(warm, hostile), number=2_000)
+
+    def cold() -> None:
+        verifier = fresh_verifier(environment)
+        assert verifier.verify(request).allowed
+
+    cold_allow = per_call(cold, number=10, repeat=3)
+    rows += [
+        Row("verify, role cached (STS call)", cached, "verify, cold (new clients + IAM)", cold_allow, "ms"),
+        Row("refusal before the network", refused, "verify, role cached", cached, "ms"),
+    ]
+
+    # 3. cold start: the handler's import (and first verifier) against importing boto3 and making one client
+    boto3_alone = in_subprocess(IMPORT_BOTO3)
+    handler = in_subprocess(IMPORT_HANDLER, str(HANDLER), json.dumps(environment))
+    baseline = "import boto3 + 1 client"
+    rows += [
+        Row("import functions/verifier/app.py", handler["seconds"], baseline, boto3_alone["seconds"], "ms"),
+        Row("import + build verifier", handler["with_verifier"], baseline, boto3_alone["seconds"], "ms"),
+    ]
+
+    # 4. memory: peak RSS of the imported handler, and of a verifier after 200 allows, against boto3 alone
+    warm_rss = in_subprocess(WARM_VERIFIER, json.dumps(environment), request.model_dump_json(), runs=3)
+    baseline_kib = boto3_alone["peak_kib"]
+    rows += [
+        Row("peak RSS, handler imported", handler["peak_kib"], "boto3 + 1 client", baseline_kib, "MiB"),
+        Row(
+            "peak RSS, warm verifier (200 allows)",
+            warm_rss["peak_kib"],
+            "boto3 + 1 client",
+            baseline_kib,
+            "MiB",
+        ),
+    ]
+    return rows
+
+
+def _refuse(verifier: IdentityVerifier, request: VerifyRequest) -> None:
+    try:
+        verifier.verify(request)
+    except InvalidRequest:
+        return
+    raise AssertionError("the hostile token was not refused")
+
+
+def _b64url(raw: str) -> bytes:
+    return base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
+
+
+def _ratio(value: float) -> str:
+    return f"{value:.2f}x" if value >= 0.1 else f"1/{1 / value:.0f}"
+
+
+def print_table(rows: list[Row]) -> None:
+    scale = {"µs": 1e6, "ms": 1e3, "MiB": 1 / 1024}
+    print(f"{'measured':<36} {'baseline':<34} {'ratio':>8}   (this machine: measured / baseline)")
+    for row in rows:
+        factor = scale[row.unit]
+        print(
+            f"{row.what:<36} {row.baseline_name:<34} {_ratio(row.ratio):>8}"
+            f"   ({row.measured * factor:.2f} / {row.baseline * factor:.2f} {row.unit})"
+        )
+
+
+def main() -> int:
+    started = time.perf_counter()
+    # The verifier logs and emits metrics as it always does; only where they go changes, so the table stays
+    # readable.
+    with EmbeddedAws() as aws, open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+        for handler in logger.handlers:
+            if isinstance(handler, logging.StreamHandler):
+                handler.setStream(devnull)
+        world = seed_demo_world(aws)
+        aws.enable_signature_checks()
+        rows = measure(world)
+    print_table(rows)
+    print(f"({time.perf_counter() - started:.0f}s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
