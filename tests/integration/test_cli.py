@@ -585,7 +585,8 @@ def test_events_writes_every_case_and_the_sam_env_file(
     assert environment["AWS_ENDPOINT_URL_STS"] == f"http://host.docker.internal:{moto_port}"
     assert environment["AWS_ENDPOINT_URL_IAM"] == f"http://host.docker.internal:{moto_port}"
     assert environment["KUMA_IAM_SERVER_ID"] == SERVER_ID
-    assert environment["AWS_ACCESS_KEY_ID"] == demo_world.verifier.access_key_id
+    assert environment["KUMA_IAM_HOME_ACCOUNT_ID"] == demo_world.home_account
+    assert "AWS_ACCESS_KEY_ID" not in environment  # sam passes its own credentials; see sam-env.sh
 
 
 @pytest.mark.parametrize("case", VERIFIER_CASES, ids=lambda case: case.name)

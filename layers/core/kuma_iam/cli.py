@@ -159,6 +159,7 @@ def _events(args: argparse.Namespace) -> int:
     )
     for path in [*written, env_file]:
         print(path)
+    print('for sam itself: eval "$(tools/sam-local/sam-env.sh)"', file=sys.stderr)
     return 0
 
 

@@ -25,6 +25,10 @@ from kuma_iam.local.seed import (
 )
 
 VERIFY_ROUTE = "POST /v1/verify"
+# Lambda (and so `sam local`) sets these itself; an env-vars file cannot override them.
+SAM_OWN_VARIABLES = frozenset(
+    {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_DEFAULT_REGION"}
+)
 
 
 @dataclass(frozen=True)
@@ -183,9 +187,15 @@ def write_events(world: DemoWorld, out_dir: Path, *, server_id: str) -> list[Pat
 
 
 def sam_env_vars(world: DemoWorld, *, endpoint_url: str, server_id: str) -> dict[str, dict[str, str]]:
-    """`sam local invoke --env-vars` content: the verifier reaches the embedded AWS at `endpoint_url`."""
-    environment = verifier_environment(world, server_id=server_id)
-    for name in environment:
-        if name.startswith("AWS_ENDPOINT_URL"):
-            environment[name] = endpoint_url
+    """`sam local invoke --env-vars` content: the verifier reaches the embedded AWS at `endpoint_url`.
+
+    SAM overrides only variables the template declares; credentials and region come from sam's own
+    environment instead (tools/sam-local/sam-env.sh exports them).
+    """
+    environment = {
+        name: endpoint_url if name.startswith("AWS_ENDPOINT_URL") else value
+        for name, value in verifier_environment(world, server_id=server_id).items()
+        if name not in SAM_OWN_VARIABLES
+    }
+    environment["KUMA_IAM_HOME_ACCOUNT_ID"] = world.home_account
     return {"VerifierFunction": environment}
