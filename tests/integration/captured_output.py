@@ -76,6 +76,18 @@ def token_secrets(token: object, request: SignedRequest | None = None) -> list[s
     return [secret for secret in found if len(secret) >= 16]
 
 
+def header_secrets(requests: Iterable[Iterable[tuple[str, str]]]) -> list[str]:
+    """Authorization and session-token values of requests the verifier itself sent (as a fake saw them)."""
+    found: list[str] = []
+    for headers in requests:
+        for name, value in headers:
+            if name.lower() in {"authorization", "x-amz-security-token"} and len(value) >= 16:
+                found.append(value)
+                if match := SIGNATURE.search(value):
+                    found.append(match["signature"])
+    return found
+
+
 def assert_no_secrets(output: str, secrets: Iterable[str]) -> None:
     leaked = [secret[:12] + "…" for secret in secrets if secret and secret in output]
     assert not leaked, f"secrets reached the output: {leaked}"

@@ -24,7 +24,7 @@ import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import ReadOnlyCredentials
-from captured_output import assert_no_secrets, token_secrets
+from captured_output import assert_no_secrets, header_secrets, token_secrets
 from conftest import SERVER_ID, Verifier
 from fake_aws import FakeAws, counting_proxy
 
@@ -1090,9 +1090,15 @@ def test_hostile_input_gets_its_precise_answer(
         assert reached["sts"] >= 1, reached
     else:
         assert sum(reached.values()) == 0, f"refused input still reached AWS: {dict(reached)}"
-    # And nothing secret from the token reached the logs or metrics
+    # And nothing secret reached the logs or metrics: not the token, not the signer's or the verifier's keys
     output = capfd.readouterr()
-    assert_no_secrets(output.out + output.err, token_secrets(token, changed))
+    secrets = [
+        *token_secrets(token, changed),
+        *header_secrets(r.headers for r in aws_proxy.requests),
+        signers.credentials("backend").secret_key,
+        signers.world.verifier.secret_access_key,
+    ]
+    assert_no_secrets(output.out + output.err, secrets)
 
 
 def test_the_proxy_would_see_a_call_that_reached_aws(

@@ -19,7 +19,7 @@ from typing import Any
 
 import boto3
 import pytest
-from captured_output import assert_no_secrets, token_secrets, upstream_errors
+from captured_output import assert_no_secrets, header_secrets, token_secrets, upstream_errors
 from conftest import Verifier, VerifyAnswer, signed_request
 from fake_aws import Answer, Behaviour, FakeAws, Hang, PassThrough
 
@@ -143,7 +143,8 @@ class TestReplayTable:
             "message": "this identity token was already used",
         }
         output = capfd.readouterr()
-        assert_no_secrets(output.out + output.err, token_secrets(token, request))
+        secrets = [*token_secrets(token, request), demo_world.verifier.secret_access_key]
+        assert_no_secrets(output.out + output.err, secrets)
 
     def test_replay_is_judged_on_the_signature_not_the_encoding(
         self, demo_world: DemoWorld, verify: Verifier
@@ -217,13 +218,16 @@ class TestReplayTable:
             assert sorted(str(d.reason) for d in decisions) == ["None", "replayed"], decisions
             assert sum(d.allowed for d in decisions) == 1
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="core bug: ReplayGuard.claim runs before the role is read and the claim is judged, so a token "
-        "whose first use ended in 429/503 (IAM throttled) or in a deny is already burned, and the control "
-        "plane's retry of the same verification is denied 'replayed'; claim the token last, once every other "
-        "check passed (the conditional put still makes concurrent uses exclusive)",
-    )
+    def test_a_denied_use_does_not_burn_the_token(self, demo_world: DemoWorld, verify: Verifier) -> None:
+        # Given a token first presented for a claim its role does not fit
+        _, token = backend_token(demo_world)
+        assert verify(token, {**CLAIM, "mesh": "payments"}).reason == "mesh_mismatch"
+        # When it is presented for the claim it fits, then once more
+        answers = [verify(token, dict(CLAIM)) for _ in range(2)]
+        # Then the deny did not use it up; the allow did
+        assert answers[0].body["allowed"] is True, answers[0].body
+        assert answers[1].reason == "replayed"
+
     def test_a_use_that_failed_upstream_does_not_burn_the_token(
         self, demo_world: DemoWorld, verify: Verifier, iam_fake: FakeAws, embedded_aws: EmbeddedAws
     ) -> None:
@@ -269,53 +273,55 @@ def test_an_empty_replay_table_setting_means_off(
 
 # --- DynamoDB failing --------------------------------------------------------------------------------------
 
+RECORD = "cannot record the token's use"
+NOT_DYNAMODB = "the replay table's answer is not DynamoDB's"
 DYNAMODB_FAULTS = [
     pytest.param(
-        Answer(500, b'{"__type":"InternalServerError"}'), 503, "upstream_unavailable", id="status-500"
+        Answer(500, b'{"__type":"InternalServerError"}'), 503, "upstream_unavailable", RECORD, id="status-500"
     ),
     pytest.param(
         dynamodb_error("com.amazon.coral.availability#ThrottlingException"),
         429,
         "upstream_throttled",
+        RECORD,
         id="throttling-exception",
     ),
     pytest.param(
         dynamodb_error("com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException"),
         429,
         "upstream_throttled",
+        RECORD,
         id="provisioned-throughput-exceeded",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="core gap: roles.THROTTLING lacks DynamoDB's own throttling code "
-            "ProvisionedThroughputExceededException (and RequestLimitExceeded is there only by luck), so a "
-            "throttled replay table is a 503 instead of a 429; add it to the throttling codes",
-        ),
     ),
     pytest.param(
         dynamodb_error("com.amazonaws.dynamodb.v20120810#ResourceNotFoundException", "table not found"),
         503,
         "upstream_unavailable",
+        RECORD,
         id="table-missing",
     ),
     pytest.param(
         dynamodb_error("com.amazon.coral.service#AccessDeniedException", "not authorized"),
         503,
         "upstream_unavailable",
+        RECORD,
         id="access-denied",
     ),
-    pytest.param(Hang(seconds=6 * TIMEOUT_SECONDS), 503, "upstream_unavailable", id="never-starts"),
+    pytest.param(Hang(seconds=6 * TIMEOUT_SECONDS), 503, "upstream_unavailable", RECORD, id="never-starts"),
+    # A 200 that is not DynamoDB's must not pass for "recorded": replay protection would fail open.
     pytest.param(
         Answer(200, b"<html>maintenance</html>", (("Content-Type", "text/html"),)),
         503,
         "upstream_unavailable",
+        NOT_DYNAMODB,
         id="html-200",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="core gap: ReplayGuard.claim takes any 200 as 'recorded', so an answer that is not "
-            "DynamoDB's (a proxy's HTML page) lets every use through and replay protection fails open; ask "
-            "PutItem for ReturnConsumedCapacity='TOTAL' and treat an answer without ConsumedCapacity as "
-            "UpstreamUnavailable",
-        ),
+    ),
+    pytest.param(
+        Answer(200, b"{}", (("Content-Type", "application/x-amz-json-1.0"),)),
+        503,
+        "upstream_unavailable",
+        NOT_DYNAMODB,
+        id="empty-json-200",
     ),
 ]
 
@@ -338,12 +344,13 @@ class TestReplayTableUnavailable:
             "KUMA_IAM_UPSTREAM_TIMEOUT_SECONDS": str(TIMEOUT_SECONDS),
         }
 
-    @pytest.mark.parametrize(("behaviour", "status", "code"), DYNAMODB_FAULTS)
+    @pytest.mark.parametrize(("behaviour", "status", "code", "message"), DYNAMODB_FAULTS)
     def test_fault_fails_closed(
         self,
         behaviour: Behaviour,
         status: int,
         code: str,
+        message: str,
         demo_world: DemoWorld,
         dynamodb_fake: FakeAws,
         verify: Verifier,
@@ -357,10 +364,15 @@ class TestReplayTableUnavailable:
         # Then the answer is a retryable failure, never an allow
         assert answer.status == status, answer.body
         assert answer.body["error"] == code
-        assert "cannot record the token's use" in answer.body["message"]
+        assert message in answer.body["message"]
         assert answer.headers.get("retry-after", "").isdigit()
         assert 1 <= len(dynamodb_fake.requests) <= 2
         assert all(r.header("X-Amz-Target") == "DynamoDB_20120810.PutItem" for r in dynamodb_fake.requests)
         output = capfd.readouterr()
         assert upstream_errors(output.out) == {"dynamodb": 1}
-        assert_no_secrets(output.out + output.err, token_secrets(token, request))
+        secrets = [
+            *token_secrets(token, request),
+            *header_secrets(r.headers for r in dynamodb_fake.requests),
+            demo_world.verifier.secret_access_key,
+        ]
+        assert_no_secrets(output.out + output.err, secrets)
