@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from unittest import mock
 
 import pytest
@@ -25,7 +25,6 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import ReadOnlyCredentials
 from captured_output import assert_no_secrets, header_secrets, token_secrets
-from conftest import SERVER_ID, Verifier
 from fake_aws import FakeAws, counting_proxy
 
 from kuma_iam.identity.checks import SERVER_ID_HEADER
@@ -33,6 +32,9 @@ from kuma_iam.identity.endpoints import sts_endpoint_for_region
 from kuma_iam.identity.token import COMPACT_PREFIX, SignedRequest, encode_compact, encode_vault
 from kuma_iam.local.embedded_aws import EmbeddedAws
 from kuma_iam.local.seed import DemoWorld, task_credentials
+
+if TYPE_CHECKING:  # conftest is not imported at run time: its module name is shared by every tier's conftest
+    from conftest import Verifier
 
 pytestmark = [
     pytest.mark.integration,
@@ -101,7 +103,7 @@ class Signers:
         self,
         principal: str = "backend",
         *,
-        server_id: str | None = SERVER_ID,
+        server_id: str | None,
         region: str = "us-east-1",
         host: str | None = None,
         headers: tuple[tuple[str, str], ...] = (
@@ -643,13 +645,13 @@ CATALOGUE: list[Hostile] = [
         "server-id-prefix-of-ours",
         "server-id",
         "names another control plane",
-        sign={"server_id": SERVER_ID + "-2"},
+        sign={"server_id": lambda ours: ours + "-2"},
     ),
     bad(
         "server-id-other-case",
         "server-id",
         "names another control plane",
-        sign={"server_id": SERVER_ID.upper()},
+        sign={"server_id": str.upper},
     ),
     bad("server-id-empty", "server-id", "names another control plane", sign={"server_id": ""}),
     bad(
@@ -1034,13 +1036,22 @@ def signers(demo_world: DemoWorld) -> Signers:
     return Signers(demo_world)
 
 
-def base_request(signers: Signers, row: Hostile) -> SignedRequest:
+@pytest.fixture
+def ours(verifier_environment_vars: dict[str, str]) -> str:
+    """The server id this verifier answers for; a row's own server id may be derived from it."""
+    return verifier_environment_vars["KUMA_IAM_SERVER_ID"]
+
+
+def base_request(signers: Signers, row: Hostile, ours: str) -> SignedRequest:
+    how = {"server_id": ours, **row.sign}
+    if callable(how["server_id"]):
+        how["server_id"] = how["server_id"](ours)
     if row.principal == "backend-key-swap":
         # another valid key (the intruder's) in the scope, backend's signature and session token kept
-        genuine = signers.sign("backend", **row.sign)
+        genuine = signers.sign("backend", **how)
         other_key = signers.credentials("intruder").access_key
         return with_authorization(genuine, key=other_key)
-    return signers.sign(row.principal, **row.sign)
+    return signers.sign(row.principal, **how)
 
 
 def compact_keeping_every_header(request: SignedRequest) -> str:
@@ -1065,12 +1076,13 @@ def test_hostile_input_gets_its_precise_answer(
     row: Hostile,
     encoding: str,
     signers: Signers,
+    ours: str,
     verify: Verifier,
     aws_proxy: FakeAws,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
     # Given a genuinely signed token changed in exactly one way
-    genuine = base_request(signers, row)
+    genuine = base_request(signers, row, ours)
     changed = row.request(genuine)
     token = token_for(row, genuine, encoding)
     # When the control plane asks the verifier about it
@@ -1102,10 +1114,10 @@ def test_hostile_input_gets_its_precise_answer(
 
 
 def test_the_proxy_would_see_a_call_that_reached_aws(
-    signers: Signers, verify: Verifier, aws_proxy: FakeAws
+    signers: Signers, ours: str, verify: Verifier, aws_proxy: FakeAws
 ) -> None:
     """The zero counts above mean something: the same proxy counts the forward of a genuine token."""
-    answer = verify(encode_compact(signers.sign()), dict(CLAIM))
+    answer = verify(encode_compact(signers.sign(server_id=ours)), dict(CLAIM))
     assert answer.body["allowed"] is True
     reached = aws_proxy.count_by_service()
     assert reached["sts"] >= 1, reached

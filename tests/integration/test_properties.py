@@ -11,20 +11,22 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from conftest import Verifier, VerifyAnswer, signed_request
 from fake_aws import FakeAws, counting_proxy
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from kuma_iam.errors import DenyReason
-from kuma_iam.identity.token import COMPACT_PREFIX, SignedRequest, encode_compact, encode_vault
+from kuma_iam.identity.token import COMPACT_PREFIX, SignedRequest, decode_token, encode_compact, encode_vault
 from kuma_iam.local.embedded_aws import EmbeddedAws
 from kuma_iam.local.seed import DemoWorld
+
+if TYPE_CHECKING:  # conftest is not imported at run time: its module name is shared by every tier's conftest
+    from conftest import Verifier, VerifyAnswer
 
 pytestmark = [
     pytest.mark.integration,
@@ -57,18 +59,19 @@ class Genuine:
         return dict(self.request.headers)["Authorization"]
 
 
-@pytest.fixture(scope="module")
-def backend(demo_world: DemoWorld) -> Genuine:
+@pytest.fixture
+def backend(demo_world: DemoWorld, sign_token: Callable[..., object]) -> Genuine:
+    """Signed with real task-role credentials by the integration tier's sign_token."""
     return Genuine(
-        signed_request(demo_world, demo_world.home_account, "backend-task"),
+        decode_token(sign_token(demo_world.home_account, "backend-task")),
         demo_world.home_account,
         "backend-task",
     )
 
 
-@pytest.fixture(scope="module")
-def frontend(demo_world: DemoWorld) -> Genuine:
-    request = signed_request(demo_world, demo_world.home_account, "frontend-task")
+@pytest.fixture
+def frontend(demo_world: DemoWorld, sign_token: Callable[..., object]) -> Genuine:
+    request = decode_token(sign_token(demo_world.home_account, "frontend-task"))
     return Genuine(request, demo_world.home_account, "frontend-task")
 
 

@@ -13,26 +13,29 @@ import os
 import re
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
 from captured_output import assert_no_secrets, header_secrets, token_secrets, upstream_errors
-from conftest import Verifier, VerifyAnswer, signed_request
 from fake_aws import Answer, Behaviour, FakeAws, Hang, PassThrough
 
-from kuma_iam.identity.token import SignedRequest, encode_compact, encode_vault
+from kuma_iam.identity.token import SignedRequest, decode_token, encode_compact, encode_vault
 from kuma_iam.local.embedded_aws import EmbeddedAws
 from kuma_iam.local.seed import DemoWorld
 from kuma_iam.verify import Decision, VerifyRequest, verifier_from_env
+
+if TYPE_CHECKING:  # conftest is not imported at run time: its module name is shared by every tier's conftest
+    from conftest import Verifier, VerifyAnswer
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning"),
 ]
 
+HOME = "111111111111"
 ROLE = "backend-task"
 CLAIM = {"mesh": "default", "name": "backend-01", "tags": {"kuma.io/service": ["backend"]}}
 MAX_AGE_SECONDS = 900  # the verifier's default KUMA_IAM_MAX_TOKEN_AGE_SECONDS
@@ -93,8 +96,12 @@ def scan(admin_dynamodb: Any, table: str) -> list[dict[str, Any]]:
     return list(admin_dynamodb.scan(TableName=table, ConsistentRead=True)["Items"])
 
 
-def backend_token(world: DemoWorld, *, session_name: str = "ecs-task") -> tuple[SignedRequest, str]:
-    request = signed_request(world, world.home_account, ROLE, session_name=session_name)
+TokenFactory = Callable[..., object]
+
+
+def backend_token(sign_token: TokenFactory, *, session_name: str = "ecs-task") -> tuple[SignedRequest, str]:
+    """backend-task's token, signed with fresh task-role credentials (the integration tier's sign_token)."""
+    request = decode_token(sign_token(HOME, ROLE, session_name=session_name))
     return request, encode_compact(request)
 
 
@@ -126,10 +133,15 @@ class TestReplayTable:
 
     @pytest.mark.parametrize("encoding", ["compact", "vault"])
     def test_second_use_of_a_token_is_denied_as_replayed(
-        self, encoding: str, demo_world: DemoWorld, verify: Verifier, capfd: pytest.CaptureFixture[str]
+        self,
+        encoding: str,
+        sign_token: TokenFactory,
+        verify: Verifier,
+        demo_world: DemoWorld,
+        capfd: pytest.CaptureFixture[str],
     ) -> None:
         # Given a token that was used once
-        request, _ = backend_token(demo_world)
+        request, _ = backend_token(sign_token)
         token = encode_compact(request) if encoding == "compact" else encode_vault(request)
         first = verify(token, dict(CLAIM))
         assert first.body["allowed"] is True, first.body
@@ -147,29 +159,31 @@ class TestReplayTable:
         assert_no_secrets(output.out + output.err, secrets)
 
     def test_replay_is_judged_on_the_signature_not_the_encoding(
-        self, demo_world: DemoWorld, verify: Verifier
+        self, sign_token: TokenFactory, verify: Verifier
     ) -> None:
         # The same signed request, once compact and once as Vault login data, is one token
-        request, compact = backend_token(demo_world)
+        request, compact = backend_token(sign_token)
         assert verify(compact, dict(CLAIM)).body["allowed"] is True
         assert verify(encode_vault(request), dict(CLAIM)).reason == "replayed"
 
-    def test_another_token_of_the_same_role_is_allowed(self, demo_world: DemoWorld, verify: Verifier) -> None:
+    def test_another_token_of_the_same_role_is_allowed(
+        self, sign_token: TokenFactory, verify: Verifier
+    ) -> None:
         # Given one token of the role already used
-        _, first = backend_token(demo_world)
+        _, first = backend_token(sign_token)
         assert verify(first, dict(CLAIM)).body["allowed"] is True
         # When the same role signs a new token (new task credentials, so a new signature)
-        _, second = backend_token(demo_world, session_name="ecs-task-2")
+        _, second = backend_token(sign_token, session_name="ecs-task-2")
         answer = verify(second, dict(CLAIM))
         # Then it is allowed
         assert answer.body["allowed"] is True, answer.body
         assert answer.body["identity"]["roleName"] == ROLE
 
     def test_the_table_holds_only_a_hash_and_the_expiry(
-        self, demo_world: DemoWorld, verify: Verifier, replay_table: str, admin_dynamodb: Any
+        self, sign_token: TokenFactory, verify: Verifier, replay_table: str, admin_dynamodb: Any
     ) -> None:
         # Given a token used once
-        request, token = backend_token(demo_world)
+        request, token = backend_token(sign_token)
         assert verify(token, dict(CLAIM)).body["allowed"] is True
         # When the table is read
         items = scan(admin_dynamodb, replay_table)
@@ -192,11 +206,11 @@ class TestReplayTable:
             assert secret not in stored
 
     def test_two_simultaneous_uses_yield_exactly_one_allow(
-        self, demo_world: DemoWorld, verify: Verifier, verifier_environment_vars: dict[str, str]
+        self, sign_token: TokenFactory, verify: Verifier, verifier_environment_vars: dict[str, str]
     ) -> None:
         # Given two verifiers that share nothing but the table, as two Lambda containers would
         for attempt in range(5):
-            _, token = backend_token(demo_world, session_name=f"race-{attempt}")
+            _, token = backend_token(sign_token, session_name=f"race-{attempt}")
             verifiers = [verifier_from_env(os.environ) for _ in range(2)]
             request = VerifyRequest.model_validate({"token": token, "dataplane": CLAIM})
             start = threading.Barrier(2)
@@ -218,9 +232,9 @@ class TestReplayTable:
             assert sorted(str(d.reason) for d in decisions) == ["None", "replayed"], decisions
             assert sum(d.allowed for d in decisions) == 1
 
-    def test_a_denied_use_does_not_burn_the_token(self, demo_world: DemoWorld, verify: Verifier) -> None:
+    def test_a_denied_use_does_not_burn_the_token(self, sign_token: TokenFactory, verify: Verifier) -> None:
         # Given a token first presented for a claim its role does not fit
-        _, token = backend_token(demo_world)
+        _, token = backend_token(sign_token)
         assert verify(token, {**CLAIM, "mesh": "payments"}).reason == "mesh_mismatch"
         # When it is presented for the claim it fits, then once more
         answers = [verify(token, dict(CLAIM)) for _ in range(2)]
@@ -229,7 +243,7 @@ class TestReplayTable:
         assert answers[1].reason == "replayed"
 
     def test_a_use_that_failed_upstream_does_not_burn_the_token(
-        self, demo_world: DemoWorld, verify: Verifier, iam_fake: FakeAws, embedded_aws: EmbeddedAws
+        self, sign_token: TokenFactory, verify: Verifier, iam_fake: FakeAws, embedded_aws: EmbeddedAws
     ) -> None:
         # Given the first use met a throttled IAM (both attempts), the second a working one
         throttled = Answer(
@@ -239,7 +253,7 @@ class TestReplayTable:
             (("Content-Type", "text/xml"),),
         )
         iam_fake.script(throttled, throttled, then=PassThrough(embedded_aws.endpoint_url))
-        _, token = backend_token(demo_world)
+        _, token = backend_token(sign_token)
         assert verify(token, dict(CLAIM)).status == 429
         # When the control plane retries the verification, as a 429 tells it to
         answer = verify(token, dict(CLAIM))
@@ -251,11 +265,11 @@ class TestReplayTable:
 
 
 def test_replay_protection_is_off_by_default(
-    demo_world: DemoWorld, verify: Verifier, verifier_environment_vars: dict[str, str]
+    sign_token: TokenFactory, verify: Verifier, verifier_environment_vars: dict[str, str]
 ) -> None:
     # Given the verifier's default environment: no replay table
     assert "KUMA_IAM_REPLAY_TABLE" not in verifier_environment_vars
-    _, token = backend_token(demo_world)
+    _, token = backend_token(sign_token)
     # When the same token is used twice
     answers = [verify(token, dict(CLAIM)) for _ in range(2)]
     # Then both are allowed (the token's age alone bounds its reuse)
@@ -263,7 +277,7 @@ def test_replay_protection_is_off_by_default(
 
 
 def test_an_empty_replay_table_setting_means_off(
-    demo_world: DemoWorld, verifier_environment_vars: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    verifier_environment_vars: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # CloudFormation writes "" when ReplayProtection is Disabled
     monkeypatch.setitem(verifier_environment_vars, "KUMA_IAM_REPLAY_TABLE", "")
@@ -352,13 +366,14 @@ class TestReplayTableUnavailable:
         code: str,
         message: str,
         demo_world: DemoWorld,
+        sign_token: TokenFactory,
         dynamodb_fake: FakeAws,
         verify: Verifier,
         capfd: pytest.CaptureFixture[str],
     ) -> None:
         # Given the replay table cannot record the use
         dynamodb_fake.script(then=behaviour)
-        request, token = backend_token(demo_world)
+        request, token = backend_token(sign_token)
         # When a genuine token is verified
         answer: VerifyAnswer = verify(token, dict(CLAIM))
         # Then the answer is a retryable failure, never an allow

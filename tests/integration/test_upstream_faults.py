@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from captured_output import assert_no_secrets, header_secrets, metric_count, token_secrets, upstream_errors
-from conftest import Verifier, VerifyAnswer, signed_request
 from fake_aws import Answer, Behaviour, ByAction, FakeAws, Hang, PassThrough, Trickle, counting_proxy
 
 from kuma_iam.identity.token import SignedRequest, decode_token, encode_compact
 from kuma_iam.local.embedded_aws import EmbeddedAws
 from kuma_iam.local.seed import DemoWorld
+
+if TYPE_CHECKING:  # conftest is not imported at run time: its module name is shared by every tier's conftest
+    from conftest import Verifier, VerifyAnswer
 
 pytestmark = [
     pytest.mark.integration,
@@ -238,8 +240,9 @@ def redirect_target(embedded_aws: EmbeddedAws) -> Iterator[FakeAws]:
 
 
 @pytest.fixture
-def genuine(demo_world: DemoWorld) -> SignedRequest:
-    return signed_request(demo_world, HOME, ROLE)
+def genuine(sign_token: Callable[..., object]) -> SignedRequest:
+    """A GetCallerIdentity signed with real task-role credentials (the integration tier's sign_token)."""
+    return decode_token(sign_token(HOME, ROLE))
 
 
 ELAPSED: dict[str, tuple[int, float]] = {}
@@ -582,6 +585,7 @@ class TestCrossAccountReader:
         status: int,
         code: str,
         demo_world: DemoWorld,
+        sign_token: Callable[..., object],
         fake: FakeAws,
         embedded_aws: EmbeddedAws,
         verify: Verifier,
@@ -591,7 +595,7 @@ class TestCrossAccountReader:
         fake.script(
             then=ByAction({"AssumeRole": assume_role}, default=PassThrough(embedded_aws.endpoint_url))
         )
-        token = encode_compact(signed_request(demo_world, PARTNER, PARTNER_ROLE))
+        token = encode_compact(decode_token(sign_token(PARTNER, PARTNER_ROLE)))
         # When the verifier is asked
         elapsed, answer = timed_verify(verify, token, PARTNER_CLAIM)
         # Then it fails closed in time, counted against STS

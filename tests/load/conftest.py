@@ -36,6 +36,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session")
+def server_id() -> str:
+    return SERVER_ID
+
+
+@pytest.fixture(scope="session")
 def load_world() -> Iterator[tuple[EmbeddedAws, DemoWorld]]:
     with EmbeddedAws() as aws:
         world = seed_demo_world(aws)

@@ -33,7 +33,6 @@ from _pytest.logging import LogCaptureHandler
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import ReadOnlyCredentials
-from conftest import SERVER_ID
 
 from kuma_iam.config import VerifierSettings
 from kuma_iam.identity.signer import sign_identity_request
@@ -80,24 +79,27 @@ class Case:
         return None
 
 
-def _sign(
-    world: DemoWorld, account: str, role: str, session: str, *, at: datetime | None = None
+def sign_task_role(
+    world: DemoWorld, account: str, role: str, session: str, *, server_id: str, at: datetime | None = None
 ) -> SignedRequest:
     issued = task_credentials(world, account, role, session_name=session)
     credentials = ReadOnlyCredentials(
         issued["AWS_ACCESS_KEY_ID"], issued["AWS_SECRET_ACCESS_KEY"], issued["AWS_SESSION_TOKEN"]
     )
     if at is None:
-        return sign_identity_request(credentials, server_id=SERVER_ID, region=world.region)
+        return sign_identity_request(credentials, server_id=server_id, region=world.region)
     with mock.patch("botocore.auth.get_current_datetime", return_value=at.replace(tzinfo=None)):
-        return sign_identity_request(credentials, server_id=SERVER_ID, region=world.region)
+        return sign_identity_request(credentials, server_id=server_id, region=world.region)
 
 
 def _with_header(request: SignedRequest, name: str, value: str) -> SignedRequest:
     return replace(request, headers=tuple((k, value if k == name else v) for k, v in request.headers))
 
 
-def build_cases(world: DemoWorld) -> list[Case]:
+def build_cases(world: DemoWorld, server_id: str) -> list[Case]:
+    def _sign(*args: Any, **kwargs: Any) -> SignedRequest:
+        return sign_task_role(*args, server_id=server_id, **kwargs)
+
     home, partner, outsider = world.home_account, world.partner_account, world.outsider_account
     backend_claim = {"mesh": "default", "name": "backend-01", "tags": {"kuma.io/service": ["backend"]}}
     cases: list[Case] = []
@@ -328,11 +330,12 @@ def report(config: pytest.Config, text: str) -> None:
 def test_five_thousand_verifications_from_sixteen_threads(
     load_world: tuple[EmbeddedAws, DemoWorld],
     verifier_behind_gateway: tuple[LocalGateway, ModuleType],
+    server_id: str,
     pytestconfig: pytest.Config,
 ) -> None:
     _, world = load_world
     gateway, _ = verifier_behind_gateway
-    cases = build_cases(world)
+    cases = build_cases(world, server_id)
     client = GatewayClient(f"{gateway.endpoint_url}/v1/verify", world)
 
     def call(case: Case) -> tuple[int, dict[str, Any]]:
@@ -384,12 +387,13 @@ def test_five_thousand_verifications_from_sixteen_threads(
 def test_one_verifier_shared_by_sixteen_threads(
     load_world: tuple[EmbeddedAws, DemoWorld],
     verifier_behind_gateway: tuple[LocalGateway, ModuleType],
+    server_id: str,
     pytestconfig: pytest.Config,
 ) -> None:
     """The core without the handler: Lambda never runs one container's invocations at once, but the role
     cache promises that concurrent misses for one role wait on a single IAM call, and the issuer reuses it."""
     _, world = load_world
-    cases = build_cases(world)
+    cases = build_cases(world, server_id)
     # Given one verifier built from the settings, whose IAM GetRole calls are counted
     session = boto3.Session(region_name=world.region)
     get_role_calls: Counter[str] = Counter()
