@@ -1011,24 +1011,24 @@ def _params() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def aws_proxy(embedded_aws: EmbeddedAws, demo_world: DemoWorld) -> Iterator[FakeAws]:
+def aws_counter(embedded_aws: EmbeddedAws, demo_world: DemoWorld) -> Iterator[FakeAws]:
     """Everything the verifier sends to AWS passes through here and is counted."""
-    with counting_proxy(embedded_aws.endpoint_url, name="aws-proxy") as proxy:
+    with counting_proxy(embedded_aws.endpoint_url, name="aws-counter") as proxy:
         yield proxy
 
 
 @pytest.fixture
 def verifier_environment_vars(
-    verifier_environment_vars: dict[str, str], aws_proxy: FakeAws
+    verifier_environment_vars: dict[str, str], aws_counter: FakeAws
 ) -> dict[str, str]:
-    aws_proxy.reset_requests()
+    aws_counter.reset_requests()
     through_proxy = (
         "AWS_ENDPOINT_URL",
         "AWS_ENDPOINT_URL_STS",
         "AWS_ENDPOINT_URL_IAM",
         "AWS_ENDPOINT_URL_DYNAMODB",
     )
-    return {**verifier_environment_vars, **dict.fromkeys(through_proxy, aws_proxy.url)}
+    return {**verifier_environment_vars, **dict.fromkeys(through_proxy, aws_counter.url)}
 
 
 @pytest.fixture(scope="module")
@@ -1078,7 +1078,7 @@ def test_hostile_input_gets_its_precise_answer(
     signers: Signers,
     ours: str,
     verify: Verifier,
-    aws_proxy: FakeAws,
+    aws_counter: FakeAws,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
     # Given a genuinely signed token changed in exactly one way
@@ -1097,7 +1097,7 @@ def test_hostile_input_gets_its_precise_answer(
         assert row.message_for(encoding) in answer.body["message"], answer.body
         assert answer.body.get("allowed") is not True
     # And input refused before the network made no call at all; the rest did reach STS
-    reached = aws_proxy.count_by_service()
+    reached = aws_counter.count_by_service()
     if row.reaches_sts:
         assert reached["sts"] >= 1, reached
     else:
@@ -1106,7 +1106,7 @@ def test_hostile_input_gets_its_precise_answer(
     output = capfd.readouterr()
     secrets = [
         *token_secrets(token, changed),
-        *header_secrets(r.headers for r in aws_proxy.requests),
+        *header_secrets(r.headers for r in aws_counter.requests),
         signers.credentials("backend").secret_key,
         signers.world.verifier.secret_access_key,
     ]
@@ -1114,15 +1114,15 @@ def test_hostile_input_gets_its_precise_answer(
 
 
 def test_the_proxy_would_see_a_call_that_reached_aws(
-    signers: Signers, ours: str, verify: Verifier, aws_proxy: FakeAws
+    signers: Signers, ours: str, verify: Verifier, aws_counter: FakeAws
 ) -> None:
     """The zero counts above mean something: the same proxy counts the forward of a genuine token."""
     answer = verify(encode_compact(signers.sign(server_id=ours)), dict(CLAIM))
     assert answer.body["allowed"] is True
-    reached = aws_proxy.count_by_service()
+    reached = aws_counter.count_by_service()
     assert reached["sts"] >= 1, reached
     assert reached["iam"] >= 1, reached
-    forwarded = [r for r in aws_proxy.requests if b"GetCallerIdentity" in r.body and r.service == "sts"]
+    forwarded = [r for r in aws_counter.requests if b"GetCallerIdentity" in r.body and r.service == "sts"]
     assert forwarded
     assert forwarded[0].header("Host") == "sts.us-east-1.amazonaws.com"
 

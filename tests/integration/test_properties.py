@@ -76,19 +76,19 @@ def frontend(demo_world: DemoWorld, sign_token: Callable[..., object]) -> Genuin
 
 
 @pytest.fixture(scope="module")
-def aws_proxy(embedded_aws: EmbeddedAws) -> Iterator[FakeAws]:
-    with counting_proxy(embedded_aws.endpoint_url, name="aws-proxy") as proxy:
+def aws_counter(embedded_aws: EmbeddedAws) -> Iterator[FakeAws]:
+    with counting_proxy(embedded_aws.endpoint_url, name="aws-counter") as proxy:
         yield proxy
 
 
 @pytest.fixture
 def verifier_environment_vars(
-    verifier_environment_vars: dict[str, str], aws_proxy: FakeAws
+    verifier_environment_vars: dict[str, str], aws_counter: FakeAws
 ) -> dict[str, str]:
     return {
         **verifier_environment_vars,
-        "AWS_ENDPOINT_URL_STS": aws_proxy.url,
-        "AWS_ENDPOINT_URL_IAM": aws_proxy.url,
+        "AWS_ENDPOINT_URL_STS": aws_counter.url,
+        "AWS_ENDPOINT_URL_IAM": aws_counter.url,
     }
 
 
@@ -247,39 +247,39 @@ def one_field_changed(draw: st.DrawFn, request: SignedRequest) -> SignedRequest:
 @THROUGH_THE_HANDLER
 @given(data=st.data())
 def test_any_change_to_the_compact_text_is_refused_or_still_the_signer(
-    data: st.DataObject, backend: Genuine, verify: Verifier, aws_proxy: FakeAws
+    data: st.DataObject, backend: Genuine, verify: Verifier, aws_counter: FakeAws
 ) -> None:
     token = data.draw(mutated_text(encode_compact(backend.request)), label="token")
-    answer, calls = ask(verify, aws_proxy, token)
+    answer, calls = ask(verify, aws_counter, token)
     assert_safe(answer, calls, backend, token=token)
 
 
 @THROUGH_THE_HANDLER
 @given(data=st.data())
 def test_any_change_to_the_json_inside_is_refused_or_still_the_signer(
-    data: st.DataObject, backend: Genuine, verify: Verifier, aws_proxy: FakeAws
+    data: st.DataObject, backend: Genuine, verify: Verifier, aws_counter: FakeAws
 ) -> None:
     raw = data.draw(mutated_bytes(compact_json(backend.request)), label="json")
     token = COMPACT_PREFIX + b64url(raw)
-    answer, calls = ask(verify, aws_proxy, token)
+    answer, calls = ask(verify, aws_counter, token)
     assert_safe(answer, calls, backend, token=token)
 
 
 @THROUGH_THE_HANDLER
 @given(data=st.data(), encoding=st.sampled_from(["compact", "vault"]))
 def test_any_change_to_one_field_is_refused_or_still_the_signer(
-    data: st.DataObject, encoding: str, backend: Genuine, verify: Verifier, aws_proxy: FakeAws
+    data: st.DataObject, encoding: str, backend: Genuine, verify: Verifier, aws_counter: FakeAws
 ) -> None:
     changed = data.draw(one_field_changed(backend.request), label="request")
     token = encode_compact(changed) if encoding == "compact" else encode_vault(changed)
-    answer, calls = ask(verify, aws_proxy, token)
+    answer, calls = ask(verify, aws_counter, token)
     assert_safe(answer, calls, backend, token=token)
 
 
 @THROUGH_THE_HANDLER
 @given(data=st.data(), field=st.sampled_from(["iam_request_url", "iam_request_body", "iam_request_headers"]))
 def test_any_change_to_a_vault_field_is_refused_or_still_the_signer(
-    data: st.DataObject, field: str, backend: Genuine, verify: Verifier, aws_proxy: FakeAws
+    data: st.DataObject, field: str, backend: Genuine, verify: Verifier, aws_counter: FakeAws
 ) -> None:
     login: dict[str, Any] = encode_vault(backend.request)
     if data.draw(st.booleans(), label="in base64 text"):
@@ -287,7 +287,7 @@ def test_any_change_to_a_vault_field_is_refused_or_still_the_signer(
     else:
         decoded = base64.b64decode(login[field])
         login[field] = base64.b64encode(data.draw(mutated_bytes(decoded), label=field)).decode()
-    answer, calls = ask(verify, aws_proxy, login)
+    answer, calls = ask(verify, aws_counter, login)
     assert_safe(answer, calls, backend, token=login)
 
 
@@ -299,7 +299,7 @@ def test_a_splice_of_two_roles_tokens_is_refused_or_exactly_one_of_them(
     backend: Genuine,
     frontend: Genuine,
     verify: Verifier,
-    aws_proxy: FakeAws,
+    aws_counter: FakeAws,
 ) -> None:
     # Each header (and the URL and body) comes from either role's genuine token
     sources = {"backend": dict(backend.request.headers), "frontend": dict(frontend.request.headers)}
@@ -309,5 +309,5 @@ def test_a_splice_of_two_roles_tokens_is_refused_or_exactly_one_of_them(
     )
     spliced = replace(backend.request, headers=headers)
     token = encode_compact(spliced) if encoding == "compact" else encode_vault(spliced)
-    answer, calls = ask(verify, aws_proxy, token)
+    answer, calls = ask(verify, aws_counter, token)
     assert_safe(answer, calls, backend, frontend, token=token)
