@@ -72,7 +72,7 @@ def test_authorized_accounts_are_a_comma_list(raw: str, accounts: set[str]) -> N
         ({"KUMA_IAM_MAX_TOKEN_AGE_SECONDS": "fifteen minutes"}, "KUMA_IAM_MAX_TOKEN_AGE_SECONDS"),
         ({"KUMA_IAM_MAX_CLOCK_SKEW_SECONDS": "-1"}, "KUMA_IAM_MAX_CLOCK_SKEW_SECONDS"),
         ({"KUMA_IAM_UPSTREAM_TIMEOUT_SECONDS": "0"}, "KUMA_IAM_UPSTREAM_TIMEOUT_SECONDS"),
-        ({"KUMA_IAM_UPSTREAM_TIMEOUT_SECONDS": "31"}, "KUMA_IAM_UPSTREAM_TIMEOUT_SECONDS"),
+        ({"KUMA_IAM_UPSTREAM_TIMEOUT_SECONDS": "3.5"}, "KUMA_IAM_UPSTREAM_TIMEOUT_SECONDS"),
         ({"KUMA_IAM_ROLE_CACHE_TTL_SECONDS": "3601"}, "KUMA_IAM_ROLE_CACHE_TTL_SECONDS"),
     ],
     ids=lambda value: value if isinstance(value, str) and value.isupper() else None,

@@ -43,8 +43,11 @@ class VerifierSettings(BaseModel):
     max_clock_skew_seconds: Annotated[
         int, Field(validation_alias="KUMA_IAM_MAX_CLOCK_SKEW_SECONDS", ge=0, le=900)
     ] = 300
+    # Read timeout of each AWS call (connects get at most 1 s). With everything hanging, a verification
+    # takes at most 5 * (1 + this) + 2 s (STS, then AssumeRole and GetRole with one retry each): the cap
+    # keeps that inside the function's 25 s timeout, so callers get our 503, not the gateway's 504.
     upstream_timeout_seconds: Annotated[
-        float, Field(validation_alias="KUMA_IAM_UPSTREAM_TIMEOUT_SECONDS", gt=0, le=30)
+        float, Field(validation_alias="KUMA_IAM_UPSTREAM_TIMEOUT_SECONDS", gt=0, le=3)
     ] = 3.0
     replay_table_name: Annotated[str | None, Field(validation_alias="KUMA_IAM_REPLAY_TABLE")] = None
 

@@ -44,7 +44,7 @@ class RoleRecord:
 def aws_client_config(timeout_seconds: float) -> Config:
     """Short timeouts and one retry: the control plane is waiting, and it retries on 503 itself."""
     return Config(
-        connect_timeout=timeout_seconds,
+        connect_timeout=min(1.0, timeout_seconds),
         read_timeout=timeout_seconds,
         retries={"mode": "standard", "total_max_attempts": 2},
     )

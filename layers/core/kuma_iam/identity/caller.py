@@ -37,7 +37,8 @@ class AssumedRoleCaller:
 
 def assumed_role_caller(answer: StsAnswer, partition: str) -> AssumedRoleCaller:
     """Accept only `arn:<partition>:sts::<account>:assumed-role/<role>/<session>` whose parts agree."""
-    if not ACCOUNT_ID.fullmatch(answer.account) or f":{answer.account}:" not in answer.arn:
+    arn_fields = answer.arn.split(":", 5)  # arn:partition:service:region:account:resource
+    if not ACCOUNT_ID.fullmatch(answer.account) or len(arn_fields) != 6 or arn_fields[4] != answer.account:
         raise UpstreamUnavailable("sts", "STS answered with an account that disagrees with the ARN")
     match = ASSUMED_ROLE_ARN.fullmatch(answer.arn)
     if match is None:
@@ -46,8 +47,6 @@ def assumed_role_caller(answer: StsAnswer, partition: str) -> AssumedRoleCaller:
             "only an assumed IAM role (an ECS task role) may authenticate, not "
             + _principal_kind(answer.arn),
         )
-    if match["account"] != answer.account:
-        raise UpstreamUnavailable("sts", "STS answered with an account that disagrees with the ARN")
     if match["partition"] != partition:
         raise Denied(
             DenyReason.UNSUPPORTED_PRINCIPAL, "the caller's partition differs from the STS endpoint's"

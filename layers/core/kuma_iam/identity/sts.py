@@ -37,7 +37,7 @@ class StsForwarder:
                 redirect=False,
                 retries=False,
                 preload_content=False,
-                timeout=urllib3.Timeout(connect=self.timeout_seconds, read=self.timeout_seconds),
+                timeout=urllib3.Timeout(connect=min(1.0, self.timeout_seconds), read=self.timeout_seconds),
             )
             try:
                 payload = _read_bounded(response, deadline)
