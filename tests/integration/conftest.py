@@ -3,50 +3,32 @@
 from __future__ import annotations
 
 import contextlib
-import http.client
 import json
 import logging
 import socket
 import sys
-import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 import boto3
 import pytest
 from botocore.credentials import ReadOnlyCredentials
 
 from kuma_iam.identity.signer import sign_identity_request
-from kuma_iam.identity.token import SignedRequest, encode_compact, encode_vault
+from kuma_iam.identity.token import encode_compact, encode_vault
 from kuma_iam.local.embedded_aws import EmbeddedAws
 from kuma_iam.local.events import VERIFY_ROUTE
-from kuma_iam.local.gateway import (
-    GatewayRequest,
-    LocalGateway,
-    LocalLambdaContext,
-    build_event,
-    load_handler,
-)
-from kuma_iam.local.seed import (
-    DemoWorld,
-    control_plane_caller,
-    seed_demo_world,
-    task_credentials,
-    verifier_environment,
-)
+from kuma_iam.local.gateway import LocalGateway, load_handler
+from kuma_iam.local.seed import DemoWorld, control_plane_caller, seed_demo_world, verifier_environment
 from kuma_iam.observability import logger as powertools_logger
-
-SERVER_ID = "kuma-it"
-REPO = Path(__file__).resolve().parents[2]
-VERIFIER_HANDLER = REPO / "functions" / "verifier" / "app.py"
+from support.aws_clients import ClientFactory, TaskRole
+from support.captured_output import EverythingLogged, LogRecordText
+from support.fake_aws import AwsProxy
+from support.project_files import VERIFIER_HANDLER
+from support.verifier_harness import SERVER_ID, TokenFactory, Verifier, signed_request
 
 pytestmark = pytest.mark.integration
 
@@ -79,59 +61,6 @@ def verifier_module() -> ModuleType:
     return sys.modules["verifier"]
 
 
-@dataclass(frozen=True)
-class VerifyAnswer:
-    status: int
-    body: dict[str, Any]
-    headers: dict[str, str]
-
-    @property
-    def reason(self) -> str | None:
-        return self.body.get("reason") if self.status == 200 else self.body.get("error")
-
-
-class Verifier:
-    """Invokes the real handler the way API Gateway does, with a fresh verifier built from `environment`."""
-
-    def __init__(self, module: ModuleType, world: DemoWorld) -> None:
-        self.module = module
-        self.world = world
-
-    def __call__(
-        self, token: object, dataplane: dict[str, Any] | None = None, *, raw_body: str | None = None
-    ) -> VerifyAnswer:
-        dataplane = dataplane if dataplane is not None else {"mesh": "default", "name": "backend-01"}
-        body = raw_body if raw_body is not None else json.dumps({"token": token, "dataplane": dataplane})
-        request = GatewayRequest(
-            method="POST",
-            raw_path="/v1/verify",
-            raw_query="",
-            headers=(("content-type", "application/json"),),
-            body=body.encode(),
-            source_ip="10.0.0.10",
-        )
-        event = build_event(
-            request,
-            route_key=VERIFY_ROUTE,
-            caller=control_plane_caller(self.world),
-            api_account_id=self.world.home_account,
-            request_id=str(uuid.uuid4()),
-            received_at=datetime.now(UTC),
-        )
-        context = LocalLambdaContext(
-            function_name="VerifierFunction",
-            aws_request_id=str(uuid.uuid4()),
-            region=self.world.region,
-            account_id=self.world.home_account,
-        )
-        result = self.module.lambda_handler(event, context)
-        return VerifyAnswer(
-            status=result["statusCode"],
-            body=json.loads(result["body"]),
-            headers={key.lower(): value for key, value in (result.get("headers") or {}).items()},
-        )
-
-
 @pytest.fixture
 def verifier_environment_vars(demo_world: DemoWorld) -> dict[str, str]:
     """The verifier's environment; a test may change it before asking for `verify`."""
@@ -151,9 +80,6 @@ def verify(
     verifier_module.verifier.cache_clear()
     yield Verifier(verifier_module, demo_world)
     verifier_module.verifier.cache_clear()
-
-
-TokenFactory = Callable[..., str | dict[str, str]]
 
 
 @pytest.fixture
@@ -177,164 +103,7 @@ def sign_token(demo_world: DemoWorld) -> TokenFactory:
     return sign
 
 
-def signed_request(
-    world: DemoWorld,
-    account: str,
-    role: str,
-    *,
-    server_id: str = SERVER_ID,
-    region: str | None = None,
-    session_name: str = "ecs-task",
-) -> SignedRequest:
-    """A GetCallerIdentity signed with real task-role credentials that the embedded AWS issued."""
-    issued = task_credentials(world, account, role, session_name=session_name)
-    credentials = ReadOnlyCredentials(
-        issued["AWS_ACCESS_KEY_ID"], issued["AWS_SECRET_ACCESS_KEY"], issued["AWS_SESSION_TOKEN"]
-    )
-    return sign_identity_request(credentials, server_id=server_id, region=region or world.region)
-
-
 # --- What the verifier sends to AWS, observed on the wire; roles and tables made for one test. ---
-
-
-@dataclass(frozen=True)
-class AwsCall:
-    """One request that reached the proxy: the Query API action, its parameters and the Host it named."""
-
-    action: str
-    params: dict[str, str]
-    host: str
-
-
-@dataclass(frozen=True)
-class StsIdentity:
-    """What a stand-in STS says the caller of a forwarded GetCallerIdentity is."""
-
-    account: str
-    arn: str
-    user_id: str
-
-    def xml(self) -> bytes:
-        return (
-            '<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
-            "<GetCallerIdentityResult>"
-            f"<Arn>{self.arn}</Arn><UserId>{self.user_id}</UserId><Account>{self.account}</Account>"
-            "</GetCallerIdentityResult>"
-            f"<ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata>"
-            "</GetCallerIdentityResponse>"
-        ).encode()
-
-
-class AwsProxy:
-    """A forwarding proxy in front of the embedded AWS that records every call passing through.
-
-    Requests keep their Host header, so moto still checks their SigV4 signatures. `delays` holds an action
-    back (to widen a race); `identity_answer`, when set, answers the forwarded identity token (the request
-    addressed to a real STS host) itself, as a stand-in STS would, while the verifier's own calls still
-    reach moto.
-    """
-
-    _HOP_HEADERS = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length"})
-
-    def __init__(self, upstream: str) -> None:
-        self.upstream = upstream.rstrip("/")
-        self.delays: dict[str, float] = {}
-        self.identity_answer: StsIdentity | None = None
-        self._calls: list[AwsCall] = []
-        self._lock = threading.Lock()
-        self._server = _ProxyServer(("127.0.0.1", 0), self._handler_class())
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05})
-
-    @property
-    def endpoint_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    @property
-    def calls(self) -> list[AwsCall]:
-        with self._lock:
-            return list(self._calls)
-
-    def actions(self) -> list[str]:
-        return [call.action for call in self.calls]
-
-    def count(self, action: str) -> int:
-        return self.actions().count(action)
-
-    def start(self) -> AwsProxy:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
-
-    def _handle(
-        self, method: str, path: str, headers: list[tuple[str, str]], body: bytes
-    ) -> tuple[int, list[tuple[str, str]], bytes]:
-        form = dict(parse_qsl(body.decode("utf-8", "replace"))) if body else {}
-        form |= dict(parse_qsl(urlsplit(path).query))
-        host = next((value for name, value in headers if name.lower() == "host"), "")
-        action = form.get("Action", f"{method} {urlsplit(path).path}")
-        with self._lock:
-            self._calls.append(AwsCall(action=action, params=form, host=host))
-        time.sleep(self.delays.get(action, 0.0))
-        if (
-            self.identity_answer is not None
-            and action == "GetCallerIdentity"
-            and host.endswith(".amazonaws.com")
-        ):
-            return 200, [("Content-Type", "text/xml")], self.identity_answer.xml()
-        # A new connection per call: a pooled one that moto already closed would fail the verifier's call.
-        target = urlsplit(self.upstream)
-        connection = http.client.HTTPConnection(target.hostname or "127.0.0.1", target.port, timeout=10)
-        try:
-            connection.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
-            for name, value in headers:
-                if name.lower() not in self._HOP_HEADERS:
-                    connection.putheader(name, value)
-            connection.putheader("Content-Length", str(len(body)))
-            connection.endheaders(body)
-            upstream = connection.getresponse()
-            payload = upstream.read()
-        finally:
-            connection.close()
-        answer_headers = [
-            (name, value) for name, value in upstream.getheaders() if name.lower() not in self._HOP_HEADERS
-        ]
-        return upstream.status, answer_headers, payload
-
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _forward(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                status, headers, payload = proxy._handle(self.command, self.path, self.headers.items(), body)
-                self.send_response(status)
-                for name, value in headers:
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def do_GET(self) -> None:
-                self._forward()
-
-            def do_POST(self) -> None:
-                self._forward()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        return Handler
-
-
-class _ProxyServer(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 64  # 16 verifications at once must not overflow the listen backlog
 
 
 @pytest.fixture
@@ -353,9 +122,6 @@ def closed_port() -> int:
         return int(probe.getsockname()[1])
 
 
-ClientFactory = Callable[[str, str], Any]
-
-
 @pytest.fixture
 def admin_client(demo_world: DemoWorld) -> ClientFactory:
     """admin_client(account, service): a client signed by the account's embedded-admin (every right)."""
@@ -371,14 +137,6 @@ def admin_client(demo_world: DemoWorld) -> ClientFactory:
         )
 
     return make
-
-
-@dataclass(frozen=True)
-class TaskRole:
-    account: str
-    name: str
-    arn: str
-    role_id: str
 
 
 @pytest.fixture
@@ -519,45 +277,6 @@ def server_id(verifier_environment_vars: dict[str, str]) -> str:
     return verifier_environment_vars["KUMA_IAM_SERVER_ID"]
 
 
-class _RecordText(logging.Handler):
-    """Every std logging record as text: its message and all its attributes, `extra` fields included.
-
-    Records of the embedded AWS itself are left out: moto runs in this process but stands for AWS's own
-    servers (its access control logs each request, signature and all, at DEBUG).
-    """
-
-    AWS_SIDE = ("moto", "werkzeug")
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.name.split(".", 1)[0] not in self.AWS_SIDE:
-            self.lines.append(f"{record.getMessage()} {vars(record)!r}")
-
-
-class EverythingLogged:
-    """All output of this test: stdout and stderr (EMF metrics among them), the Powertools Logger's lines,
-    and every std logging record at DEBUG, from any library and any thread."""
-
-    def __init__(self, capfd: pytest.CaptureFixture[str], records: _RecordText) -> None:
-        self._capfd = capfd
-        self._records = records
-        self._captured: list[str] = []
-
-    def discard(self) -> None:
-        """Forget what was output so far (e.g. the test's own signing, which botocore logs at DEBUG)."""
-        self._capfd.readouterr()
-        self._captured.clear()
-        self._records.lines.clear()
-
-    def text(self) -> str:
-        output = self._capfd.readouterr()
-        self._captured.extend([output.out, output.err])
-        return "".join(self._captured) + "\n".join(self._records.lines)
-
-
 @pytest.fixture
 def everything_logged(
     capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
@@ -568,7 +287,7 @@ def everything_logged(
     is pointed at this test's captured stdout; without that, capfd would see no log line at all.
     """
     monkeypatch.setattr(powertools_logger.registered_handler, "stream", sys.stdout)
-    records = _RecordText()
+    records = LogRecordText()
     root = logging.getLogger()
     previous_level = root.level
     root.addHandler(records)

@@ -30,12 +30,13 @@ import urllib3
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
-from conftest import REPO, SERVER_ID, TokenFactory, Verifier
 
 from kuma_iam.cli import main
 from kuma_iam.local.events import VERIFIER_CASES, VerifierCase
 from kuma_iam.local.gateway import LocalLambdaContext
 from kuma_iam.local.seed import HOME_ACCOUNT, DemoWorld, UserCredentials, task_credentials
+from support.project_files import REPO
+from support.verifier_harness import SERVER_ID, TokenFactory, Verifier
 
 pytestmark = pytest.mark.integration
 

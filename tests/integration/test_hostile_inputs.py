@@ -17,24 +17,22 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from unittest import mock
 
 import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import ReadOnlyCredentials
-from captured_output import assert_no_secrets, header_secrets, token_secrets
-from fake_aws import FakeAws, counting_proxy
 
 from kuma_iam.identity.checks import SERVER_ID_HEADER
 from kuma_iam.identity.endpoints import sts_endpoint_for_region
 from kuma_iam.identity.token import COMPACT_PREFIX, SignedRequest, encode_compact, encode_vault
 from kuma_iam.local.embedded_aws import EmbeddedAws
 from kuma_iam.local.seed import DemoWorld, task_credentials
-
-if TYPE_CHECKING:  # conftest is not imported at run time: its module name is shared by every tier's conftest
-    from conftest import Verifier
+from support.captured_output import assert_no_secrets, header_secrets, token_secrets
+from support.fake_aws import FakeAws, counting_proxy
+from support.verifier_harness import Verifier
 
 pytestmark = [
     pytest.mark.integration,

@@ -21,11 +21,13 @@ import urllib3
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials, ReadOnlyCredentials
-from conftest import AwsProxy, EverythingLogged, StsIdentity, Verifier
 
 from kuma_iam.identity.signer import sign_identity_request
 from kuma_iam.identity.token import SignedRequest, encode_compact, encode_vault
 from kuma_iam.local.seed import HOME_ACCOUNT, OUTSIDER_ACCOUNT, DemoWorld
+from support.captured_output import EverythingLogged
+from support.fake_aws import AwsProxy, StsIdentity
+from support.verifier_harness import Verifier
 
 pytestmark = pytest.mark.integration
 

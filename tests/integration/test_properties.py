@@ -13,10 +13,9 @@ import base64
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
-from fake_aws import FakeAws, counting_proxy
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -24,9 +23,8 @@ from kuma_iam.errors import DenyReason
 from kuma_iam.identity.token import COMPACT_PREFIX, SignedRequest, decode_token, encode_compact, encode_vault
 from kuma_iam.local.embedded_aws import EmbeddedAws
 from kuma_iam.local.seed import DemoWorld
-
-if TYPE_CHECKING:  # conftest is not imported at run time: its module name is shared by every tier's conftest
-    from conftest import Verifier, VerifyAnswer
+from support.fake_aws import FakeAws, counting_proxy
+from support.verifier_harness import Verifier, VerifyAnswer
 
 pytestmark = [
     pytest.mark.integration,

@@ -13,22 +13,20 @@ import os
 import re
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import boto3
 import pytest
-from captured_output import assert_no_secrets, header_secrets, token_secrets, upstream_errors
-from fake_aws import Answer, Behaviour, FakeAws, Hang, PassThrough
 
 from kuma_iam.identity.token import SignedRequest, decode_token, encode_compact, encode_vault
 from kuma_iam.local.embedded_aws import EmbeddedAws
 from kuma_iam.local.seed import DemoWorld
 from kuma_iam.verify import Decision, VerifyRequest, verifier_from_env
-
-if TYPE_CHECKING:  # conftest is not imported at run time: its module name is shared by every tier's conftest
-    from conftest import Verifier, VerifyAnswer
+from support.captured_output import assert_no_secrets, header_secrets, token_secrets, upstream_errors
+from support.fake_aws import Answer, Behaviour, FakeAws, Hang, PassThrough
+from support.verifier_harness import TokenFactory, Verifier, VerifyAnswer
 
 pytestmark = [
     pytest.mark.integration,
@@ -94,9 +92,6 @@ def replay_table(admin_dynamodb: Any) -> Iterator[str]:
 
 def scan(admin_dynamodb: Any, table: str) -> list[dict[str, Any]]:
     return list(admin_dynamodb.scan(TableName=table, ConsistentRead=True)["Items"])
-
-
-TokenFactory = Callable[..., object]
 
 
 def backend_token(sign_token: TokenFactory, *, session_name: str = "ecs-task") -> tuple[SignedRequest, str]:

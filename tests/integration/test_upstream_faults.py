@@ -11,18 +11,22 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
-from captured_output import assert_no_secrets, header_secrets, metric_count, token_secrets, upstream_errors
-from fake_aws import Answer, Behaviour, ByAction, FakeAws, Hang, PassThrough, Trickle, counting_proxy
 
 from kuma_iam.identity.token import SignedRequest, decode_token, encode_compact
 from kuma_iam.local.embedded_aws import EmbeddedAws
 from kuma_iam.local.seed import DemoWorld
-
-if TYPE_CHECKING:  # conftest is not imported at run time: its module name is shared by every tier's conftest
-    from conftest import Verifier, VerifyAnswer
+from support.captured_output import (
+    assert_no_secrets,
+    header_secrets,
+    metric_count,
+    token_secrets,
+    upstream_errors,
+)
+from support.fake_aws import Answer, Behaviour, ByAction, FakeAws, Hang, PassThrough, Trickle, counting_proxy
+from support.verifier_harness import Verifier, VerifyAnswer
 
 pytestmark = [
     pytest.mark.integration,

@@ -13,17 +13,17 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from conftest import AwsProxy, StsIdentity, TokenFactory, Verifier
 
 from kuma_iam.errors import ConfigError
 from kuma_iam.identity.token import decode_token
 from kuma_iam.local.events import VERIFIER_CASES, VerifierCase, sign_case_token
 from kuma_iam.local.seed import HOME_ACCOUNT, OUTSIDER_ACCOUNT, PARTNER_ACCOUNT, DemoWorld, recreate_role
 from kuma_iam.verify import VerifyRequest
+from support.aws_clients import ClientFactory
+from support.fake_aws import AwsProxy, StsIdentity
+from support.verifier_harness import TokenFactory, Verifier
 
 pytestmark = pytest.mark.integration
-
-ClientFactory = Callable[[str, str], Any]
 
 
 def claim(

@@ -18,9 +18,9 @@ from kuma_iam.local.embedded_aws import EmbeddedAws
 from kuma_iam.local.events import VERIFY_ROUTE
 from kuma_iam.local.gateway import LocalGateway, load_handler
 from kuma_iam.local.seed import DemoWorld, control_plane_caller, seed_demo_world, verifier_environment
+from support.project_files import VERIFIER_HANDLER
 
 SERVER_ID = "kuma-load"
-VERIFIER_HANDLER = Path(__file__).resolve().parents[2] / "functions" / "verifier" / "app.py"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cfnlint.decode import decode_str
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-if TYPE_CHECKING:
-    from conftest import SamStack
-
-REPO = Path(__file__).resolve().parents[2]
+from support.project_files import REPO
+from support.sam_stack import SamStack
 
 
 def _resources(template: Path, resource_type: str) -> dict[str, dict[str, Any]]:

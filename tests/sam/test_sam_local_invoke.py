@@ -5,18 +5,13 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pytest
 from cfnlint.decode import decode_str
 
 from kuma_iam.local.events import VERIFIER_CASES, VerifierCase, write_events
-
-if TYPE_CHECKING:
-    from conftest import InvokeResult, SamStack
-
-REPO = Path(__file__).resolve().parents[2]
-SERVER_ID = "kuma-demo"
+from support.project_files import REPO
+from support.sam_stack import SERVER_ID, InvokeResult, SamStack
 
 
 def _function_of(events_folder: str) -> str:

@@ -7,12 +7,10 @@ project's own gateway. Here the point is that the routes of the template reach t
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
 
 import urllib3
 
-if TYPE_CHECKING:
-    from conftest import SamStack
+from support.sam_stack import SamStack
 
 
 def _post(url: str, body: str) -> tuple[int, dict[str, object]]:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 from cfnlint.decode import decode_str
 
-REPO = Path(__file__).resolve().parents[2]
+from support.project_files import REPO
+
 NAMESPACE = "KumaIam"
 _SUB_REFERENCE = re.compile(r"\$\{([A-Za-z0-9:]+)(?:\.[A-Za-z]+)?\}")
 _SEARCH_METRIC = re.compile(r'\{KumaIam,[a-z,]+\} MetricName=\\?"(\w+)\\?"')

@@ -10,13 +10,14 @@ import http.client
 import re
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Self
-from urllib.parse import parse_qs, urlsplit
+from typing import Any, Self
+from urllib.parse import parse_qs, parse_qsl, urlsplit
 
 SCOPE_SERVICE = re.compile(r"Credential=[^/]+/\d{8}/[^/]+/(?P<service>[a-z0-9-]+)/aws4_request")
 _HOP_BY_HOP = frozenset(
@@ -269,3 +270,146 @@ class _FakeRequestHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         """Quiet: a test reads `FakeAws.requests`, not a request log on stderr."""
+
+
+# --- a recording proxy in front of the embedded AWS ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AwsCall:
+    """One request that reached the proxy: the Query API action, its parameters and the Host it named."""
+
+    action: str
+    params: dict[str, str]
+    host: str
+
+
+@dataclass(frozen=True)
+class StsIdentity:
+    """What a stand-in STS says the caller of a forwarded GetCallerIdentity is."""
+
+    account: str
+    arn: str
+    user_id: str
+
+    def xml(self) -> bytes:
+        return (
+            '<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
+            "<GetCallerIdentityResult>"
+            f"<Arn>{self.arn}</Arn><UserId>{self.user_id}</UserId><Account>{self.account}</Account>"
+            "</GetCallerIdentityResult>"
+            f"<ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata>"
+            "</GetCallerIdentityResponse>"
+        ).encode()
+
+
+class AwsProxy:
+    """A forwarding proxy in front of the embedded AWS that records every call passing through.
+
+    Requests keep their Host header, so moto still checks their SigV4 signatures. `delays` holds an action
+    back (to widen a race); `identity_answer`, when set, answers the forwarded identity token (the request
+    addressed to a real STS host) itself, as a stand-in STS would, while the verifier's own calls still
+    reach moto.
+    """
+
+    _HOP_HEADERS = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length"})
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream.rstrip("/")
+        self.delays: dict[str, float] = {}
+        self.identity_answer: StsIdentity | None = None
+        self._calls: list[AwsCall] = []
+        self._lock = threading.Lock()
+        self._server = _ProxyServer(("127.0.0.1", 0), self._handler_class())
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05})
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    @property
+    def calls(self) -> list[AwsCall]:
+        with self._lock:
+            return list(self._calls)
+
+    def actions(self) -> list[str]:
+        return [call.action for call in self.calls]
+
+    def count(self, action: str) -> int:
+        return self.actions().count(action)
+
+    def start(self) -> AwsProxy:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+    def _handle(
+        self, method: str, path: str, headers: list[tuple[str, str]], body: bytes
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        form = dict(parse_qsl(body.decode("utf-8", "replace"))) if body else {}
+        form |= dict(parse_qsl(urlsplit(path).query))
+        host = next((value for name, value in headers if name.lower() == "host"), "")
+        action = form.get("Action", f"{method} {urlsplit(path).path}")
+        with self._lock:
+            self._calls.append(AwsCall(action=action, params=form, host=host))
+        time.sleep(self.delays.get(action, 0.0))
+        if (
+            self.identity_answer is not None
+            and action == "GetCallerIdentity"
+            and host.endswith(".amazonaws.com")
+        ):
+            return 200, [("Content-Type", "text/xml")], self.identity_answer.xml()
+        # A new connection per call: a pooled one that moto already closed would fail the verifier's call.
+        target = urlsplit(self.upstream)
+        connection = http.client.HTTPConnection(target.hostname or "127.0.0.1", target.port, timeout=10)
+        try:
+            connection.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+            for name, value in headers:
+                if name.lower() not in self._HOP_HEADERS:
+                    connection.putheader(name, value)
+            connection.putheader("Content-Length", str(len(body)))
+            connection.endheaders(body)
+            upstream = connection.getresponse()
+            payload = upstream.read()
+        finally:
+            connection.close()
+        answer_headers = [
+            (name, value) for name, value in upstream.getheaders() if name.lower() not in self._HOP_HEADERS
+        ]
+        return upstream.status, answer_headers, payload
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _forward(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                status, headers, payload = proxy._handle(self.command, self.path, self.headers.items(), body)
+                self.send_response(status)
+                for name, value in headers:
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def do_GET(self) -> None:
+                self._forward()
+
+            def do_POST(self) -> None:
+                self._forward()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        return Handler
+
+
+class _ProxyServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 64  # 16 verifications at once must not overflow the listen backlog

@@ -1,14 +1,18 @@
-"""Read what a handler wrote: its EMF metric records, and whether any secret leaked into the output."""
+"""Read what a handler wrote: its EMF metric records, whether any secret leaked into the output, and
+everything logged anywhere (stdout, stderr, every std logging record) while it ran."""
 
 from __future__ import annotations
 
 import base64
 import json
+import logging
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+import pytest
 
 from kuma_iam.identity.token import SignedRequest
 
@@ -102,3 +106,42 @@ def _json_object(line: str) -> dict[str, Any] | None:
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
+
+
+class LogRecordText(logging.Handler):
+    """Every std logging record as text: its message and all its attributes, `extra` fields included.
+
+    Records of the embedded AWS itself are left out: moto runs in this process but stands for AWS's own
+    servers (its access control logs each request, signature and all, at DEBUG).
+    """
+
+    AWS_SIDE = ("moto", "werkzeug")
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name.split(".", 1)[0] not in self.AWS_SIDE:
+            self.lines.append(f"{record.getMessage()} {vars(record)!r}")
+
+
+class EverythingLogged:
+    """All output of this test: stdout and stderr (EMF metrics among them), the Powertools Logger's lines,
+    and every std logging record at DEBUG, from any library and any thread."""
+
+    def __init__(self, capfd: pytest.CaptureFixture[str], records: LogRecordText) -> None:
+        self._capfd = capfd
+        self._records = records
+        self._captured: list[str] = []
+
+    def discard(self) -> None:
+        """Forget what was output so far (e.g. the test's own signing, which botocore logs at DEBUG)."""
+        self._capfd.readouterr()
+        self._captured.clear()
+        self._records.lines.clear()
+
+    def text(self) -> str:
+        output = self._capfd.readouterr()
+        self._captured.extend([output.out, output.err])
+        return "".join(self._captured) + "\n".join(self._records.lines)

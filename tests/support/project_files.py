@@ -1,0 +1,8 @@
+"""Where the project's own files are, for tests that read, build or load them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+VERIFIER_HANDLER = REPO / "functions" / "verifier" / "app.py"

@@ -1,0 +1,257 @@
+"""The built application under `sam local`: the stack a session sets up, and how to invoke it.
+
+`SamStack` holds the build, the events signed for the session's embedded AWS and the environment `sam` runs
+with; every `sam local` call it makes is timed into `Timings`, which the sam tier prints at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shlex
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kuma_iam.local.embedded_aws import EmbeddedAws
+from kuma_iam.local.events import sam_env_vars
+from kuma_iam.local.seed import DemoWorld
+from support.project_files import REPO
+
+ENGINE = REPO / "tools" / "sam-local" / "engine.sh"
+SAM = Path(sys.executable).parent / "sam"
+SERVER_ID = "kuma-demo"
+# samconfig.toml's `local` environment maps this name to the Docker host (--add-host ...:host-gateway).
+CONTAINER_HOST = "host.docker.internal"
+CONFIG_ENV = "local"
+REPLAY_TABLE = "kuma-iam-replay"
+SAM_TIMEOUT_SECONDS = 300  # a first invoke builds the layer image; later ones rebuild it too (local layer)
+_REPORT_DURATION = re.compile(r"REPORT RequestId: \S+\s+Init Duration: [\d.]+ ms\s+Duration: ([\d.]+) ms")
+# Variables of the developer's shell that SAM would hand to the function in place of the template's.
+_SCRUBBED_PREFIXES = ("AWS_", "KUMA_", "KMESH_", "POWERTOOLS_")
+
+
+@dataclass
+class Timings:
+    """Wall-clock seconds of each setup step and each `sam local` call, for the closing summary."""
+
+    steps: list[tuple[str, float]] = field(default_factory=list)
+    invokes: list[tuple[str, str, float, float | None]] = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)
+
+    @contextlib.contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.steps.append((name, time.perf_counter() - began))
+
+    def lines(self) -> list[str]:
+        out = [f"sam tier: {time.perf_counter() - self.started:.1f} s from the first fixture to the summary"]
+        out += [f"  {name:<44} {seconds:7.1f} s" for name, seconds in self.steps]
+        if self.invokes:
+            out.append("  sam local invoke (wall s / function Duration ms from its REPORT line):")
+            for function, label, seconds, duration_ms in self.invokes:
+                reported = f"{duration_ms:8.1f} ms" if duration_ms is not None else "        ?"
+                out.append(f"    {function:<18} {label:<32} {seconds:6.1f} s {reported}")
+            by_function: dict[str, list[tuple[float, float | None]]] = {}
+            for function, _, seconds, duration_ms in self.invokes:
+                by_function.setdefault(function, []).append((seconds, duration_ms))
+            for function, runs in by_function.items():
+                walls = sorted(seconds for seconds, _ in runs)
+                durations = sorted(ms for _, ms in runs if ms is not None)
+                out.append(
+                    f"  {function}: {len(runs)} invokes, wall median {walls[len(walls) // 2]:.1f} s "
+                    f"(min {walls[0]:.1f}, max {walls[-1]:.1f}); function Duration median "
+                    f"{durations[len(durations) // 2] if durations else float('nan'):.0f} ms"
+                )
+        return out
+
+
+@dataclass(frozen=True)
+class InvokeResult:
+    status: int
+    body: dict[str, Any]
+    wall_seconds: float
+    duration_ms: float | None
+    stderr: str
+
+    def explain(self) -> str:
+        return f"status {self.status}, body {self.body}\n--- sam stderr (tail) ---\n{self.stderr[-3000:]}"
+
+
+@dataclass
+class SamStack:
+    """The built template, the events signed for this run's embedded AWS, and how to call `sam local`."""
+
+    world: DemoWorld
+    aws: EmbeddedAws
+    build_template: Path
+    events_dir: Path
+    env_file: Path
+    env_vars: dict[str, dict[str, str]]
+    process_env: dict[str, str]
+    timings: Timings
+
+    def run_sam(
+        self, args: Sequence[str], *, cwd: Path = REPO, timeout: float = SAM_TIMEOUT_SECONDS
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(SAM), *args],
+            cwd=cwd,
+            env=self.process_env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def invoke(
+        self,
+        function: str,
+        event: Path | str,
+        *,
+        label: str,
+        env_file: Path | None = None,
+        cwd: Path = REPO,
+        as_typed: bool = False,
+    ) -> InvokeResult:
+        """`sam local invoke` with samconfig's `local` environment, on this session's build and env file.
+
+        as_typed: pass neither --template nor --env-vars, like the README's command (run it from `cwd`).
+        """
+        args = ["local", "invoke", function, "--config-env", CONFIG_ENV, "--event", str(event)]
+        if not as_typed:
+            args += [
+                *self.build_flags(), "--env-vars", str(env_file or self.env_file),
+            ]  # fmt: skip
+        began = time.perf_counter()
+        completed = self.run_sam(args, cwd=cwd)
+        wall = time.perf_counter() - began
+        reported = _REPORT_DURATION.search(completed.stderr)
+        duration_ms = float(reported.group(1)) if reported else None
+        self.timings.invokes.append((function, label, wall, duration_ms))
+        if completed.returncode != 0 or not completed.stdout.strip():
+            raise AssertionError(
+                f"sam local invoke {function} {event} exited {completed.returncode}\n"
+                f"{shlex.join([str(SAM), *args])}\n{completed.stderr[-4000:]}"
+            )
+        # stdout carries only the function's result; logs and SAM's chatter go to stderr.
+        answer = json.loads(completed.stdout.strip().splitlines()[-1])
+        return InvokeResult(
+            status=answer["statusCode"],
+            body=json.loads(answer.get("body") or "{}"),
+            wall_seconds=wall,
+            duration_ms=duration_ms,
+            stderr=completed.stderr,
+        )
+
+    def build_flags(self) -> list[str]:
+        # With --template, SAM looks for samconfig.toml beside that template: name the project's own.
+        return ["--template", str(self.build_template), "--config-file", str(REPO / "samconfig.toml")]
+
+    @contextlib.contextmanager
+    def start_api(self) -> Iterator[str]:
+        """`sam local start-api` on a free port; yields its base URL once it accepts connections."""
+        port = _free_port()
+        args = [
+            "local", "start-api", "--config-env", CONFIG_ENV, *self.build_flags(),
+            "--env-vars", str(self.env_file), "--host", "127.0.0.1", "--port", str(port),
+        ]  # fmt: skip
+        log = self.events_dir.parent / "start-api.log"
+        with log.open("w") as sink:
+            began = time.perf_counter()
+            process = subprocess.Popen(
+                [str(SAM), *args], cwd=REPO, env=self.process_env, stdout=sink, stderr=subprocess.STDOUT
+            )
+            try:
+                _wait_for_port(port, process, log, timeout=120)
+                self.timings.steps.append(("sam local start-api: ready", time.perf_counter() - began))
+                yield f"http://127.0.0.1:{port}"
+            finally:
+                process.terminate()
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path, *, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(
+                f"sam local start-api exited {process.returncode}:\n{log.read_text()[-4000:]}"
+            )
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+            return
+        time.sleep(0.3)
+    raise AssertionError(
+        f"sam local start-api did not listen on {port} in {timeout}s:\n{log.read_text()[-4000:]}"
+    )
+
+
+def engine_environment() -> dict[str, str]:
+    printed = subprocess.run(
+        [str(ENGINE), "env"], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    exported = {}
+    for line in printed.splitlines():
+        name, _, value = line.removeprefix("export ").partition("=")
+        if name and value:
+            exported[name] = value
+    return exported
+
+
+def sam_environment(engine: dict[str, str], world: DemoWorld | None = None) -> dict[str, str]:
+    """What `sam` runs with: none of the developer's AWS/KUMA settings, the engine, and the world's keys.
+
+    `sam local` hands the function the credentials of its own environment (the env file overrides only
+    variables the template declares), and resolves AWS::AccountId by asking STS whose they are: pointed at
+    the embedded AWS, that is the world's home account, and no slow failing call goes to the real STS.
+    tools/sam-local/sam-env.sh prints the same for a shell.
+    """
+    environment = {
+        name: value for name, value in os.environ.items() if not name.startswith(_SCRUBBED_PREFIXES)
+    }
+    environment.update(engine)
+    # The venv's python3.13 runs the layer's build (sam build looks for python3.13 on PATH).
+    environment["PATH"] = f"{SAM.parent}{os.pathsep}{environment.get('PATH', '')}"
+    environment["SAM_CLI_TELEMETRY"] = "0"
+    if world is not None:
+        environment.update(
+            {
+                "AWS_ACCESS_KEY_ID": world.verifier.access_key_id,
+                "AWS_SECRET_ACCESS_KEY": world.verifier.secret_access_key,
+                "AWS_REGION": world.region,
+                "AWS_DEFAULT_REGION": world.region,
+                "AWS_ENDPOINT_URL_STS": world.endpoint_url,
+            }
+        )
+    return environment
+
+
+def container_env_vars(world: DemoWorld, aws: EmbeddedAws) -> dict[str, dict[str, str]]:
+    """The `--env-vars` content for this run: the embedded AWS as a container reaches it."""
+    return sam_env_vars(world, endpoint_url=f"http://{CONTAINER_HOST}:{aws.port}", server_id=SERVER_ID)
+
+
+def write_env_file(path: Path, env_vars: dict[str, dict[str, str]]) -> Path:
+    path.write_text(json.dumps(env_vars, indent=2) + "\n")
+    return path
