@@ -36,6 +36,7 @@ from kuma_iam.local.events import VERIFIER_CASES, VerifierCase
 from kuma_iam.local.gateway import LocalLambdaContext
 from kuma_iam.local.seed import HOME_ACCOUNT, DemoWorld, UserCredentials, task_credentials
 from support.project_files import REPO
+from support.token_mutations import read_compact
 from support.verifier_harness import SERVER_ID, TokenFactory, Verifier
 
 pytestmark = pytest.mark.integration
@@ -108,12 +109,6 @@ def run_command(*argv: str, **environment: str) -> CliRun:
         [KUMA_IAM, *argv], env=isolated_environment(**environment), capture_output=True, text=True, timeout=60
     )
     return CliRun(done.returncode, done.stdout, done.stderr)
-
-
-def decode_compact(token: str) -> dict[str, Any]:
-    encoded = token.removeprefix("kuma-aws-v1.")
-    document: dict[str, Any] = json.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
-    return document
 
 
 def printed_decision(output: str) -> tuple[int, dict[str, Any]]:
@@ -198,7 +193,7 @@ def test_region_flag_signs_for_that_regions_sts_endpoint(
 
     # Then URL, Host and the credential scope all name eu-west-1's STS, and the verifier still allows it
     assert run.code == 0
-    document = decode_compact(run.out.strip())
+    document = read_compact(run.out.strip())
     assert document["url"] == "https://sts.eu-west-1.amazonaws.com/"
     assert document["headers"]["Host"] == "sts.eu-west-1.amazonaws.com"
     assert document["headers"]["X-Kuma-AWS-IAM-Server-ID"] == server_id

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import nullcontext
@@ -32,6 +31,24 @@ from kuma_iam.local.embedded_aws import EmbeddedAws
 from kuma_iam.local.seed import DemoWorld, task_credentials
 from support.captured_output import assert_no_secrets, header_secrets, token_secrets
 from support.fake_aws import FakeAws, counting_proxy
+from support.token_mutations import (
+    adding,
+    at_url,
+    compact_document,
+    compact_of,
+    compact_raw,
+    dated,
+    flip_last,
+    header,
+    moved_to,
+    not_signing,
+    signature_of,
+    signed_names,
+    signing,
+    signing_time,
+    with_authorization,
+    with_header,
+)
 from support.verifier_harness import Verifier
 
 pytestmark = [
@@ -44,10 +61,6 @@ DUPLICATE_KEY = "token is not valid JSON: duplicate key"
 BODY = "Action=GetCallerIdentity&Version=2011-06-15"
 ROLE = "backend-task"
 CLAIM = {"mesh": "default", "name": "backend-01", "tags": {"kuma.io/service": ["backend"]}}
-AUTHORIZATION = re.compile(
-    r"^(?P<algorithm>\S+) Credential=(?P<key>[^/]+)/(?P<date>[^/]+)/(?P<region>[^/]+)/(?P<service>[^/]+)"
-    r"/aws4_request, SignedHeaders=(?P<signed>[^,]+), Signature=(?P<signature>\S+)$"
-)
 GO_V1_HEADERS = (
     ("Content-Length", "43"),
     ("Content-Type", "application/x-www-form-urlencoded; charset=utf-8"),
@@ -133,103 +146,14 @@ class Signers:
         )
 
 
-# --- one change at a time -------------------------------------------------------------------------------
-
-
-def header(request: SignedRequest, name: str) -> str:
-    return next(value for key, value in request.headers if key.lower() == name.lower())
-
-
-def with_header(request: SignedRequest, name: str, value: str | None) -> SignedRequest:
-    """Replace (None: drop) the header of that name, case-insensitively, in place."""
-    assert any(key.lower() == name.lower() for key, _ in request.headers), f"no {name} header"
-    pairs = [
-        (key, old if key.lower() != name.lower() else value)
-        for key, old in request.headers
-        if key.lower() != name.lower() or value is not None
-    ]
-    return replace(request, headers=tuple((k, v) for k, v in pairs if v is not None))
-
-
-def adding(request: SignedRequest, *pairs: tuple[str, str]) -> SignedRequest:
-    return replace(request, headers=(*request.headers, *pairs))
-
-
-def with_authorization(request: SignedRequest, **fields: str) -> SignedRequest:
-    match = AUTHORIZATION.match(header(request, "Authorization"))
-    assert match is not None
-    parts = {**match.groupdict(), **fields}
-    value = (
-        f"{parts['algorithm']} Credential={parts['key']}/{parts['date']}/{parts['region']}/{parts['service']}"
-        f"/aws4_request, SignedHeaders={parts['signed']}, Signature={parts['signature']}"
-    )
-    return with_header(request, "Authorization", value)
-
-
-def signed_names(request: SignedRequest) -> list[str]:
-    match = AUTHORIZATION.match(header(request, "Authorization"))
-    assert match is not None
-    return match["signed"].split(";")
-
-
-def not_signing(request: SignedRequest, name: str) -> SignedRequest:
-    return with_authorization(request, signed=";".join(n for n in signed_names(request) if n != name))
-
-
-def signing(request: SignedRequest, name: str) -> SignedRequest:
-    return with_authorization(request, signed=";".join(sorted({*signed_names(request), name})))
-
-
-def dated(request: SignedRequest, amz_date: str) -> SignedRequest:
-    return with_authorization(with_header(request, "X-Amz-Date", amz_date), date=amz_date[:8])
-
-
-def at_url(request: SignedRequest, url: str) -> SignedRequest:
-    return replace(request, url=url)
-
-
-def moved_to(request: SignedRequest, host: str) -> SignedRequest:
-    """URL and Host header both name `host`; the credential scope stays as signed."""
-    return with_header(at_url(request, f"https://{host}/"), "Host", host)
-
-
-def signature_of(request: SignedRequest) -> str:
-    match = AUTHORIZATION.match(header(request, "Authorization"))
-    assert match is not None
-    return match["signature"]
-
-
-def flip_last(text: str) -> str:
-    return text[:-1] + ("0" if text[-1] != "0" else "1")
+# --- one change at a time (beyond support.token_mutations) -----------------------------------------------
 
 
 def amz_date_ago(request: SignedRequest, delta: timedelta) -> str:
-    signed_at = datetime.strptime(header(request, "X-Amz-Date"), "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
-    return (signed_at - delta).strftime("%Y%m%dT%H%M%SZ")
+    return (signing_time(request) - delta).strftime("%Y%m%dT%H%M%SZ")
 
 
 # the encoded token, rebuilt by hand where a row needs what the encoders would never write
-
-
-def b64url(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def compact_document(request: SignedRequest) -> dict[str, Any]:
-    return {
-        "method": request.method,
-        "url": request.url,
-        "headers": dict(request.headers),
-        "body": request.body,
-    }
-
-
-def compact_of(document: object) -> str:
-    return COMPACT_PREFIX + b64url(json.dumps(document).encode())
-
-
-def compact_text(text: str) -> str:
-    return COMPACT_PREFIX + b64url(text.encode())
 
 
 def vault_with(request: SignedRequest, **fields: str) -> dict[str, str]:
@@ -725,7 +649,7 @@ CATALOGUE: list[Hostile] = [
         "compact-body-nested-at-size-limit",
         "size/nesting",
         "body must be a string",
-        token=lambda r: compact_text(
+        token=lambda r: compact_raw(
             json.dumps({**compact_document(r), "body": "@"}).replace('"@"', nested(4500))
         ),
         encodings=("compact",),
@@ -775,9 +699,7 @@ CATALOGUE: list[Hostile] = [
         "compact-not-utf-8",
         "base64/utf-8",
         "token is not valid UTF-8",
-        token=lambda r: (
-            COMPACT_PREFIX + b64url(json.dumps(compact_document(r)).encode().replace(b"POST", b"P\xd3ST"))
-        ),
+        token=lambda r: compact_raw(json.dumps(compact_document(r)).encode().replace(b"POST", b"P\xd3ST")),
         encodings=("compact",),
     ),
     bad(
@@ -845,7 +767,7 @@ CATALOGUE: list[Hostile] = [
         "compact-duplicate-url-key",
         "encoding",
         "token is not valid JSON: duplicate key",
-        token=lambda r: compact_text(
+        token=lambda r: compact_raw(
             json.dumps(compact_document(r))[:-1] + ', "url": "https://evil.example/"}'
         ),
         encodings=("compact",),
@@ -1056,7 +978,7 @@ def compact_keeping_every_header(request: SignedRequest) -> str:
     """encode_compact, except that a repeated header name is written twice, as an attacker would."""
     headers = "{" + ", ".join(f"{json.dumps(n)}: {json.dumps(v)}" for n, v in request.headers) + "}"
     document = json.dumps({**compact_document(request), "headers": "@"}).replace('"@"', headers)
-    return compact_text(document)
+    return compact_raw(document)
 
 
 def token_for(row: Hostile, request: SignedRequest, encoding: str) -> object:

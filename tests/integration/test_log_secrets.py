@@ -9,10 +9,9 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from types import ModuleType
 from typing import Any
 
@@ -25,13 +24,12 @@ from botocore.credentials import Credentials, ReadOnlyCredentials
 from kuma_iam.identity.signer import sign_identity_request
 from kuma_iam.identity.token import SignedRequest, encode_compact, encode_vault
 from kuma_iam.local.seed import HOME_ACCOUNT, OUTSIDER_ACCOUNT, DemoWorld
-from support.captured_output import EverythingLogged
+from support.captured_output import SIGNATURE, EverythingLogged
 from support.fake_aws import AwsProxy, StsIdentity
+from support.token_mutations import signing_time
 from support.verifier_harness import Verifier
 
 pytestmark = pytest.mark.integration
-
-SIGNATURE = re.compile(r"Signature=([0-9a-f]{64})")
 
 
 def claim(
@@ -195,9 +193,7 @@ def _arrange(
     elif scenario.setup == "sts-down":
         reconfigure(AWS_ENDPOINT_URL_STS=f"http://127.0.0.1:{request.getfixturevalue('closed_port')}")
     elif scenario.setup == "late-clock":
-        signed_at = datetime.strptime(dict(signed.headers)["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(
-            tzinfo=UTC
-        )
+        signed_at = signing_time(signed)
         monkeypatch.setattr(verifier_module.verifier(), "clock", lambda: signed_at + timedelta(hours=1))
 
 

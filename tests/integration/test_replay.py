@@ -10,11 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import threading
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -26,6 +24,7 @@ from kuma_iam.local.seed import DemoWorld
 from kuma_iam.verify import Decision, VerifyRequest, verifier_from_env
 from support.captured_output import assert_no_secrets, header_secrets, token_secrets, upstream_errors
 from support.fake_aws import Answer, Behaviour, FakeAws, Hang, PassThrough
+from support.token_mutations import signature_of, signing_time
 from support.verifier_harness import TokenFactory, Verifier, VerifyAnswer
 
 pytestmark = [
@@ -37,7 +36,6 @@ HOME = "111111111111"
 ROLE = "backend-task"
 CLAIM = {"mesh": "default", "name": "backend-01", "tags": {"kuma.io/service": ["backend"]}}
 MAX_AGE_SECONDS = 900  # the verifier's default KUMA_IAM_MAX_TOKEN_AGE_SECONDS
-SIGNATURE = re.compile(r"Signature=([0-9a-f]{64})")
 TIMEOUT_SECONDS = 1.0
 IAM_NS = "https://iam.amazonaws.com/doc/2010-05-08/"
 
@@ -48,16 +46,6 @@ def dynamodb_error(type_: str, message: str = "try again") -> Answer:
         json.dumps({"__type": type_, "message": message}).encode(),
         (("Content-Type", "application/x-amz-json-1.0"),),
     )
-
-
-def signature_of(request: SignedRequest) -> str:
-    match = SIGNATURE.search(dict(request.headers)["Authorization"])
-    assert match is not None
-    return match[1]
-
-
-def signed_at(request: SignedRequest) -> datetime:
-    return datetime.strptime(dict(request.headers)["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
@@ -187,7 +175,7 @@ class TestReplayTable:
         item = items[0]
         assert set(item) == {"pk", "expiresAt"}
         assert item["pk"] == {"S": hashlib.sha256(signature_of(request).encode()).hexdigest()}
-        expected_expiry = int(signed_at(request).timestamp()) + MAX_AGE_SECONDS
+        expected_expiry = int(signing_time(request).timestamp()) + MAX_AGE_SECONDS
         assert item["expiresAt"] == {"N": str(expected_expiry)}
         # And nothing from which a request could be rebuilt
         stored = json.dumps(items)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from types import ModuleType
 from typing import Any
 
@@ -21,6 +21,7 @@ from kuma_iam.local.seed import HOME_ACCOUNT, OUTSIDER_ACCOUNT, PARTNER_ACCOUNT,
 from kuma_iam.verify import VerifyRequest
 from support.aws_clients import ClientFactory
 from support.fake_aws import AwsProxy, StsIdentity
+from support.token_mutations import signing_time
 from support.verifier_harness import TokenFactory, Verifier
 
 pytestmark = pytest.mark.integration
@@ -463,8 +464,7 @@ def test_token_is_honoured_exactly_within_its_time_window(
 ) -> None:
     # Given a token, and a verifier whose clock reads its signing time (X-Amz-Date) moved by `verifier_time`
     token = sign_token(HOME_ACCOUNT, "backend-task")
-    amz_date = dict(decode_token(token).headers)["X-Amz-Date"]
-    signed_at = datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    signed_at = signing_time(decode_token(token))
     monkeypatch.setattr(verifier_module.verifier(), "clock", lambda: signed_at + verifier_time)
 
     answer = verify(token, BACKEND_CLAIM)

@@ -41,6 +41,7 @@ from kuma_iam.local.embedded_aws import EmbeddedAws
 from kuma_iam.local.gateway import LocalGateway
 from kuma_iam.local.seed import DemoWorld, task_credentials
 from kuma_iam.verify import VerifyRequest, build_verifier
+from support.token_mutations import adding, flip_last, header, with_header
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
 
@@ -90,10 +91,6 @@ def sign_task_role(
         return sign_identity_request(credentials, server_id=server_id, region=world.region)
     with mock.patch("botocore.auth.get_current_datetime", return_value=at.replace(tzinfo=None)):
         return sign_identity_request(credentials, server_id=server_id, region=world.region)
-
-
-def _with_header(request: SignedRequest, name: str, value: str) -> SignedRequest:
-    return replace(request, headers=tuple((k, value if k == name else v) for k, v in request.headers))
 
 
 def build_cases(world: DemoWorld, server_id: str) -> list[Case]:
@@ -179,7 +176,6 @@ def build_cases(world: DemoWorld, server_id: str) -> list[Case]:
     ]
     # hostile: refused before the network
     url = "https://sts.us-east-1.amazonaws.com.evil.com/"
-    signature = dict(backend.headers)["Authorization"]
     cases += [
         Case("host-evil", encode_compact(replace(backend, url=url)), backend_claim, 400, "invalid_request"),
         Case(
@@ -198,7 +194,7 @@ def build_cases(world: DemoWorld, server_id: str) -> list[Case]:
         ),
         Case(
             "server-id-other",
-            encode_compact(_with_header(backend, "X-Kuma-AWS-IAM-Server-ID", "other-cp")),
+            encode_compact(with_header(backend, "X-Kuma-AWS-IAM-Server-ID", "other-cp")),
             backend_claim,
             400,
             "invalid_request",
@@ -206,7 +202,7 @@ def build_cases(world: DemoWorld, server_id: str) -> list[Case]:
         Case("bad-base64", encode_compact(backend)[:-7] + "!!!!!!!", backend_claim, 400, "invalid_request"),
         Case(
             "header-not-allowed",
-            encode_vault(replace(backend, headers=(*backend.headers, ("X-Amz-Target", "x")))),
+            encode_vault(adding(backend, ("X-Amz-Target", "x"))),
             backend_claim,
             400,
             "invalid_request",
@@ -224,11 +220,11 @@ def build_cases(world: DemoWorld, server_id: str) -> list[Case]:
         Case("not-json", "{", backend_claim, 400, "invalid_request"),
     ]
     # tampered: well-formed, only STS can refuse it
-    tampered = signature[:-1] + ("0" if signature[-1] != "0" else "1")
+    tampered = flip_last(header(backend, "Authorization"))
     cases.append(
         Case(
             "signature-tampered",
-            encode_compact(_with_header(backend, "Authorization", tampered)),
+            encode_compact(with_header(backend, "Authorization", tampered)),
             backend_claim,
             200,
             "sts_rejected",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from botocore.credentials import ReadOnlyCredentials
@@ -11,6 +11,7 @@ from botocore.credentials import ReadOnlyCredentials
 from kuma_iam.identity.checks import TokenPolicy
 from kuma_iam.identity.signer import sign_identity_request
 from kuma_iam.identity.token import SignedRequest
+from support.token_mutations import signing_time
 
 SERVER_ID = "cp-unit-test"
 ACCESS_KEY_ID = "ASIAEXAMPLEEXAMPLE01"
@@ -36,8 +37,7 @@ def signed_request() -> SignedRequest:
 @pytest.fixture(scope="session")
 def signed_at(signed_request: SignedRequest) -> datetime:
     """The instant the request says it was signed: token age is measured from here, never the wall clock."""
-    amz_date = dict(signed_request.headers)["X-Amz-Date"]
-    return datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    return signing_time(signed_request)
 
 
 @pytest.fixture(scope="session")

@@ -12,72 +12,22 @@ import pytest
 from kuma_iam.errors import Denied, DenyReason, InvalidRequest
 from kuma_iam.identity.checks import GET_CALLER_IDENTITY_BODIES, StsCall, TokenPolicy, check_signed_request
 from kuma_iam.identity.token import SignedRequest, decode_token, encode_compact, encode_vault
+from support.token_mutations import (
+    adding,
+    at_url,
+    dated,
+    header,
+    moved_to,
+    not_signing,
+    signing,
+    with_authorization,
+    with_header,
+)
 
 Mutation = Callable[[SignedRequest], SignedRequest]
 
 SERVER_ID_HEADER = "X-Kuma-AWS-IAM-Server-ID"
 BODY = "Action=GetCallerIdentity&Version=2011-06-15"
-AUTHORIZATION = re.compile(
-    r"^(?P<algorithm>\S+) Credential=(?P<key>[^/]+)/(?P<date>[^/]+)/(?P<region>[^/]+)/(?P<service>[^/]+)"
-    r"/aws4_request, SignedHeaders=(?P<signed>[^,]+), Signature=(?P<signature>\S+)$"
-)
-
-
-# --- how a test rewrites a signed request (the signature itself is never checked locally) -----------------
-
-
-def header(request: SignedRequest, name: str) -> str:
-    return next(value for key, value in request.headers if key.lower() == name.lower())
-
-
-def with_header(request: SignedRequest, name: str, value: str | None) -> SignedRequest:
-    """Replace (or, with None, drop) the header of that name, case-insensitively, keeping its position."""
-    assert any(key.lower() == name.lower() for key, _ in request.headers), f"no {name} header to change"
-    headers: list[tuple[str, str]] = []
-    for key, old in request.headers:
-        if key.lower() != name.lower():
-            headers.append((key, old))
-        elif value is not None:
-            headers.append((key, value))
-    return replace(request, headers=tuple(headers))
-
-
-def adding(request: SignedRequest, *pairs: tuple[str, str]) -> SignedRequest:
-    return replace(request, headers=(*request.headers, *pairs))
-
-
-def with_authorization(request: SignedRequest, **fields: str) -> SignedRequest:
-    """Rewrite parts of the Authorization header: algorithm, key, date, region, service, signed, signature."""
-    match = AUTHORIZATION.match(header(request, "Authorization"))
-    assert match is not None
-    parts = {**match.groupdict(), **fields}
-    value = (
-        f"{parts['algorithm']} Credential={parts['key']}/{parts['date']}/{parts['region']}/{parts['service']}"
-        f"/aws4_request, SignedHeaders={parts['signed']}, Signature={parts['signature']}"
-    )
-    return with_header(request, "Authorization", value)
-
-
-def signed_headers(request: SignedRequest) -> list[str]:
-    match = AUTHORIZATION.match(header(request, "Authorization"))
-    assert match is not None
-    return match["signed"].split(";")
-
-
-def signing(request: SignedRequest, *names: str) -> SignedRequest:
-    return with_authorization(request, signed=";".join(sorted({*signed_headers(request), *names})))
-
-
-def not_signing(request: SignedRequest, *names: str) -> SignedRequest:
-    return with_authorization(request, signed=";".join(n for n in signed_headers(request) if n not in names))
-
-
-def dated(request: SignedRequest, amz_date: str) -> SignedRequest:
-    return with_authorization(with_header(request, "X-Amz-Date", amz_date), date=amz_date[:8])
-
-
-def at_url(request: SignedRequest, url: str) -> SignedRequest:
-    return replace(request, url=url)
 
 
 def check(request: SignedRequest, policy: TokenPolicy, now: datetime) -> StsCall:
@@ -208,9 +158,7 @@ REFUSALS: list[tuple[str, Mutation, str]] = [
     ),
     (
         "url-eu-west-1-scope-us-east-1",
-        lambda r: with_header(
-            at_url(r, "https://sts.eu-west-1.amazonaws.com/"), "Host", "sts.eu-west-1.amazonaws.com"
-        ),
+        lambda r: moved_to(r, "sts.eu-west-1.amazonaws.com"),
         "credential scope region disagrees with the URL region",
     ),
     ("scope-service-iam", lambda r: with_authorization(r, service="iam"), "must name the sts service"),
@@ -593,7 +541,7 @@ def go_sdk_v1_style(signed: SignedRequest) -> SignedRequest:
 
 
 def legacy_global_endpoint(signed: SignedRequest) -> SignedRequest:
-    return with_header(at_url(signed, "https://sts.amazonaws.com/"), "Host", "sts.amazonaws.com")
+    return moved_to(signed, "sts.amazonaws.com")
 
 
 def vault_go_client(signed: SignedRequest) -> SignedRequest:

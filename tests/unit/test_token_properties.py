@@ -20,7 +20,8 @@ from kuma_iam.identity.checks import (
     check_signed_request,
 )
 from kuma_iam.identity.endpoints import sts_endpoint_for_host
-from kuma_iam.identity.token import COMPACT_PREFIX, SignedRequest, decode_token, encode_compact, encode_vault
+from kuma_iam.identity.token import SignedRequest, decode_token, encode_compact, encode_vault
+from support.token_mutations import compact_document, compact_of, compact_raw
 
 FAST = settings(
     max_examples=300,
@@ -136,20 +137,6 @@ def mutated_document(draw: st.DrawFn, document: dict[str, Any]) -> dict[str, Any
     return mutated
 
 
-def document_of(request: SignedRequest) -> dict[str, Any]:
-    return {
-        "method": request.method,
-        "url": request.url,
-        "headers": dict(request.headers),
-        "body": request.body,
-    }
-
-
-def compact(document: dict[str, Any] | bytes) -> str:
-    raw = document if isinstance(document, bytes) else json.dumps(document).encode()
-    return COMPACT_PREFIX + base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
 # --- properties -------------------------------------------------------------------------------------------
 
 
@@ -177,8 +164,8 @@ def test_mutated_compact_token_string_is_refused_or_still_get_caller_identity(
 def test_mutated_token_json_bytes_are_refused_or_still_get_caller_identity(
     data: st.DataObject, signed_request: SignedRequest, policy: TokenPolicy, signed_at: datetime
 ) -> None:
-    raw = data.draw(mutated_bytes(json.dumps(document_of(signed_request)).encode()))
-    call = checked(compact(raw), policy, signed_at)
+    raw = data.draw(mutated_bytes(json.dumps(compact_document(signed_request)).encode()))
+    call = checked(compact_raw(raw), policy, signed_at)
     if call is not None:
         assert_still_get_caller_identity(call, policy)
 
@@ -192,8 +179,8 @@ def test_mutated_token_fields_are_refused_or_still_get_caller_identity(
     policy: TokenPolicy,
     signed_at: datetime,
 ) -> None:
-    document = data.draw(mutated_document(document_of(signed_request)))
-    token: object = compact(document)
+    document = data.draw(mutated_document(compact_document(signed_request)))
+    token: object = compact_of(document)
     if as_vault:
         token = {
             "iam_http_request_method": document["method"],
