@@ -26,7 +26,7 @@ from kuma_iam.local.seed import DemoWorld, control_plane_caller, seed_demo_world
 from kuma_iam.observability import logger as powertools_logger
 from support.aws_clients import ClientFactory, TaskRole
 from support.captured_output import EverythingLogged, LogRecordText
-from support.fake_aws import AwsProxy
+from support.fake_aws import FakeAws, counting_proxy
 from support.project_files import VERIFIER_HANDLER
 from support.verifier_harness import SERVER_ID, TokenFactory, Verifier, signed_request
 
@@ -107,11 +107,18 @@ def sign_token(demo_world: DemoWorld) -> TokenFactory:
 
 
 @pytest.fixture
-def aws_proxy(demo_world: DemoWorld) -> Iterator[AwsProxy]:
-    """A recording proxy to the embedded AWS; point AWS_ENDPOINT_URL_* at its `endpoint_url`."""
-    proxy = AwsProxy(demo_world.endpoint_url).start()
-    yield proxy
-    proxy.stop()
+def aws_proxy(demo_world: DemoWorld) -> Iterator[FakeAws]:
+    """A recording pass-through to the embedded AWS for this test alone; point AWS_ENDPOINT_URL_* at its
+    `url`. A test may script it again (Delayed, StandInSts) to change what some calls meet."""
+    with counting_proxy(demo_world.endpoint_url, name="aws-proxy") as proxy:
+        yield proxy
+
+
+@pytest.fixture(scope="module")
+def aws_counter(embedded_aws: EmbeddedAws) -> Iterator[FakeAws]:
+    """The same pass-through, one per module, for suites of many cases: each resets its requests first."""
+    with counting_proxy(embedded_aws.endpoint_url, name="aws-counter") as proxy:
+        yield proxy
 
 
 @pytest.fixture

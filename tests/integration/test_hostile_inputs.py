@@ -27,10 +27,9 @@ from botocore.credentials import ReadOnlyCredentials
 from kuma_iam.identity.checks import SERVER_ID_HEADER
 from kuma_iam.identity.endpoints import sts_endpoint_for_region
 from kuma_iam.identity.token import COMPACT_PREFIX, SignedRequest, encode_compact, encode_vault
-from kuma_iam.local.embedded_aws import EmbeddedAws
 from kuma_iam.local.seed import DemoWorld, task_credentials
 from support.captured_output import assert_no_secrets, header_secrets, token_secrets
-from support.fake_aws import FakeAws, counting_proxy
+from support.fake_aws import FakeAws
 from support.token_mutations import (
     adding,
     at_url,
@@ -930,17 +929,11 @@ def _params() -> Iterator[Any]:
 # --- fixtures ------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def aws_counter(embedded_aws: EmbeddedAws, demo_world: DemoWorld) -> Iterator[FakeAws]:
-    """Everything the verifier sends to AWS passes through here and is counted."""
-    with counting_proxy(embedded_aws.endpoint_url, name="aws-counter") as proxy:
-        yield proxy
-
-
 @pytest.fixture
 def verifier_environment_vars(
     verifier_environment_vars: dict[str, str], aws_counter: FakeAws
 ) -> dict[str, str]:
+    """Everything the verifier sends to AWS passes through the counting proxy (conftest's aws_counter)."""
     aws_counter.reset_requests()
     through_proxy = (
         "AWS_ENDPOINT_URL",

@@ -25,7 +25,7 @@ from kuma_iam.identity.signer import sign_identity_request
 from kuma_iam.identity.token import SignedRequest, encode_compact, encode_vault
 from kuma_iam.local.seed import HOME_ACCOUNT, OUTSIDER_ACCOUNT, DemoWorld
 from support.captured_output import SIGNATURE, EverythingLogged
-from support.fake_aws import AwsProxy, StsIdentity
+from support.fake_aws import FakeAws, PassThrough, StandInSts
 from support.token_mutations import signing_time
 from support.verifier_harness import Verifier
 
@@ -181,13 +181,16 @@ def _arrange(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     if scenario.setup == "stale-role-id":
-        proxy: AwsProxy = request.getfixturevalue("aws_proxy")
-        proxy.identity_answer = StsIdentity(
-            HOME_ACCOUNT,
-            f"arn:aws:sts::{HOME_ACCOUNT}:assumed-role/backend-task/ecs-task",
-            "AROASTALEROLEID0000001:ecs-task",
+        proxy: FakeAws = request.getfixturevalue("aws_proxy")
+        proxy.script(
+            then=StandInSts(
+                HOME_ACCOUNT,
+                f"arn:aws:sts::{HOME_ACCOUNT}:assumed-role/backend-task/ecs-task",
+                "AROASTALEROLEID0000001:ecs-task",
+                otherwise=PassThrough(request.getfixturevalue("demo_world").endpoint_url),
+            )
         )
-        reconfigure(AWS_ENDPOINT_URL_STS=proxy.endpoint_url)
+        reconfigure(AWS_ENDPOINT_URL_STS=proxy.url)
     elif scenario.setup == "replay":
         reconfigure(KUMA_IAM_REPLAY_TABLE=request.getfixturevalue("replay_table"))
     elif scenario.setup == "sts-down":

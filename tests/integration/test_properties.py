@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -21,9 +21,8 @@ from hypothesis import strategies as st
 
 from kuma_iam.errors import DenyReason
 from kuma_iam.identity.token import SignedRequest, decode_token, encode_compact, encode_vault
-from kuma_iam.local.embedded_aws import EmbeddedAws
 from kuma_iam.local.seed import DemoWorld
-from support.fake_aws import FakeAws, counting_proxy
+from support.fake_aws import FakeAws
 from support.token_mutations import compact_document, compact_raw, read_compact
 from support.verifier_harness import Verifier, VerifyAnswer
 
@@ -72,12 +71,6 @@ def backend(demo_world: DemoWorld, sign_token: Callable[..., object]) -> Genuine
 def frontend(demo_world: DemoWorld, sign_token: Callable[..., object]) -> Genuine:
     request = decode_token(sign_token(demo_world.home_account, "frontend-task"))
     return Genuine(request, demo_world.home_account, "frontend-task")
-
-
-@pytest.fixture(scope="module")
-def aws_counter(embedded_aws: EmbeddedAws) -> Iterator[FakeAws]:
-    with counting_proxy(embedded_aws.endpoint_url, name="aws-counter") as proxy:
-        yield proxy
 
 
 @pytest.fixture

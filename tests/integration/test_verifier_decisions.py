@@ -20,7 +20,7 @@ from kuma_iam.local.events import VERIFIER_CASES, VerifierCase, sign_case_token
 from kuma_iam.local.seed import HOME_ACCOUNT, OUTSIDER_ACCOUNT, PARTNER_ACCOUNT, DemoWorld, recreate_role
 from kuma_iam.verify import VerifyRequest
 from support.aws_clients import ClientFactory
-from support.fake_aws import AwsProxy, StsIdentity
+from support.fake_aws import ByAction, Delayed, FakeAws, PassThrough, StandInSts
 from support.token_mutations import signing_time
 from support.verifier_harness import TokenFactory, Verifier
 
@@ -113,12 +113,12 @@ def test_vault_encoded_token_is_allowed_like_the_compact_one(
 def test_second_authorized_account_is_read_through_its_reader_role(
     verify: Verifier,
     reconfigure: Callable[..., None],
-    aws_proxy: AwsProxy,
+    aws_proxy: FakeAws,
     sign_token: TokenFactory,
     admin_client: ClientFactory,
 ) -> None:
     # Given the verifier's AWS calls pass a recording proxy, and a partner account's payments task
-    reconfigure(AWS_ENDPOINT_URL_STS=aws_proxy.endpoint_url, AWS_ENDPOINT_URL_IAM=aws_proxy.endpoint_url)
+    reconfigure(AWS_ENDPOINT_URL_STS=aws_proxy.url, AWS_ENDPOINT_URL_IAM=aws_proxy.url)
     token = sign_token(PARTNER_ACCOUNT, "payments-task")
 
     # When it claims to be payments in the payments mesh
@@ -132,11 +132,11 @@ def test_second_authorized_account_is_read_through_its_reader_role(
     assert identity["roleId"] == role_id(admin_client, PARTNER_ACCOUNT, "payments-task")
     assert (identity["mesh"], identity["service"]) == ("payments", "payments")
     # ...read with the partner's read-only role, which the verifier assumed
-    assume = [call for call in aws_proxy.calls if call.action == "AssumeRole"]
+    assume = [call for call in aws_proxy.requests if call.action == "AssumeRole"]
     assert [call.params["RoleArn"] for call in assume] == [
         f"arn:aws:iam::{PARTNER_ACCOUNT}:role/kuma-iam-reader"
     ]
-    assert aws_proxy.count("GetRole") == 1
+    assert aws_proxy.count_by_action()["GetRole"] == 1
 
 
 @pytest.mark.parametrize("proxy_type", ["ingress", "egress"])
@@ -200,17 +200,17 @@ def test_dataplane_claim_without_a_mesh_is_an_invalid_request(
 
 
 def test_token_signed_for_another_region_goes_to_that_regions_sts(
-    verify: Verifier, reconfigure: Callable[..., None], aws_proxy: AwsProxy, sign_token: TokenFactory
+    verify: Verifier, reconfigure: Callable[..., None], aws_proxy: FakeAws, sign_token: TokenFactory
 ) -> None:
     # Given a token signed for STS in eu-west-1
-    reconfigure(AWS_ENDPOINT_URL_STS=aws_proxy.endpoint_url)
+    reconfigure(AWS_ENDPOINT_URL_STS=aws_proxy.url)
     token = sign_token(HOME_ACCOUNT, "backend-task", region="eu-west-1")
 
     answer = verify(token, BACKEND_CLAIM)
 
     # Then it is forwarded under the Host it was signed for, and allowed
     assert (answer.status, answer.reason) == (200, None)
-    forwarded = [call.host for call in aws_proxy.calls if call.host.endswith(".amazonaws.com")]
+    forwarded = [call.host for call in aws_proxy.requests if call.host.endswith(".amazonaws.com")]
     assert forwarded == ["sts.eu-west-1.amazonaws.com"]
 
 
@@ -278,10 +278,10 @@ def test_plain_iam_user_is_an_unsupported_principal(
 
 
 def test_unauthorized_account_is_denied_without_any_call_into_it(
-    verify: Verifier, reconfigure: Callable[..., None], aws_proxy: AwsProxy, sign_token: TokenFactory
+    verify: Verifier, reconfigure: Callable[..., None], aws_proxy: FakeAws, sign_token: TokenFactory
 ) -> None:
     # Given a correctly tagged role in the outsider account (which has no reader role for us at all)
-    reconfigure(AWS_ENDPOINT_URL_STS=aws_proxy.endpoint_url, AWS_ENDPOINT_URL_IAM=aws_proxy.endpoint_url)
+    reconfigure(AWS_ENDPOINT_URL_STS=aws_proxy.url, AWS_ENDPOINT_URL_IAM=aws_proxy.url)
     token = sign_token(OUTSIDER_ACCOUNT, "intruder-task")
 
     answer = verify(token, BACKEND_CLAIM)
@@ -289,7 +289,7 @@ def test_unauthorized_account_is_denied_without_any_call_into_it(
     # Then it is denied on the account alone: only the identity token itself reached AWS
     assert (answer.status, answer.reason) == (200, "account_not_authorized")
     assert OUTSIDER_ACCOUNT in answer.body["message"]
-    assert [(call.action, call.host) for call in aws_proxy.calls] == [
+    assert [(call.action, call.host) for call in aws_proxy.requests] == [
         ("GetCallerIdentity", "sts.us-east-1.amazonaws.com")
     ]
 
@@ -317,7 +317,8 @@ def test_role_deleted_after_its_credentials_were_issued_is_role_not_found(
 def test_session_of_a_since_recreated_role_is_role_mismatch(
     verify: Verifier,
     reconfigure: Callable[..., None],
-    aws_proxy: AwsProxy,
+    aws_proxy: FakeAws,
+    demo_world: DemoWorld,
     sign_token: TokenFactory,
     admin_client: ClientFactory,
 ) -> None:
@@ -326,40 +327,47 @@ def test_session_of_a_since_recreated_role_is_role_mismatch(
     current = role_id(admin_client, HOME_ACCOUNT, "backend-task")
     stale = "AROASTALEROLEID0000001"
     assert stale != current
-    aws_proxy.identity_answer = StsIdentity(
-        account=HOME_ACCOUNT,
-        arn=f"arn:aws:sts::{HOME_ACCOUNT}:assumed-role/backend-task/ecs-task",
-        user_id=f"{stale}:ecs-task",
+    aws_proxy.script(
+        then=StandInSts(
+            account=HOME_ACCOUNT,
+            arn=f"arn:aws:sts::{HOME_ACCOUNT}:assumed-role/backend-task/ecs-task",
+            user_id=f"{stale}:ecs-task",
+            otherwise=PassThrough(demo_world.endpoint_url),
+        )
     )
-    reconfigure(AWS_ENDPOINT_URL_STS=aws_proxy.endpoint_url, AWS_ENDPOINT_URL_IAM=aws_proxy.endpoint_url)
+    reconfigure(AWS_ENDPOINT_URL_STS=aws_proxy.url, AWS_ENDPOINT_URL_IAM=aws_proxy.url)
 
     answer = verify(sign_token(HOME_ACCOUNT, "backend-task"), BACKEND_CLAIM)
 
     # Then IAM was asked (the cache holds nothing to compare) and the RoleIds disagree
     assert (answer.status, answer.reason) == (200, "role_mismatch")
-    assert aws_proxy.count("GetRole") == 1
+    assert aws_proxy.count_by_action()["GetRole"] == 1
 
 
 def test_stale_role_id_is_denied_from_the_cache_after_iam_contradicted_it(
     verify: Verifier,
     reconfigure: Callable[..., None],
-    aws_proxy: AwsProxy,
+    aws_proxy: FakeAws,
+    demo_world: DemoWorld,
     sign_token: TokenFactory,
 ) -> None:
     # Given STS vouching for sessions with a RoleId the role no longer has
-    aws_proxy.identity_answer = StsIdentity(
-        account=HOME_ACCOUNT,
-        arn=f"arn:aws:sts::{HOME_ACCOUNT}:assumed-role/backend-task/ecs-task",
-        user_id="AROASTALEROLEID0000001:ecs-task",
+    aws_proxy.script(
+        then=StandInSts(
+            account=HOME_ACCOUNT,
+            arn=f"arn:aws:sts::{HOME_ACCOUNT}:assumed-role/backend-task/ecs-task",
+            user_id="AROASTALEROLEID0000001:ecs-task",
+            otherwise=PassThrough(demo_world.endpoint_url),
+        )
     )
-    reconfigure(AWS_ENDPOINT_URL_STS=aws_proxy.endpoint_url, AWS_ENDPOINT_URL_IAM=aws_proxy.endpoint_url)
+    reconfigure(AWS_ENDPOINT_URL_STS=aws_proxy.url, AWS_ENDPOINT_URL_IAM=aws_proxy.url)
 
     # When three such tokens arrive within the cache TTL
     answers = [verify(sign_token(HOME_ACCOUNT, "backend-task"), BACKEND_CLAIM) for _ in range(3)]
 
     # Then all are role_mismatch, and IAM was asked once
     assert [(answer.status, answer.reason) for answer in answers] == [(200, "role_mismatch")] * 3
-    assert aws_proxy.count("GetRole") == 1
+    assert aws_proxy.count_by_action()["GetRole"] == 1
 
 
 @pytest.mark.parametrize(
@@ -493,17 +501,17 @@ def test_second_use_of_a_token_is_replayed_when_the_replay_table_is_on(
 
 
 def test_second_verification_of_a_role_is_answered_from_the_cache(
-    verify: Verifier, reconfigure: Callable[..., None], aws_proxy: AwsProxy, sign_token: TokenFactory
+    verify: Verifier, reconfigure: Callable[..., None], aws_proxy: FakeAws, sign_token: TokenFactory
 ) -> None:
-    reconfigure(AWS_ENDPOINT_URL_STS=aws_proxy.endpoint_url, AWS_ENDPOINT_URL_IAM=aws_proxy.endpoint_url)
+    reconfigure(AWS_ENDPOINT_URL_STS=aws_proxy.url, AWS_ENDPOINT_URL_IAM=aws_proxy.url)
 
     first = verify(sign_token(HOME_ACCOUNT, "backend-task", session_name="task-1"), BACKEND_CLAIM)
     second = verify(sign_token(HOME_ACCOUNT, "backend-task", session_name="task-2"), BACKEND_CLAIM)
 
     # Then both are allowed, and IAM was read once (each token still went to STS)
     assert (first.status, first.reason, second.status, second.reason) == (200, None, 200, None)
-    assert aws_proxy.count("GetRole") == 1
-    assert [call.host for call in aws_proxy.calls if call.action == "GetCallerIdentity"].count(
+    assert aws_proxy.count_by_action()["GetRole"] == 1
+    assert [call.host for call in aws_proxy.requests if call.action == "GetCallerIdentity"].count(
         "sts.us-east-1.amazonaws.com"
     ) == 2
 
@@ -511,13 +519,15 @@ def test_second_verification_of_a_role_is_answered_from_the_cache(
 def test_concurrent_misses_for_one_role_make_exactly_one_iam_call(
     verify: Verifier,
     reconfigure: Callable[..., None],
-    aws_proxy: AwsProxy,
+    aws_proxy: FakeAws,
+    demo_world: DemoWorld,
     sign_token: TokenFactory,
     verifier_module: ModuleType,
 ) -> None:
     # Given a fresh verifier, 16 sessions of one role, and IAM slow enough that every thread misses
-    reconfigure(AWS_ENDPOINT_URL_STS=aws_proxy.endpoint_url, AWS_ENDPOINT_URL_IAM=aws_proxy.endpoint_url)
-    aws_proxy.delays["GetRole"] = 0.5
+    reconfigure(AWS_ENDPOINT_URL_STS=aws_proxy.url, AWS_ENDPOINT_URL_IAM=aws_proxy.url)
+    moto = PassThrough(demo_world.endpoint_url)
+    aws_proxy.script(then=ByAction({"GetRole": Delayed(0.5, moto)}, default=moto))
     requests = [
         VerifyRequest.model_validate(
             {
@@ -544,20 +554,20 @@ def test_concurrent_misses_for_one_role_make_exactly_one_iam_call(
 
     # Then all are allowed, on one IAM GetRole
     assert [decision.allowed for decision in decisions] == [True] * 16
-    assert aws_proxy.count("GetRole") == 1
+    assert aws_proxy.count_by_action()["GetRole"] == 1
 
 
 def test_cache_keeps_same_named_roles_of_two_accounts_apart(
     verify: Verifier,
     reconfigure: Callable[..., None],
-    aws_proxy: AwsProxy,
+    aws_proxy: FakeAws,
     make_task_role: Callable[..., Any],
     credentials_for: Callable[..., dict[str, str]],
     sign_with: TokenFactory,
     sign_token: TokenFactory,
 ) -> None:
     # Given a role in the partner account named like the home account's backend-task, tagged otherwise
-    reconfigure(AWS_ENDPOINT_URL_STS=aws_proxy.endpoint_url, AWS_ENDPOINT_URL_IAM=aws_proxy.endpoint_url)
+    reconfigure(AWS_ENDPOINT_URL_STS=aws_proxy.url, AWS_ENDPOINT_URL_IAM=aws_proxy.url)
     twin = make_task_role(
         PARTNER_ACCOUNT,
         "backend-task",
@@ -576,7 +586,7 @@ def test_cache_keeps_same_named_roles_of_two_accounts_apart(
     assert (partner.status, partner.reason) == (200, None)
     assert partner.body["identity"]["arn"] == f"arn:aws:iam::{PARTNER_ACCOUNT}:role/backend-task"
     assert partner.body["identity"]["roleId"] == twin.role_id
-    assert aws_proxy.count("GetRole") == 2
+    assert aws_proxy.count_by_action()["GetRole"] == 2
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,9 @@
-"""Stand-ins for AWS endpoints: a scripted fake for answers moto cannot give, and a counting pass-through.
+"""Stand-ins for AWS endpoints: a scripted fake for answers moto cannot give, and a recording pass-through.
 
-Both are one small threaded stdlib HTTP server on 127.0.0.1 that records every request it receives, so a
-test can assert what reached "AWS" (and that nothing did) instead of trusting the code under test to say so.
+Both are one small threaded stdlib HTTP server on 127.0.0.1 (`FakeAws`) that records every request it
+receives, so a test can assert what reached "AWS" (and that nothing did) instead of trusting the code under
+test to say so. In front of moto it passes requests on unchanged; a script can hold some back (`Delayed`),
+answer the forwarded identity token itself (`StandInSts`), or fail them (`Answer`, `Hang`, `Trickle`).
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, Self
-from urllib.parse import parse_qs, parse_qsl, urlsplit
+from typing import Self
+from urllib.parse import parse_qsl, urlsplit
 
 SCOPE_SERVICE = re.compile(r"Credential=[^/]+/\d{8}/[^/]+/(?P<service>[a-z0-9-]+)/aws4_request")
 _HOP_BY_HOP = frozenset(
@@ -65,15 +67,49 @@ class PassThrough:
 class ByAction:
     """Choose by the Query API action in the form body (GetCallerIdentity, AssumeRole, GetRole...)."""
 
-    actions: Mapping[str, Answer | Hang | Trickle | PassThrough]
-    default: Answer | Hang | Trickle | PassThrough
+    actions: Mapping[str, Behaviour]
+    default: Behaviour
 
-    def choose(self, request: ReceivedRequest) -> Answer | Hang | Trickle | PassThrough:
-        action = parse_qs(request.body.decode("ascii", "replace")).get("Action", [""])[0]
-        return self.actions.get(action, self.default)
+    def choose(self, request: ReceivedRequest) -> Behaviour:
+        return self.actions.get(request.action, self.default)
 
 
-Behaviour = Answer | Hang | Trickle | PassThrough | ByAction
+@dataclass(frozen=True)
+class Delayed:
+    """Hold the request back `seconds` (to widen a race), then behave as `then`."""
+
+    seconds: float
+    then: Behaviour
+
+
+@dataclass(frozen=True)
+class StandInSts:
+    """Answer the forwarded identity token (a GetCallerIdentity addressed to a real STS host) as STS would,
+    vouching for this caller; every other request, the verifier's own STS calls among them, meets `otherwise`.
+    """
+
+    account: str
+    arn: str
+    user_id: str
+    otherwise: Behaviour
+
+    def choose(self, request: ReceivedRequest) -> Behaviour:
+        if request.action == "GetCallerIdentity" and request.host.endswith(".amazonaws.com"):
+            return Answer(200, self.xml())
+        return self.otherwise
+
+    def xml(self) -> bytes:
+        return (
+            '<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
+            "<GetCallerIdentityResult>"
+            f"<Arn>{self.arn}</Arn><UserId>{self.user_id}</UserId><Account>{self.account}</Account>"
+            "</GetCallerIdentityResult>"
+            f"<ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata>"
+            "</GetCallerIdentityResponse>"
+        ).encode()
+
+
+Behaviour = Answer | Hang | Trickle | PassThrough | ByAction | Delayed | StandInSts
 
 
 @dataclass(frozen=True)
@@ -91,6 +127,22 @@ class ReceivedRequest:
         """The AWS service the request was signed for (sts, iam, dynamodb), or "unsigned"."""
         match = SCOPE_SERVICE.search(self.header("Authorization") or "")
         return match["service"] if match else "unsigned"
+
+    @property
+    def params(self) -> dict[str, str]:
+        """The Query API parameters: the form body's, then the query string's."""
+        form = dict(parse_qsl(self.body.decode("utf-8", "replace"))) if self.body else {}
+        return form | dict(parse_qsl(urlsplit(self.path).query))
+
+    @property
+    def action(self) -> str:
+        """The Query API action (GetCallerIdentity, AssumeRole, GetRole...), else "<method> <path>"."""
+        return self.params.get("Action", f"{self.method} {urlsplit(self.path).path}")
+
+    @property
+    def host(self) -> str:
+        """The Host it named: a forwarded identity token keeps the real STS host it was signed for."""
+        return self.header("Host") or ""
 
 
 # --- the server --------------------------------------------------------------------------------------------
@@ -145,6 +197,9 @@ class FakeAws:
     def count_by_service(self) -> Counter[str]:
         return Counter(request.service for request in self.requests)
 
+    def count_by_action(self) -> Counter[str]:
+        return Counter(request.action for request in self.requests)
+
     # lifecycle
 
     @property
@@ -185,7 +240,11 @@ class FakeAws:
 
 
 def counting_proxy(target_url: str, *, name: str = "counting-proxy") -> FakeAws:
-    """A pass-through to `target_url` (moto) that counts what reaches it, by signed service."""
+    """A pass-through to `target_url` (moto) that records what reaches it, to count by service or action.
+
+    Script it again to change what some requests meet: `then=ByAction({"GetRole": Delayed(0.5, moto)},
+    default=moto)`, or `then=StandInSts(..., otherwise=moto)`, where `moto = PassThrough(target_url)`.
+    """
     proxy = FakeAws(name=name)
     proxy.script(then=PassThrough(target_url))
     return proxy
@@ -194,6 +253,7 @@ def counting_proxy(target_url: str, *, name: str = "counting-proxy") -> FakeAws:
 class _FakeHttpServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False  # a Hang must not hold up shutdown
+    request_queue_size = 64  # 16 verifications at once must not overflow the listen backlog
 
     def __init__(self, address: tuple[str, int], fake: FakeAws) -> None:
         super().__init__(address, _FakeRequestHandler)
@@ -211,8 +271,12 @@ class _FakeRequestHandler(BaseHTTPRequestHandler):
             method=self.command, path=self.path, headers=tuple(self.headers.items()), body=body
         )
         behaviour = self.server.fake.next_behaviour(request)
-        if isinstance(behaviour, ByAction):
-            behaviour = behaviour.choose(request)
+        while isinstance(behaviour, ByAction | StandInSts | Delayed):
+            if isinstance(behaviour, Delayed):
+                self.server.fake.stopping.wait(behaviour.seconds)
+                behaviour = behaviour.then
+            else:
+                behaviour = behaviour.choose(request)
         match behaviour:
             case Answer():
                 self._answer(behaviour)
@@ -270,146 +334,3 @@ class _FakeRequestHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         """Quiet: a test reads `FakeAws.requests`, not a request log on stderr."""
-
-
-# --- a recording proxy in front of the embedded AWS ---------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AwsCall:
-    """One request that reached the proxy: the Query API action, its parameters and the Host it named."""
-
-    action: str
-    params: dict[str, str]
-    host: str
-
-
-@dataclass(frozen=True)
-class StsIdentity:
-    """What a stand-in STS says the caller of a forwarded GetCallerIdentity is."""
-
-    account: str
-    arn: str
-    user_id: str
-
-    def xml(self) -> bytes:
-        return (
-            '<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
-            "<GetCallerIdentityResult>"
-            f"<Arn>{self.arn}</Arn><UserId>{self.user_id}</UserId><Account>{self.account}</Account>"
-            "</GetCallerIdentityResult>"
-            f"<ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata>"
-            "</GetCallerIdentityResponse>"
-        ).encode()
-
-
-class AwsProxy:
-    """A forwarding proxy in front of the embedded AWS that records every call passing through.
-
-    Requests keep their Host header, so moto still checks their SigV4 signatures. `delays` holds an action
-    back (to widen a race); `identity_answer`, when set, answers the forwarded identity token (the request
-    addressed to a real STS host) itself, as a stand-in STS would, while the verifier's own calls still
-    reach moto.
-    """
-
-    _HOP_HEADERS = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length"})
-
-    def __init__(self, upstream: str) -> None:
-        self.upstream = upstream.rstrip("/")
-        self.delays: dict[str, float] = {}
-        self.identity_answer: StsIdentity | None = None
-        self._calls: list[AwsCall] = []
-        self._lock = threading.Lock()
-        self._server = _ProxyServer(("127.0.0.1", 0), self._handler_class())
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05})
-
-    @property
-    def endpoint_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    @property
-    def calls(self) -> list[AwsCall]:
-        with self._lock:
-            return list(self._calls)
-
-    def actions(self) -> list[str]:
-        return [call.action for call in self.calls]
-
-    def count(self, action: str) -> int:
-        return self.actions().count(action)
-
-    def start(self) -> AwsProxy:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
-
-    def _handle(
-        self, method: str, path: str, headers: list[tuple[str, str]], body: bytes
-    ) -> tuple[int, list[tuple[str, str]], bytes]:
-        form = dict(parse_qsl(body.decode("utf-8", "replace"))) if body else {}
-        form |= dict(parse_qsl(urlsplit(path).query))
-        host = next((value for name, value in headers if name.lower() == "host"), "")
-        action = form.get("Action", f"{method} {urlsplit(path).path}")
-        with self._lock:
-            self._calls.append(AwsCall(action=action, params=form, host=host))
-        time.sleep(self.delays.get(action, 0.0))
-        if (
-            self.identity_answer is not None
-            and action == "GetCallerIdentity"
-            and host.endswith(".amazonaws.com")
-        ):
-            return 200, [("Content-Type", "text/xml")], self.identity_answer.xml()
-        # A new connection per call: a pooled one that moto already closed would fail the verifier's call.
-        target = urlsplit(self.upstream)
-        connection = http.client.HTTPConnection(target.hostname or "127.0.0.1", target.port, timeout=10)
-        try:
-            connection.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
-            for name, value in headers:
-                if name.lower() not in self._HOP_HEADERS:
-                    connection.putheader(name, value)
-            connection.putheader("Content-Length", str(len(body)))
-            connection.endheaders(body)
-            upstream = connection.getresponse()
-            payload = upstream.read()
-        finally:
-            connection.close()
-        answer_headers = [
-            (name, value) for name, value in upstream.getheaders() if name.lower() not in self._HOP_HEADERS
-        ]
-        return upstream.status, answer_headers, payload
-
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _forward(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                status, headers, payload = proxy._handle(self.command, self.path, self.headers.items(), body)
-                self.send_response(status)
-                for name, value in headers:
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def do_GET(self) -> None:
-                self._forward()
-
-            def do_POST(self) -> None:
-                self._forward()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        return Handler
-
-
-class _ProxyServer(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 64  # 16 verifications at once must not overflow the listen backlog
