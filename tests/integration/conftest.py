@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import socket
 import sys
 import uuid
 from collections.abc import Callable, Iterator
@@ -13,9 +12,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import boto3
 import pytest
-from botocore.credentials import ReadOnlyCredentials
 
 from kuma_iam.identity.signer import sign_identity_request
 from kuma_iam.identity.token import encode_compact, encode_vault
@@ -24,11 +21,12 @@ from kuma_iam.local.events import VERIFY_ROUTE
 from kuma_iam.local.gateway import LocalGateway, load_handler
 from kuma_iam.local.seed import DemoWorld, control_plane_caller, seed_demo_world, verifier_environment
 from kuma_iam.observability import logger as powertools_logger
-from support.aws_clients import ClientFactory, TaskRole
+from support.aws_clients import ClientFactory, TaskRole, client_as
 from support.captured_output import EverythingLogged, LogRecordText
 from support.fake_aws import FakeAws, counting_proxy
+from support.local_ports import free_port
 from support.project_files import VERIFIER_HANDLER
-from support.verifier_harness import SERVER_ID, TokenFactory, Verifier, signed_request
+from support.verifier_harness import SERVER_ID, TokenFactory, Verifier, read_only_credentials, signed_request
 
 pytestmark = pytest.mark.integration
 
@@ -124,9 +122,7 @@ def aws_counter(embedded_aws: EmbeddedAws) -> Iterator[FakeAws]:
 @pytest.fixture
 def closed_port() -> int:
     """A local port nothing listens on: connections to it are refused at once."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    return free_port()
 
 
 @pytest.fixture
@@ -134,14 +130,7 @@ def admin_client(demo_world: DemoWorld) -> ClientFactory:
     """admin_client(account, service): a client signed by the account's embedded-admin (every right)."""
 
     def make(account: str, service: str) -> Any:
-        admin = demo_world.admins[account]
-        return boto3.client(  # type: ignore[call-overload]
-            service,
-            region_name=demo_world.region,
-            endpoint_url=demo_world.endpoint_url,
-            aws_access_key_id=admin.access_key_id,
-            aws_secret_access_key=admin.secret_access_key,
-        )
+        return client_as(demo_world, service, demo_world.admins[account])
 
     return make
 
@@ -186,15 +175,7 @@ def credentials_for(demo_world: DemoWorld) -> Callable[..., dict[str, str]]:
     """credentials_for(role_arn, session_name="ecs-task"): task-role credentials, issued by the ECS agent."""
 
     def issue(role_arn: str, session_name: str = "ecs-task") -> dict[str, str]:
-        account = role_arn.split(":")[4]
-        agent = demo_world.ecs_agents[account]
-        sts = boto3.client(
-            "sts",
-            region_name=demo_world.region,
-            endpoint_url=demo_world.endpoint_url,
-            aws_access_key_id=agent.access_key_id,
-            aws_secret_access_key=agent.secret_access_key,
-        )
+        sts = client_as(demo_world, "sts", demo_world.ecs_agents[role_arn.split(":")[4]])
         issued = sts.assume_role(RoleArn=role_arn, RoleSessionName=session_name)["Credentials"]
         return {
             "AWS_ACCESS_KEY_ID": issued["AccessKeyId"],
@@ -217,13 +198,7 @@ def sign_with() -> TokenFactory:
         region: str = "us-east-1",
     ) -> str | dict[str, str]:
         request = sign_identity_request(
-            ReadOnlyCredentials(
-                credentials["AWS_ACCESS_KEY_ID"],
-                credentials["AWS_SECRET_ACCESS_KEY"],
-                credentials.get("AWS_SESSION_TOKEN"),
-            ),
-            server_id=server_id,
-            region=region,
+            read_only_credentials(credentials), server_id=server_id, region=region
         )
         return encode_compact(request) if encoding == "compact" else encode_vault(request)
 
@@ -232,7 +207,8 @@ def sign_with() -> TokenFactory:
 
 @pytest.fixture
 def replay_table(demo_world: DemoWorld, admin_client: ClientFactory) -> Iterator[str]:
-    """A fresh replay table (key `pk`, a string) in the home account; its name for KUMA_IAM_REPLAY_TABLE."""
+    """A fresh replay table in the home account, shaped like the template's ReplayTable (key `pk`, a string;
+    TTL on expiresAt); its name for KUMA_IAM_REPLAY_TABLE."""
     name = f"kuma-iam-replay-{uuid.uuid4().hex[:8]}"
     dynamodb = admin_client(demo_world.home_account, "dynamodb")
     dynamodb.create_table(
@@ -240,6 +216,9 @@ def replay_table(demo_world: DemoWorld, admin_client: ClientFactory) -> Iterator
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST",
+    )
+    dynamodb.update_time_to_live(
+        TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiresAt"}
     )
     yield name
     dynamodb.delete_table(TableName=name)

@@ -11,7 +11,6 @@ import os
 import queue
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -35,6 +34,7 @@ from kuma_iam.cli import main
 from kuma_iam.local.events import VERIFIER_CASES, VerifierCase
 from kuma_iam.local.gateway import LocalLambdaContext
 from kuma_iam.local.seed import HOME_ACCOUNT, DemoWorld, UserCredentials, task_credentials
+from support.local_ports import free_port
 from support.project_files import REPO
 from support.token_mutations import read_compact
 from support.verifier_harness import SERVER_ID, TokenFactory, Verifier
@@ -116,12 +116,6 @@ def printed_decision(output: str) -> tuple[int, dict[str, Any]]:
     match = re.fullmatch(r"HTTP (\d{3}) (\{.*\})\s*", output, re.DOTALL)
     assert match is not None, output
     return int(match[1]), json.loads(match[2])
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 # --- kuma-iam token: the sidecar's side ------------------------------------------------------------------

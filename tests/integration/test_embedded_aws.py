@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any, cast
 from unittest import mock
 from xml.etree import ElementTree
 
-import boto3
 import pytest
 import urllib3
 from botocore.auth import SigV4Auth
@@ -26,12 +25,12 @@ from kuma_iam.local.seed import (
     READER_ROLE_NAME,
     DemoWorld,
     TaskRoleSpec,
-    UserCredentials,
     control_plane_caller,
     recreate_role,
     task_credentials,
     verifier_environment,
 )
+from support.aws_clients import client_as
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
@@ -42,25 +41,6 @@ pytestmark = pytest.mark.integration
 STS_HOST = "sts.us-east-1.amazonaws.com"
 STS_NAMESPACE = {"sts": "https://sts.amazonaws.com/doc/2011-06-15/"}
 GET_CALLER_IDENTITY = "Action=GetCallerIdentity&Version=2011-06-15"
-
-
-# Named to move to tests/integration/conftest.py as they are. Module scope, not session: moto's state and
-# its auth switch are process globals, so an in-process mock_aws test running while this world is up would
-# wipe it, and would itself fail on the signature checks.
-def client(world: DemoWorld, service: str, credentials: dict[str, str] | UserCredentials) -> Any:
-    if isinstance(credentials, UserCredentials):
-        credentials = {
-            "AWS_ACCESS_KEY_ID": credentials.access_key_id,
-            "AWS_SECRET_ACCESS_KEY": credentials.secret_access_key,
-        }
-    return boto3.client(  # type: ignore[call-overload]
-        service,
-        region_name=world.region,
-        endpoint_url=world.endpoint_url,
-        aws_access_key_id=credentials["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=credentials["AWS_SECRET_ACCESS_KEY"],
-        aws_session_token=credentials.get("AWS_SESSION_TOKEN"),
-    )
 
 
 def error_code(error: pytest.ExceptionInfo[ClientError]) -> str:
@@ -93,7 +73,7 @@ def signed_identity_request(credentials: dict[str, str], *, server_id: str) -> d
 
 class TestSignatureChecks:
     def test_unknown_key_is_rejected(self, demo_world: DemoWorld) -> None:
-        sts = client(
+        sts = client_as(
             demo_world, "sts", {"AWS_ACCESS_KEY_ID": "AKIAUNKNOWN000000000", "AWS_SECRET_ACCESS_KEY": "x"}
         )
 
@@ -106,7 +86,7 @@ class TestSignatureChecks:
         wrong = {"AWS_ACCESS_KEY_ID": demo_world.verifier.access_key_id, "AWS_SECRET_ACCESS_KEY": "guess"}
 
         with pytest.raises(ClientError) as error:
-            client(demo_world, "sts", wrong).get_caller_identity()
+            client_as(demo_world, "sts", wrong).get_caller_identity()
 
         assert error_code(error) == "SignatureDoesNotMatch"
 
@@ -126,11 +106,11 @@ class TestTaskRoles:
     ) -> None:
         credentials = task_credentials(demo_world, spec.account, spec.name)
 
-        identity = cast("STSClient", client(demo_world, "sts", credentials)).get_caller_identity()
+        identity = cast("STSClient", client_as(demo_world, "sts", credentials)).get_caller_identity()
 
         assert identity["Arn"] == f"arn:aws:sts::{spec.account}:assumed-role/{spec.name}/ecs-task"
         assert identity["Account"] == spec.account
-        admin = cast("IAMClient", client(demo_world, "iam", demo_world.admins[spec.account]))
+        admin = cast("IAMClient", client_as(demo_world, "iam", demo_world.admins[spec.account]))
         role = admin.get_role(RoleName=spec.name)["Role"]
         assert identity["UserId"] == f"{role['RoleId']}:ecs-task"
         assert role["Arn"] == demo_world.role_arn(spec.account, spec.name)
@@ -139,7 +119,7 @@ class TestTaskRoles:
     def test_session_name_is_the_callers_choice(self, demo_world: DemoWorld) -> None:
         credentials = task_credentials(demo_world, HOME_ACCOUNT, "frontend-task", session_name="i-am-backend")
 
-        identity = cast("STSClient", client(demo_world, "sts", credentials)).get_caller_identity()
+        identity = cast("STSClient", client_as(demo_world, "sts", credentials)).get_caller_identity()
 
         assert identity["Arn"].endswith(":assumed-role/frontend-task/i-am-backend")
 
@@ -148,12 +128,12 @@ class TestTaskRoles:
             f"arn:aws:iam::{HOME_ACCOUNT}:role/ecs/backend-task"
         )
         credentials = task_credentials(demo_world, HOME_ACCOUNT, "backend-task")
-        identity = cast("STSClient", client(demo_world, "sts", credentials)).get_caller_identity()
+        identity = cast("STSClient", client_as(demo_world, "sts", credentials)).get_caller_identity()
         # STS drops the path from the assumed-role ARN: only IAM knows it.
         assert identity["Arn"] == f"arn:aws:sts::{HOME_ACCOUNT}:assumed-role/backend-task/ecs-task"
 
     def test_recreated_role_gets_a_new_role_id(self, demo_world: DemoWorld) -> None:
-        admin = cast("IAMClient", client(demo_world, "iam", demo_world.admins[HOME_ACCOUNT]))
+        admin = cast("IAMClient", client_as(demo_world, "iam", demo_world.admins[HOME_ACCOUNT]))
         before = admin.get_role(RoleName="worker-task")["Role"]
 
         new_role_id = recreate_role(demo_world, HOME_ACCOUNT, "worker-task")
@@ -163,13 +143,13 @@ class TestTaskRoles:
         assert (after["Arn"], tags_of(after)) == (before["Arn"], tags_of(before))
         assert admin.list_role_policies(RoleName="worker-task")["PolicyNames"] == ["kuma-iam-demo"]
         fresh = task_credentials(demo_world, HOME_ACCOUNT, "worker-task")
-        identity = cast("STSClient", client(demo_world, "sts", fresh)).get_caller_identity()
+        identity = cast("STSClient", client_as(demo_world, "sts", fresh)).get_caller_identity()
         assert identity["UserId"] == f"{new_role_id}:ecs-task"
 
 
 class TestVerifierUser:
     def test_reads_roles_in_its_own_account(self, demo_world: DemoWorld) -> None:
-        iam = cast("IAMClient", client(demo_world, "iam", demo_world.verifier))
+        iam = cast("IAMClient", client_as(demo_world, "iam", demo_world.verifier))
 
         role = iam.get_role(RoleName="backend-task")["Role"]
 
@@ -182,7 +162,7 @@ class TestVerifierUser:
         assert iam.list_role_tags(RoleName="backend-task")["Tags"]
 
     def test_missing_role_is_no_such_entity(self, demo_world: DemoWorld) -> None:
-        iam = cast("IAMClient", client(demo_world, "iam", demo_world.verifier))
+        iam = cast("IAMClient", client_as(demo_world, "iam", demo_world.verifier))
 
         with pytest.raises(ClientError) as error:
             iam.get_role(RoleName="payments-task")  # it lives in the partner account
@@ -190,7 +170,7 @@ class TestVerifierUser:
         assert error_code(error) == "NoSuchEntity"
 
     def test_reads_partner_roles_through_the_reader_role(self, demo_world: DemoWorld) -> None:
-        sts = cast("STSClient", client(demo_world, "sts", demo_world.verifier))
+        sts = cast("STSClient", client_as(demo_world, "sts", demo_world.verifier))
         reader = sts.assume_role(
             RoleArn=demo_world.role_arn(PARTNER_ACCOUNT, READER_ROLE_NAME), RoleSessionName="kuma-iam"
         )["Credentials"]
@@ -199,7 +179,7 @@ class TestVerifierUser:
             "AWS_SECRET_ACCESS_KEY": reader["SecretAccessKey"],
             "AWS_SESSION_TOKEN": reader["SessionToken"],
         }
-        iam = cast("IAMClient", client(demo_world, "iam", reader_credentials))
+        iam = cast("IAMClient", client_as(demo_world, "iam", reader_credentials))
 
         role = iam.get_role(RoleName="payments-task")["Role"]
 
@@ -214,7 +194,7 @@ class TestVerifierUser:
         assert error_code(error) == "AccessDenied"
 
     def test_may_not_assume_task_roles(self, demo_world: DemoWorld) -> None:
-        sts = cast("STSClient", client(demo_world, "sts", demo_world.verifier))
+        sts = cast("STSClient", client_as(demo_world, "sts", demo_world.verifier))
 
         with pytest.raises(ClientError) as error:
             sts.assume_role(RoleArn=demo_world.role_arn(HOME_ACCOUNT, "backend-task"), RoleSessionName="x-x")
@@ -222,7 +202,7 @@ class TestVerifierUser:
         assert error_code(error) == "AccessDenied"
 
     def test_may_put_replay_items_where_ci_user_may_not(self, demo_world: DemoWorld) -> None:
-        admin = client(demo_world, "dynamodb", demo_world.admins[HOME_ACCOUNT])
+        admin = client_as(demo_world, "dynamodb", demo_world.admins[HOME_ACCOUNT])
         admin.create_table(
             TableName="kuma-iam-probe",
             KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
@@ -231,10 +211,10 @@ class TestVerifierUser:
         )
         item = {"pk": {"S": "signature"}}
 
-        verifier = client(demo_world, "dynamodb", demo_world.verifier)
+        verifier = client_as(demo_world, "dynamodb", demo_world.verifier)
         verifier.put_item(TableName="kuma-iam-probe", Item=item)
 
-        ci_user = client(demo_world, "dynamodb", demo_world.ci_user)
+        ci_user = client_as(demo_world, "dynamodb", demo_world.ci_user)
         with pytest.raises(ClientError) as error:
             ci_user.put_item(TableName="kuma-iam-probe", Item=item)
         # moto words a DynamoDB denial in IAM's XML, which botocore cannot read as DynamoDB JSON: AWS would
@@ -244,7 +224,7 @@ class TestVerifierUser:
 
 
 def test_ci_user_is_a_plain_iam_user(demo_world: DemoWorld) -> None:
-    identity = cast("STSClient", client(demo_world, "sts", demo_world.ci_user)).get_caller_identity()
+    identity = cast("STSClient", client_as(demo_world, "sts", demo_world.ci_user)).get_caller_identity()
 
     assert identity["Arn"] == f"arn:aws:iam::{HOME_ACCOUNT}:user/ci-user"
 

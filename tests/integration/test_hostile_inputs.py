@@ -48,7 +48,7 @@ from support.token_mutations import (
     with_authorization,
     with_header,
 )
-from support.verifier_harness import Verifier
+from support.verifier_harness import Verifier, read_only_credentials
 
 pytestmark = [
     pytest.mark.integration,
@@ -104,10 +104,7 @@ class Signers:
             "frontend-as-backend": (world.home_account, "frontend-task", ROLE),
             "intruder": (world.outsider_account, "intruder-task", "ecs-task"),
         }[principal]
-        issued = task_credentials(world, account, role, session_name=session)
-        return ReadOnlyCredentials(
-            issued["AWS_ACCESS_KEY_ID"], issued["AWS_SECRET_ACCESS_KEY"], issued["AWS_SESSION_TOKEN"]
-        )
+        return read_only_credentials(task_credentials(world, account, role, session_name=session))
 
     def sign(
         self,

@@ -19,7 +19,7 @@ import pytest
 import urllib3
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials, ReadOnlyCredentials
+from botocore.credentials import Credentials
 
 from kuma_iam.identity.signer import sign_identity_request
 from kuma_iam.identity.token import SignedRequest, encode_compact, encode_vault
@@ -27,7 +27,7 @@ from kuma_iam.local.seed import HOME_ACCOUNT, OUTSIDER_ACCOUNT, DemoWorld
 from support.captured_output import SIGNATURE, EverythingLogged
 from support.fake_aws import FakeAws, PassThrough, StandInSts
 from support.token_mutations import signing_time
-from support.verifier_harness import Verifier
+from support.verifier_harness import Verifier, read_only_credentials
 
 pytestmark = pytest.mark.integration
 
@@ -119,9 +119,7 @@ def test_no_secret_of_the_token_reaches_any_log(
     credentials, before_verify = _signer(scenario, demo_world, credentials_for, request)
     signing = {**credentials, "AWS_SECRET_ACCESS_KEY": "guessed-secret"} if scenario.forged else credentials
     signed = sign_identity_request(
-        ReadOnlyCredentials(
-            signing["AWS_ACCESS_KEY_ID"], signing["AWS_SECRET_ACCESS_KEY"], signing.get("AWS_SESSION_TOKEN")
-        ),
+        read_only_credentials(signing),
         server_id=scenario.server_id or server_id,
         region=demo_world.region,
     )
@@ -215,11 +213,7 @@ def test_gateway_log_carries_no_authorization_value_nor_the_body(
     caplog.set_level(logging.DEBUG, logger="kuma_iam.local.gateway")
     credentials = credentials_for(demo_world.role_arn(HOME_ACCOUNT, "backend-task"))
     signed = sign_identity_request(
-        ReadOnlyCredentials(
-            credentials["AWS_ACCESS_KEY_ID"],
-            credentials["AWS_SECRET_ACCESS_KEY"],
-            credentials["AWS_SESSION_TOKEN"],
-        ),
+        read_only_credentials(credentials),
         server_id="kuma-it",
         region=demo_world.region,
     )

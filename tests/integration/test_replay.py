@@ -11,17 +11,16 @@ import hashlib
 import json
 import os
 import threading
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 
 from kuma_iam.identity.token import SignedRequest, decode_token, encode_compact, encode_vault
 from kuma_iam.local.embedded_aws import EmbeddedAws
 from kuma_iam.local.seed import DemoWorld
 from kuma_iam.verify import Decision, VerifyRequest, verifier_from_env
+from support.aws_clients import ClientFactory
 from support.captured_output import assert_no_secrets, header_secrets, token_secrets, upstream_errors
 from support.fake_aws import Answer, Behaviour, FakeAws, Hang, PassThrough
 from support.token_mutations import signature_of, signing_time
@@ -46,36 +45,6 @@ def dynamodb_error(type_: str, message: str = "try again") -> Answer:
         json.dumps({"__type": type_, "message": message}).encode(),
         (("Content-Type", "application/x-amz-json-1.0"),),
     )
-
-
-@pytest.fixture(scope="module")
-def admin_dynamodb(demo_world: DemoWorld) -> Any:
-    """DynamoDB as the home account's embedded-admin: the verifier itself may only put items."""
-    admin = demo_world.admins[demo_world.home_account]
-    return boto3.client(
-        "dynamodb",
-        region_name=demo_world.region,
-        endpoint_url=demo_world.endpoint_url,
-        aws_access_key_id=admin.access_key_id,
-        aws_secret_access_key=admin.secret_access_key,
-    )
-
-
-@pytest.fixture
-def replay_table(admin_dynamodb: Any) -> Iterator[str]:
-    """A fresh table per test, shaped like the template's ReplayTable (key pk, TTL on expiresAt)."""
-    name = f"kuma-iam-replay-{uuid.uuid4().hex[:8]}"
-    admin_dynamodb.create_table(
-        TableName=name,
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    admin_dynamodb.update_time_to_live(
-        TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiresAt"}
-    )
-    yield name
-    admin_dynamodb.delete_table(TableName=name)
 
 
 def scan(admin_dynamodb: Any, table: str) -> list[dict[str, Any]]:
@@ -163,13 +132,13 @@ class TestReplayTable:
         assert answer.body["identity"]["roleName"] == ROLE
 
     def test_the_table_holds_only_a_hash_and_the_expiry(
-        self, sign_token: TokenFactory, verify: Verifier, replay_table: str, admin_dynamodb: Any
+        self, sign_token: TokenFactory, verify: Verifier, replay_table: str, admin_client: ClientFactory
     ) -> None:
         # Given a token used once
         request, token = backend_token(sign_token)
         assert verify(token, dict(CLAIM)).body["allowed"] is True
-        # When the table is read
-        items = scan(admin_dynamodb, replay_table)
+        # When the table is read, as the home account's admin (the verifier itself may only put items)
+        items = scan(admin_client(HOME, "dynamodb"), replay_table)
         # Then it holds one item: the SHA-256 of the signature, and when the token stops mattering
         assert len(items) == 1
         item = items[0]

@@ -1,8 +1,9 @@
 """AWS answering badly, slowly or not at all: the verifier fails closed, in time, counted, and never allows.
 
-A scripted fake (fake_aws.FakeAws) stands in for STS or IAM where moto cannot misbehave: answers with two
-results, an account that disagrees with the ARN, HTML or JSON, XML with entities, redirects, 5xx, throttling,
-a reply that never starts and one that never ends. Everything else still runs on the embedded AWS.
+A scripted fake (support.fake_aws.FakeAws) stands in for STS or IAM where moto cannot misbehave: answers
+with two results, an account that disagrees with the ARN, HTML or JSON, XML with entities, redirects, 5xx,
+throttling, a reply that never starts and one that never ends. Everything else still runs on the embedded
+AWS.
 """
 
 from __future__ import annotations
@@ -310,6 +311,11 @@ def clean_output(
     return output.out
 
 
+def upstream_at(environment: dict[str, str], endpoint_variable: str, url: str) -> dict[str, str]:
+    """The verifier's environment with one AWS endpoint at `url`, and the short upstream timeout."""
+    return {**environment, endpoint_variable: url, "KUMA_IAM_UPSTREAM_TIMEOUT_SECONDS": str(TIMEOUT_SECONDS)}
+
+
 def assert_failed_closed(answer: VerifyAnswer, status: int, code: str, message: str) -> None:
     assert answer.status == status, answer.body
     assert answer.body.get("allowed") is not True
@@ -329,13 +335,8 @@ class TestStsForward:
     def verifier_environment_vars(
         self, verifier_environment_vars: dict[str, str], fake: FakeAws
     ) -> dict[str, str]:
-        env = {
-            **verifier_environment_vars,
-            "AWS_ENDPOINT_URL_STS": fake.url,
-            "KUMA_IAM_UPSTREAM_TIMEOUT_SECONDS": str(TIMEOUT_SECONDS),
-        }
         fake.script(then=Answer(599, b"unscripted"))
-        return env
+        return upstream_at(verifier_environment_vars, "AWS_ENDPOINT_URL_STS", fake.url)
 
     @pytest.mark.parametrize("fault", fault_params(STS_FAULTS))
     def test_fault_fails_closed_in_time_and_is_counted(
@@ -413,25 +414,14 @@ class TestStsForward:
         assert metric_count(clean_output(capfd, demo_world, token, fake), "Allowed") == 0
 
 
-@pytest.fixture(scope="module")
-def nobody_listening() -> str:
-    """A local URL whose port was just released: connecting is refused."""
-    server = FakeAws(name="closed").start()
-    url = server.url
-    server.stop()
-    return url
-
-
 class TestStsUnreachable:
     @pytest.fixture
     def verifier_environment_vars(
-        self, verifier_environment_vars: dict[str, str], nobody_listening: str
+        self, verifier_environment_vars: dict[str, str], closed_port: int
     ) -> dict[str, str]:
-        return {
-            **verifier_environment_vars,
-            "AWS_ENDPOINT_URL_STS": nobody_listening,
-            "KUMA_IAM_UPSTREAM_TIMEOUT_SECONDS": str(TIMEOUT_SECONDS),
-        }
+        return upstream_at(
+            verifier_environment_vars, "AWS_ENDPOINT_URL_STS", f"http://127.0.0.1:{closed_port}"
+        )
 
     def test_refused_connection_fails_closed(
         self,
@@ -524,11 +514,7 @@ class TestIamRoleRead:
         self, verifier_environment_vars: dict[str, str], fake: FakeAws
     ) -> dict[str, str]:
         fake.script(then=Answer(599, b"unscripted"))
-        return {
-            **verifier_environment_vars,
-            "AWS_ENDPOINT_URL_IAM": fake.url,
-            "KUMA_IAM_UPSTREAM_TIMEOUT_SECONDS": str(TIMEOUT_SECONDS),
-        }
+        return upstream_at(verifier_environment_vars, "AWS_ENDPOINT_URL_IAM", fake.url)
 
     @pytest.mark.parametrize("fault", fault_params(IAM_FAULTS))
     def test_fault_fails_closed_in_time_and_is_counted(
@@ -586,11 +572,7 @@ class TestCrossAccountReader:
         self, verifier_environment_vars: dict[str, str], fake: FakeAws
     ) -> dict[str, str]:
         fake.script(then=Answer(599, b"unscripted"))
-        return {
-            **verifier_environment_vars,
-            "AWS_ENDPOINT_URL_STS": fake.url,
-            "KUMA_IAM_UPSTREAM_TIMEOUT_SECONDS": str(TIMEOUT_SECONDS),
-        }
+        return upstream_at(verifier_environment_vars, "AWS_ENDPOINT_URL_STS", fake.url)
 
     @pytest.mark.parametrize(
         ("assume_role", "status", "code"),

@@ -24,7 +24,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
-from unittest import mock
 
 import boto3
 import pytest
@@ -35,13 +34,13 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import ReadOnlyCredentials
 
 from kuma_iam.config import VerifierSettings
-from kuma_iam.identity.signer import sign_identity_request
 from kuma_iam.identity.token import SignedRequest, encode_compact, encode_vault
 from kuma_iam.local.embedded_aws import EmbeddedAws
 from kuma_iam.local.gateway import LocalGateway
-from kuma_iam.local.seed import DemoWorld, task_credentials
+from kuma_iam.local.seed import DemoWorld
 from kuma_iam.verify import VerifyRequest, build_verifier
 from support.token_mutations import adding, flip_last, header, with_header
+from support.verifier_harness import signed_request
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
 
@@ -80,22 +79,11 @@ class Case:
         return None
 
 
-def sign_task_role(
-    world: DemoWorld, account: str, role: str, session: str, *, server_id: str, at: datetime | None = None
-) -> SignedRequest:
-    issued = task_credentials(world, account, role, session_name=session)
-    credentials = ReadOnlyCredentials(
-        issued["AWS_ACCESS_KEY_ID"], issued["AWS_SECRET_ACCESS_KEY"], issued["AWS_SESSION_TOKEN"]
-    )
-    if at is None:
-        return sign_identity_request(credentials, server_id=server_id, region=world.region)
-    with mock.patch("botocore.auth.get_current_datetime", return_value=at.replace(tzinfo=None)):
-        return sign_identity_request(credentials, server_id=server_id, region=world.region)
-
-
 def build_cases(world: DemoWorld, server_id: str) -> list[Case]:
-    def _sign(*args: Any, **kwargs: Any) -> SignedRequest:
-        return sign_task_role(*args, server_id=server_id, **kwargs)
+    def _sign(
+        world: DemoWorld, account: str, role: str, session: str, *, at: datetime | None = None
+    ) -> SignedRequest:
+        return signed_request(world, account, role, server_id=server_id, session_name=session, at=at)
 
     home, partner, outsider = world.home_account, world.partner_account, world.outsider_account
     backend_claim = {"mesh": "default", "name": "backend-01", "tags": {"kuma.io/service": ["backend"]}}

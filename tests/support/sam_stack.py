@@ -23,6 +23,7 @@ from typing import Any
 from kuma_iam.local.embedded_aws import EmbeddedAws
 from kuma_iam.local.events import sam_env_vars
 from kuma_iam.local.seed import DemoWorld
+from support.local_ports import free_port
 from support.project_files import REPO
 
 ENGINE = REPO / "tools" / "sam-local" / "engine.sh"
@@ -161,7 +162,7 @@ class SamStack:
     @contextlib.contextmanager
     def start_api(self) -> Iterator[str]:
         """`sam local start-api` on a free port; yields its base URL once it accepts connections."""
-        port = _free_port()
+        port = free_port()
         args = [
             "local", "start-api", "--config-env", CONFIG_ENV, *self.build_flags(),
             "--env-vars", str(self.env_file), "--host", "127.0.0.1", "--port", str(port),
@@ -183,13 +184,6 @@ class SamStack:
                 except subprocess.TimeoutExpired:
                     process.kill()
                     process.wait()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path, *, timeout: float) -> None:

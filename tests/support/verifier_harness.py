@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import ModuleType
 from typing import Any
+from unittest import mock
 
 from botocore.credentials import ReadOnlyCredentials
 
@@ -84,10 +85,19 @@ def signed_request(
     server_id: str = SERVER_ID,
     region: str | None = None,
     session_name: str = "ecs-task",
+    at: datetime | None = None,
 ) -> SignedRequest:
-    """A GetCallerIdentity signed with real task-role credentials that the embedded AWS issued."""
-    issued = task_credentials(world, account, role, session_name=session_name)
-    credentials = ReadOnlyCredentials(
-        issued["AWS_ACCESS_KEY_ID"], issued["AWS_SECRET_ACCESS_KEY"], issued["AWS_SESSION_TOKEN"]
+    """A GetCallerIdentity signed with real task-role credentials that the embedded AWS issued; `at` sets
+    the signing clock (an old or future token), else it is signed now."""
+    credentials = read_only_credentials(task_credentials(world, account, role, session_name=session_name))
+    if at is None:
+        return sign_identity_request(credentials, server_id=server_id, region=region or world.region)
+    with mock.patch("botocore.auth.get_current_datetime", return_value=at.replace(tzinfo=None)):
+        return sign_identity_request(credentials, server_id=server_id, region=region or world.region)
+
+
+def read_only_credentials(issued: Mapping[str, str]) -> ReadOnlyCredentials:
+    """Issued AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), as botocore signs with."""
+    return ReadOnlyCredentials(
+        issued["AWS_ACCESS_KEY_ID"], issued["AWS_SECRET_ACCESS_KEY"], issued.get("AWS_SESSION_TOKEN")
     )
-    return sign_identity_request(credentials, server_id=server_id, region=region or world.region)
