@@ -30,6 +30,7 @@ from kuma_iam.identity.token import COMPACT_PREFIX, SignedRequest, encode_compac
 from kuma_iam.local.seed import DemoWorld, task_credentials
 from support.captured_output import assert_no_secrets, header_secrets, token_secrets
 from support.fake_aws import FakeAws
+from support.sdk_headers import GO_SDK_V1_HEADERS, GO_SDK_V2_HEADERS
 from support.token_mutations import (
     adding,
     at_url,
@@ -60,23 +61,6 @@ DUPLICATE_KEY = "token is not valid JSON: duplicate key"
 BODY = "Action=GetCallerIdentity&Version=2011-06-15"
 ROLE = "backend-task"
 CLAIM = {"mesh": "default", "name": "backend-01", "tags": {"kuma.io/service": ["backend"]}}
-GO_V1_HEADERS = (
-    ("Content-Length", "43"),
-    ("Content-Type", "application/x-www-form-urlencoded; charset=utf-8"),
-    ("User-Agent", "aws-sdk-go/1.55.5 (go1.22.5; linux; amd64)"),
-)
-GO_V2_HEADERS = (
-    ("Accept-Encoding", "identity"),
-    ("Amz-Sdk-Invocation-Id", "5f0b1f5c-1c51-4d6b-9f3e-3a4b1f7a2c11"),
-    ("Amz-Sdk-Request", "attempt=1; max=3"),
-    ("Content-Length", "43"),
-    ("Content-Type", "application/x-www-form-urlencoded"),
-    (
-        "User-Agent",
-        "aws-sdk-go-v2/1.30.3 os/linux lang/go#1.22.5 md/GOOS#linux md/GOARCH#amd64 api/sts#1.30.3",
-    ),
-    ("X-Amz-User-Agent", "aws-sdk-go-v2/1.30.3"),
-)
 
 
 # --- signing: genuine tokens, from whichever principal a row needs ---------------------------------------
@@ -895,8 +879,8 @@ CATALOGUE: list[Hostile] = [
     allowed("botocore", "real-signer"),
     allowed("botocore-legacy-global-endpoint", "real-signer", sign={"host": "sts.amazonaws.com"}),
     allowed("botocore-eu-west-1", "real-signer", sign={"region": "eu-west-1"}),
-    allowed("go-sdk-v1-headers", "real-signer", sign={"headers": GO_V1_HEADERS, "keep_host": False}),
-    allowed("go-sdk-v2-headers", "real-signer", sign={"headers": GO_V2_HEADERS, "keep_host": False}),
+    allowed("go-sdk-v1-headers", "real-signer", sign={"headers": GO_SDK_V1_HEADERS, "keep_host": False}),
+    allowed("go-sdk-v2-headers", "real-signer", sign={"headers": GO_SDK_V2_HEADERS, "keep_host": False}),
     allowed(
         "vault-client-string-headers",
         "real-signer",

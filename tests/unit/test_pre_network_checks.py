@@ -12,6 +12,7 @@ import pytest
 from kuma_iam.errors import Denied, DenyReason, InvalidRequest
 from kuma_iam.identity.checks import GET_CALLER_IDENTITY_BODIES, StsCall, TokenPolicy, check_signed_request
 from kuma_iam.identity.token import SignedRequest, decode_token, encode_compact, encode_vault
+from support.sdk_headers import GO_SDK_V1_HEADERS, GO_SDK_V2_HEADERS
 from support.token_mutations import (
     adding,
     at_url,
@@ -486,7 +487,9 @@ def test_time_is_judged_after_the_form_so_an_old_malformed_token_is_a_400(
 # --- what real signers send passes ------------------------------------------------------------------------
 
 
-def _sdk_request(signed: SignedRequest, headers: list[tuple[str, str]], signed_names: str) -> SignedRequest:
+def _sdk_request(
+    signed: SignedRequest, headers: tuple[tuple[str, str], ...], signed_names: str
+) -> SignedRequest:
     """Keep botocore's date, token and signature, dress them as another SDK does."""
     amz_date = header(signed, "X-Amz-Date")
     authorization = (
@@ -511,18 +514,7 @@ def go_sdk_v2_style(signed: SignedRequest) -> SignedRequest:
     # Go keeps Host outside the header map, so a Go-built token carries no Host header at all.
     return _sdk_request(
         signed,
-        [
-            ("Accept-Encoding", "identity"),
-            ("Amz-Sdk-Invocation-Id", "5f0b1f5c-1c51-4d6b-9f3e-3a4b1f7a2c11"),
-            ("Amz-Sdk-Request", "attempt=1; max=3"),
-            ("Content-Length", "43"),
-            ("Content-Type", "application/x-www-form-urlencoded"),
-            (
-                "User-Agent",
-                "aws-sdk-go-v2/1.30.3 os/linux lang/go#1.22.5 md/GOOS#linux md/GOARCH#amd64 api/sts#1.30.3",
-            ),
-            ("X-Amz-User-Agent", "aws-sdk-go-v2/1.30.3"),
-        ],
+        GO_SDK_V2_HEADERS,
         "accept-encoding;amz-sdk-invocation-id;amz-sdk-request;content-length;content-type;host;"
         "x-amz-date;x-amz-security-token;x-kuma-aws-iam-server-id",
     )
@@ -531,11 +523,7 @@ def go_sdk_v2_style(signed: SignedRequest) -> SignedRequest:
 def go_sdk_v1_style(signed: SignedRequest) -> SignedRequest:
     return _sdk_request(
         signed,
-        [
-            ("Content-Length", "43"),
-            ("Content-Type", "application/x-www-form-urlencoded; charset=utf-8"),
-            ("User-Agent", "aws-sdk-go/1.55.5 (go1.22.5; linux; amd64)"),
-        ],
+        GO_SDK_V1_HEADERS,
         "content-length;content-type;host;x-amz-date;x-amz-security-token;x-kuma-aws-iam-server-id",
     )
 
