@@ -4,31 +4,20 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
-from botocore.parsers import ResponseParserError
+from botocore.exceptions import ClientError
 
-from kuma_iam.errors import Denied, DenyReason, UpstreamThrottled, UpstreamUnavailable
+from kuma_iam.aws import aws_errors
+from kuma_iam.errors import Denied, DenyReason
 from kuma_iam.observability import metrics_count, timed
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
-
-THROTTLING = frozenset(
-    {
-        "Throttling",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-        "TooManyRequestsException",
-        "ProvisionedThroughputExceededException",
-    }
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,15 +28,6 @@ class RoleRecord:
     role_id: str
     path: str
     tags: dict[str, str]
-
-
-def aws_client_config(timeout_seconds: float) -> Config:
-    """Short timeouts and one retry: the control plane is waiting, and it retries on 503 itself."""
-    return Config(
-        connect_timeout=min(1.0, timeout_seconds),
-        read_timeout=timeout_seconds,
-        retries={"mode": "standard", "total_max_attempts": 2},
-    )
 
 
 class IamClients:
@@ -69,6 +49,7 @@ class IamClients:
         self._iam_endpoint_url = iam_endpoint_url
         self._sts = session.client("sts", endpoint_url=sts_endpoint_url, config=config)
         self._home_account = home_account
+        self._partition = session.get_partition_for_region(session.region_name or "us-east-1")
         self._clients: dict[str, tuple[IAMClient, float]] = {}
         self._lock = threading.Lock()
 
@@ -84,7 +65,7 @@ class IamClients:
     def _new_client(self, account: str) -> tuple[IAMClient, float]:
         if account == self._home():
             return self._iam(), float("inf")
-        role_arn = f"arn:aws:iam::{account}:role/{self._reader_role_name}"
+        role_arn = f"arn:{self._partition}:iam::{account}:role/{self._reader_role_name}"
         with aws_errors("sts", f"cannot assume {self._reader_role_name} in account {account}"):
             credentials = self._sts.assume_role(RoleArn=role_arn, RoleSessionName="kuma-iam-verifier")[
                 "Credentials"
@@ -180,20 +161,3 @@ class RoleDirectory:
                 path=role["Path"],
                 tags={tag["Key"]: tag["Value"] for tag in role.get("Tags", [])},
             )
-
-
-@contextmanager
-def aws_errors(service: str, what: str) -> Iterator[None]:
-    """Turn botocore failures into UpstreamThrottled / UpstreamUnavailable; our own errors pass through."""
-    try:
-        yield
-    except ClientError as error:
-        code = error.response.get("Error", {}).get("Code", "")
-        if code in THROTTLING:
-            raise UpstreamThrottled(service, f"{what}: AWS is throttling", retry_after=2) from None
-        raise UpstreamUnavailable(service, f"{what}: {code or 'error'}") from None
-    except (BotoCoreError, ResponseParserError) as error:
-        raise UpstreamUnavailable(service, f"{what}: {type(error).__name__}") from None
-    except KeyError:
-        # botocore's query parser, and our reading of its result, meet a document that is not AWS's.
-        raise UpstreamUnavailable(service, f"{what}: the answer lacks expected fields") from None

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import boto3
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
+from kuma_iam.aws import aws_client_config
 from kuma_iam.config import VerifierSettings
 from kuma_iam.errors import Denied, DenyReason
 from kuma_iam.identity.caller import AssumedRoleCaller, assumed_role_caller
@@ -18,7 +19,7 @@ from kuma_iam.identity.replay import ReplayGuard
 from kuma_iam.identity.sts import StsForwarder
 from kuma_iam.identity.token import decode_token
 from kuma_iam.observability import logger, metrics_count, timed
-from kuma_iam.roles import IamClients, RoleDirectory, RoleRecord, aws_client_config
+from kuma_iam.roles import IamClients, RoleDirectory, RoleRecord
 from kuma_iam.rules import DataplaneClaim, ProxyType, RoleTags, claim_mismatch, role_tags
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=253)]

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
+from kuma_iam.aws import aws_errors
 from kuma_iam.errors import Denied, DenyReason, UpstreamUnavailable
 from kuma_iam.identity.checks import StsCall
-from kuma_iam.roles import aws_errors
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

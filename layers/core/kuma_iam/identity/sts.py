@@ -8,13 +8,13 @@ from dataclasses import dataclass, field
 
 import urllib3
 
+from kuma_iam.aws import THROTTLING
 from kuma_iam.errors import Denied, DenyReason, UpstreamThrottled, UpstreamUnavailable
 from kuma_iam.identity.caller import StsAnswer
 from kuma_iam.identity.checks import StsCall
 
 NAMESPACE = "{https://sts.amazonaws.com/doc/2011-06-15/}"
 MAX_ANSWER_BYTES = 64 * 1024
-THROTTLING_CODES = frozenset({"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequests"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +69,7 @@ def _interpret(status: int, payload: bytes) -> StsAnswer:
     if status == 200:
         return _parse_answer(payload)
     code = _error_code(payload)
-    if status == 429 or code in THROTTLING_CODES:
+    if status == 429 or code in THROTTLING:
         raise UpstreamThrottled("sts", "STS is throttling", retry_after=2)
     if status >= 500:
         raise UpstreamUnavailable("sts", f"STS failed with status {status}")
