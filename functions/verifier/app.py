@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from kuma_iam.http import install_error_handlers, json_response, parse_body
+from kuma_iam.http import install_error_handlers, json_response, parse_body, raw_body
 from kuma_iam.observability import logger, metrics
 from kuma_iam.verify import IdentityVerifier, VerifyRequest, verifier_from_env
 
@@ -26,7 +26,7 @@ def verifier() -> IdentityVerifier:
 
 @app.post("/v1/verify")
 def verify() -> Response[str]:
-    request = parse_body(VerifyRequest, app.current_event.decoded_body)
+    request = parse_body(VerifyRequest, raw_body(app.current_event))
     return json_response(200, verifier().verify(request).body())
 
 

@@ -285,13 +285,11 @@ CATALOGUE: list[Hostile] = [
         "URL must be printable ASCII without spaces",
         request=lambda r: at_url(r, " https://sts.us-east-1.amazonaws.com/"),
     ),
-    denied(
+    bad(
         "signed-for-china-partition",
         "host/partition",
-        "sts_rejected",
-        "InvalidClientTokenId",
+        "URL host is an STS endpoint of another partition than aws",
         sign={"region": "cn-north-1"},
-        reaches_sts=True,
     ),
     # Host header, URL and credential scope must agree
     bad(
@@ -339,7 +337,7 @@ CATALOGUE: list[Hostile] = [
     bad(
         "china-host-commercial-scope",
         "host-scope-region",
-        "credential scope region disagrees",
+        "URL host is an STS endpoint of another partition than aws",
         request=lambda r: moved_to(r, "sts.cn-north-1.amazonaws.com.cn"),
     ),
     bad(

@@ -333,7 +333,8 @@ class TestReplayTableUnavailable:
         assert answer.body["error"] == code
         assert message in answer.body["message"]
         assert answer.headers.get("retry-after", "").isdigit()
-        assert 1 <= len(dynamodb_fake.requests) <= 2
+        # One attempt: a retried conditional put could meet its own first write and call the use a replay
+        assert len(dynamodb_fake.requests) == 1
         assert all(r.header("X-Amz-Target") == "DynamoDB_20120810.PutItem" for r in dynamodb_fake.requests)
         output = capfd.readouterr()
         assert upstream_errors(output.out) == {"dynamodb": 1}

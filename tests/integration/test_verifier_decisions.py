@@ -314,6 +314,33 @@ def test_role_deleted_after_its_credentials_were_issued_is_role_not_found(
     assert "short-lived-task" in answer.body["message"]
 
 
+def test_sessions_of_a_deleted_role_are_denied_from_the_cache_after_iam_said_so(
+    verify: Verifier,
+    reconfigure: Callable[..., None],
+    aws_proxy: FakeAws,
+    demo_world: DemoWorld,
+    sign_token: TokenFactory,
+) -> None:
+    # Given STS vouching for a session of a role IAM no longer has (moto invents a new RoleId for such a
+    # session on every call; AWS keeps the one it was issued with, as this stand-in does)
+    aws_proxy.script(
+        then=StandInSts(
+            account=HOME_ACCOUNT,
+            arn=f"arn:aws:sts::{HOME_ACCOUNT}:assumed-role/deleted-task/ecs-task",
+            user_id="AROADELETEDROLE000001:ecs-task",
+            otherwise=PassThrough(demo_world.endpoint_url),
+        )
+    )
+    reconfigure(AWS_ENDPOINT_URL_STS=aws_proxy.url, AWS_ENDPOINT_URL_IAM=aws_proxy.url)
+
+    # When that session keeps presenting tokens within the cache TTL
+    answers = [verify(sign_token(HOME_ACCOUNT, "backend-task"), claim("default")) for _ in range(3)]
+
+    # Then each is role_not_found, and IAM was asked once: the cache remembers the absence
+    assert [(answer.status, answer.reason) for answer in answers] == [(200, "role_not_found")] * 3
+    assert aws_proxy.count_by_action()["GetRole"] == 1
+
+
 def test_session_of_a_since_recreated_role_is_role_mismatch(
     verify: Verifier,
     reconfigure: Callable[..., None],
@@ -684,3 +711,12 @@ def test_unreachable_sts_is_503_upstream_unavailable_with_retry_after(
     assert (answer.status, answer.reason) == (503, "upstream_unavailable")
     assert "allowed" not in answer.body
     assert int(answer.headers["retry-after"]) >= 1
+
+
+def test_body_that_is_not_utf8_is_a_400_not_a_500(verify: Verifier) -> None:
+    # Given a body of bytes that are not UTF-8 (API Gateway passes it base64-encoded)
+    answer = verify(None, raw_body=b'{"token": "\xff\xfe"}')
+
+    # Then it is refused as malformed, by name
+    assert (answer.status, answer.reason) == (400, "invalid_request")
+    assert answer.body["message"] == "request body is not valid UTF-8"

@@ -43,8 +43,10 @@ class Verifier:
         self.world = world
 
     def __call__(
-        self, token: object, dataplane: dict[str, Any] | None = None, *, raw_body: str | None = None
+        self, token: object, dataplane: dict[str, Any] | None = None, *, raw_body: str | bytes | None = None
     ) -> VerifyAnswer:
+        """`raw_body` replaces the JSON body; bytes that are not UTF-8 arrive base64-encoded, as API
+        Gateway sends them."""
         dataplane = dataplane if dataplane is not None else {"mesh": "default", "name": "backend-01"}
         body = raw_body if raw_body is not None else json.dumps({"token": token, "dataplane": dataplane})
         request = GatewayRequest(
@@ -52,7 +54,7 @@ class Verifier:
             raw_path="/v1/verify",
             raw_query="",
             headers=(("content-type", "application/json"),),
-            body=body.encode(),
+            body=body.encode() if isinstance(body, str) else body,
             source_ip="10.0.0.10",
         )
         event = build_event(

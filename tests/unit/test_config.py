@@ -34,7 +34,7 @@ def test_minimal_environment_gets_the_documented_defaults() -> None:
     assert parsed.role_cache_ttl_seconds == 60.0
     assert parsed.max_token_age_seconds == 900
     assert parsed.max_clock_skew_seconds == 300
-    assert parsed.upstream_timeout_seconds == 3.0
+    assert parsed.upstream_timeout_seconds == 2.5
     assert parsed.replay_table_name is None
 
 
@@ -173,3 +173,12 @@ def test_home_account_is_optional_and_must_be_an_account_id() -> None:
     assert VerifierSettings.from_env(base).home_account_id is None
     with pytest.raises(ConfigError, match="KUMA_IAM_HOME_ACCOUNT_ID"):
         VerifierSettings.from_env({**base, "KUMA_IAM_HOME_ACCOUNT_ID": "12345"})
+
+
+@pytest.mark.parametrize("server_id", ["kuma demo", "kuma\tdemo", "x" * 257])
+def test_server_id_must_be_printable_ascii_without_spaces(server_id: str) -> None:
+    # SigV4 folds whitespace in header values, so "a b" and "a  b" would be one binding
+    with pytest.raises(ConfigError, match="KUMA_IAM_SERVER_ID"):
+        VerifierSettings.from_env(
+            {"KMESH_AWSIAM_AUTHORIZEDACCOUNTIDS": "111111111111", "KUMA_IAM_SERVER_ID": server_id}
+        )

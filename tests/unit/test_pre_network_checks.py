@@ -608,7 +608,7 @@ def test_what_real_signers_send_passes(
         ("us-gov-east-1", "sts.us-gov-east-1.amazonaws.com", "aws-us-gov"),
     ],
 )
-def test_regional_endpoints_of_other_partitions_pass(
+def test_regional_endpoints_pass_in_a_verifier_of_their_partition(
     region: str,
     host: str,
     partition: str,
@@ -616,13 +616,24 @@ def test_regional_endpoints_of_other_partitions_pass(
     policy: TokenPolicy,
     signed_at: datetime,
 ) -> None:
-    # Given a request signed for a region of another partition
+    # Given a request signed for a region, checked by a verifier running in that region's partition
     request = sign(region)
     assert request.url == f"https://{host}/"
     # When it is checked
-    call = check(request, policy, signed_at)
+    call = check(request, replace(policy, partition=partition), signed_at)
     # Then the endpoint carries the partition, which the caller's ARN must later match
     assert (call.endpoint.host, call.endpoint.region, call.endpoint.partition) == (host, region, partition)
+
+
+@pytest.mark.parametrize("region", ["cn-north-1", "us-gov-west-1", "us-iso-east-1"])
+def test_endpoint_of_another_partition_is_refused_before_the_network(
+    region: str, sign: Callable[[str], SignedRequest], policy: TokenPolicy, signed_at: datetime
+) -> None:
+    # Given a commercial-partition verifier and a token signed for another partition's STS
+    request = sign(region)
+    # When it is checked / Then it is a 400: that STS is unreachable from here and its accounts are not ours
+    with pytest.raises(InvalidRequest, match="another partition than aws"):
+        check(request, policy, signed_at)
 
 
 def test_china_host_signed_with_a_commercial_region_scope_is_refused(
@@ -630,7 +641,7 @@ def test_china_host_signed_with_a_commercial_region_scope_is_refused(
 ) -> None:
     request = with_authorization(sign("cn-north-1"), region="us-east-1")
     with pytest.raises(InvalidRequest, match="credential scope region disagrees"):
-        check(request, policy, signed_at)
+        check(request, replace(policy, partition="aws-cn"), signed_at)
 
 
 def test_legacy_global_endpoint_with_a_non_us_east_1_scope_is_refused(
@@ -653,3 +664,36 @@ def test_client_host_header_is_replaced_never_forwarded_twice(
     call = check(request, policy, signed_at)
     # Then exactly one Host goes out, the verifier's own
     assert [n for n, _ in call.headers if n.lower() == "host"] == ["Host"]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("Accept", "application/json", "Accept header must allow STS's XML answer"),
+        ("Accept", "application/x-amz-json-1.1", "Accept header must allow STS's XML answer"),
+        ("Accept-Encoding", "gzip", "Accept-Encoding header must be identity"),
+        ("Accept-Encoding", "br", "Accept-Encoding header must be identity"),
+    ],
+)
+def test_asking_sts_for_another_answer_format_is_refused(
+    name: str,
+    value: str,
+    message: str,
+    signed_request: SignedRequest,
+    policy: TokenPolicy,
+    signed_at: datetime,
+) -> None:
+    # Given an (unsigned) header that would make STS answer JSON or compressed, which we would not read
+    request = adding(signed_request, (name, value))
+    # When it is checked / Then it is refused before the network, not forwarded to end in a 503
+    with pytest.raises(InvalidRequest, match=message):
+        check(request, policy, signed_at)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("Accept", "*/*"), ("Accept", "text/xml"), ("Accept-Encoding", "identity")]
+)
+def test_asking_sts_for_its_xml_passes(
+    name: str, value: str, signed_request: SignedRequest, policy: TokenPolicy, signed_at: datetime
+) -> None:
+    assert check(adding(signed_request, (name, value)), policy, signed_at).body

@@ -380,3 +380,20 @@ def test_caller_from_another_partition_than_the_endpoint_is_denied(
 def test_user_id_that_does_not_belong_to_the_assumed_role_is_not_trusted(user_id: str) -> None:
     with pytest.raises(UpstreamUnavailable, match="UserId that does not belong to the assumed role"):
         assumed_role_caller(StsAnswer(ACCOUNT, SESSION_ARN, user_id), "aws")
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'<?xml version="1.0" encoding="x-unknown"?><GetCallerIdentityResponse/>',
+        '<?xml version="1.0" encoding="utf-16"?><!DOCTYPE a [<!ENTITY a "x">]><a>&a;</a>'.encode("utf-16"),
+        b"\xff\xfe<not utf-8/>",
+    ],
+    ids=["unknown-declared-encoding", "utf16-hiding-a-dtd", "not-utf8"],
+)
+def test_an_answer_in_another_encoding_is_unavailable_never_a_crash(payload: bytes) -> None:
+    # Given a 200 (and the same as an error answer) whose bytes are not the UTF-8 XML STS sends
+    for status in (200, 403):
+        # Then it is upstream_unavailable: the parser never follows a declared encoding past our DTD screen
+        with pytest.raises(UpstreamUnavailable):
+            _interpret(status, payload)

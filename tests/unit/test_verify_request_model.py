@@ -217,3 +217,14 @@ def test_body_with_a_duplicate_key_is_refused_rather_than_last_one_wins() -> Non
     message = refusal(raw)
     assert "duplicate key" in message
     assert "kuma-aws-v1" not in message
+
+
+def test_a_field_name_of_the_callers_is_echoed_only_in_part() -> None:
+    # Given an extra field whose name is 60,000 characters
+    raw = json.dumps(
+        {"token": "kuma-aws-v1.x", "dataplane": {"mesh": "default", "name": "a"}, "x" * 60_000: 1}
+    )
+    # Then the 400 names it, bounded
+    message = refusal(raw)
+    assert "Extra inputs are not permitted" in message
+    assert len(message) < 200

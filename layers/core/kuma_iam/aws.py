@@ -23,12 +23,12 @@ THROTTLING = frozenset(
 )
 
 
-def aws_client_config(timeout_seconds: float) -> Config:
+def aws_client_config(timeout_seconds: float, *, attempts: int = 2) -> Config:
     """Short timeouts and one retry: the control plane is waiting, and it retries on 503 itself."""
     return Config(
         connect_timeout=min(1.0, timeout_seconds),
         read_timeout=timeout_seconds,
-        retries={"mode": "standard", "total_max_attempts": 2},
+        retries={"mode": "standard", "total_max_attempts": attempts},
     )
 
 

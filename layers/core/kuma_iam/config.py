@@ -21,7 +21,8 @@ class VerifierSettings(BaseModel):
     authorized_account_ids: Annotated[
         frozenset[str], Field(validation_alias="KMESH_AWSIAM_AUTHORIZEDACCOUNTIDS", min_length=1)
     ]
-    server_id: Annotated[str, Field(validation_alias="KUMA_IAM_SERVER_ID", min_length=1, max_length=256)]
+    # Printable ASCII without spaces: SigV4 folds whitespace, so "a b" and "a  b" would sign alike.
+    server_id: Annotated[str, Field(validation_alias="KUMA_IAM_SERVER_ID", pattern=r"^[\x21-\x7e]{1,256}$")]
     region: Annotated[str, Field(validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"))] = (
         "us-east-1"
     )
@@ -32,7 +33,9 @@ class VerifierSettings(BaseModel):
     home_account_id: Annotated[
         str | None, Field(validation_alias="KUMA_IAM_HOME_ACCOUNT_ID", pattern=r"^[0-9]{12}$")
     ] = None
-    reader_role_name: Annotated[str, Field(validation_alias="KUMA_IAM_READER_ROLE_NAME")] = "kuma-iam-reader"
+    reader_role_name: Annotated[
+        str, Field(validation_alias="KUMA_IAM_READER_ROLE_NAME", pattern=r"^[\w+=,.@-]{1,64}$")
+    ] = "kuma-iam-reader"
     role_cache_ttl_seconds: Annotated[
         float, Field(validation_alias="KUMA_IAM_ROLE_CACHE_TTL_SECONDS", ge=0, le=3600)
     ] = 60.0
@@ -44,11 +47,11 @@ class VerifierSettings(BaseModel):
         int, Field(validation_alias="KUMA_IAM_MAX_CLOCK_SKEW_SECONDS", ge=0, le=900)
     ] = 300
     # Read timeout of each AWS call (connects get at most 1 s). With everything hanging, a verification
-    # takes at most 5 * (1 + this) + 2 s (STS, then AssumeRole and GetRole with one retry each): the cap
-    # keeps that inside the function's 25 s timeout, so callers get our 503, not the gateway's 504.
+    # takes at most 6 * (1 + this) + 2 s (STS; AssumeRole and GetRole with one retry each; the replay put):
+    # the cap keeps that inside the function's 25 s timeout, so callers get our 503, not the gateway's 504.
     upstream_timeout_seconds: Annotated[
-        float, Field(validation_alias="KUMA_IAM_UPSTREAM_TIMEOUT_SECONDS", gt=0, le=3)
-    ] = 3.0
+        float, Field(validation_alias="KUMA_IAM_UPSTREAM_TIMEOUT_SECONDS", gt=0, le=2.5)
+    ] = 2.5
     replay_table_name: Annotated[str | None, Field(validation_alias="KUMA_IAM_REPLAY_TABLE")] = None
 
     @field_validator("authorized_account_ids", mode="before")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from pydantic import BaseModel, ValidationError
 
 from kuma_iam.errors import InvalidRequest, UpstreamError
@@ -24,18 +27,30 @@ def json_response(status: int, body: dict[str, Any], headers: dict[str, str] | N
     )
 
 
-def parse_body[T: BaseModel](model: type[T], body: str | None) -> T:
+def raw_body(event: BaseProxyEvent) -> bytes:
+    """The request body as sent; API Gateway base64-encodes bodies it does not take for text."""
+    body = event.body or ""
+    if not event.is_base64_encoded:
+        return body.encode()
+    try:
+        return base64.b64decode(body, validate=True)
+    except binascii.Error:
+        raise InvalidRequest("request body is not valid base64") from None
+
+
+def parse_body[T: BaseModel](model: type[T], body: bytes | str | None) -> T:
     """Validate a JSON body into `model`; the first problem is named precisely, its value never echoed."""
     if not body:
         raise InvalidRequest("request body is empty")
-    if len(body.encode()) > MAX_BODY_BYTES:
+    if len(body.encode() if isinstance(body, str) else body) > MAX_BODY_BYTES:
         raise InvalidRequest(f"request body is larger than {MAX_BODY_BYTES} bytes")
     load_strict_json(body, "request body")  # refuses duplicate keys, which pydantic would let the last win
     try:
         return model.model_validate_json(body)
     except ValidationError as error:
         first = error.errors(include_input=False, include_url=False)[0]
-        where = ".".join(str(part) for part in first["loc"]) or "body"
+        # Field names can be the caller's own (extra keys, tag names): echo at most a little of each.
+        where = ".".join(str(part)[:64] for part in first["loc"]) or "body"
         raise InvalidRequest(f"{where}: {first['msg']}") from None
 
 

@@ -70,13 +70,13 @@ class IamClients:
             credentials = self._sts.assume_role(RoleArn=role_arn, RoleSessionName="kuma-iam-verifier")[
                 "Credentials"
             ]
-        client = self._iam(
-            aws_access_key_id=credentials["AccessKeyId"],
-            aws_secret_access_key=credentials["SecretAccessKey"],
-            aws_session_token=credentials["SessionToken"],
-        )
-        # Renew well before expiry so that no call runs on credentials about to lapse.
-        lifetime = credentials["Expiration"].timestamp() - time.time()
+            client = self._iam(
+                aws_access_key_id=credentials["AccessKeyId"],
+                aws_secret_access_key=credentials["SecretAccessKey"],
+                aws_session_token=credentials["SessionToken"],
+            )
+            # Renew well before expiry so that no call runs on credentials about to lapse.
+            lifetime = credentials["Expiration"].timestamp() - time.time()
         return client, time.monotonic() + max(lifetime - 300, 60)
 
     def _iam(self, **credentials: Any) -> IAMClient:
@@ -93,14 +93,15 @@ class IamClients:
 
 @dataclass(slots=True)
 class _CacheEntry:
-    record: RoleRecord
+    record: RoleRecord | None  # None: IAM says the role does not exist
     expires_at: float
-    # RoleIds STS vouched for that IAM has since contradicted (old sessions of a re-created role): denied
-    # from the cache, so a stream of them cannot spend the account's IAM quota.
+    # RoleIds STS vouched for that IAM has since contradicted (old sessions of a re-created or deleted
+    # role): answered from the cache, so a stream of them cannot spend the account's IAM quota.
     contradicted: set[str] = field(default_factory=set)
 
     def answers(self, role_id: str, now: float) -> bool:
-        return now < self.expires_at and (role_id == self.record.role_id or role_id in self.contradicted)
+        known = self.record is not None and role_id == self.record.role_id
+        return now < self.expires_at and (known or role_id in self.contradicted)
 
 
 class RoleDirectory:
@@ -124,34 +125,34 @@ class RoleDirectory:
         """The role, re-read once when STS names a RoleId the cache has not seen (a re-created role?)."""
         key = (account, name)
         entry = self._entries.get(key)
-        if entry is None or not entry.answers(role_id, self._clock()):
+        if entry is not None and entry.answers(role_id, self._clock()):
+            metrics_count("RoleCacheHit")
+        else:
             with self._key_lock(key):
                 entry = self._entries.get(key)  # another thread may have read it while we waited
                 if entry is None or not entry.answers(role_id, self._clock()):
                     metrics_count("RoleCacheMiss")
                     record = self._read(account, name)
                     entry = _CacheEntry(record, self._clock() + self._ttl)
-                    if record.role_id != role_id:
+                    if record is None or record.role_id != role_id:
                         entry.contradicted.add(role_id)
                     self._entries[key] = entry
-                    return record
-        metrics_count("RoleCacheHit")
+        if entry.record is None:
+            raise Denied(DenyReason.ROLE_NOT_FOUND, f"role {name} does not exist in account {account}")
         return entry.record
 
     def _key_lock(self, key: tuple[str, str]) -> threading.Lock:
         with self._lock:
             return self._key_locks.setdefault(key, threading.Lock())
 
-    def _read(self, account: str, name: str) -> RoleRecord:
+    def _read(self, account: str, name: str) -> RoleRecord | None:
         iam = self._clients(account)
         with aws_errors("iam", f"cannot read role {name} in account {account}"), timed("IamLatency"):
             try:
                 role = iam.get_role(RoleName=name)["Role"]
             except ClientError as error:
                 if error.response.get("Error", {}).get("Code") == "NoSuchEntity":
-                    raise Denied(
-                        DenyReason.ROLE_NOT_FOUND, f"role {name} does not exist in account {account}"
-                    ) from None
+                    return None
                 raise
             return RoleRecord(
                 account=account,

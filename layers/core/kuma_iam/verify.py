@@ -202,13 +202,19 @@ def build_verifier(settings: VerifierSettings, session: boto3.Session | None = N
     max_age = timedelta(seconds=settings.max_token_age_seconds)
     replay = None
     if settings.replay_table_name:
-        dynamodb = session.client("dynamodb", endpoint_url=settings.dynamodb_endpoint_url, config=config)
+        # One attempt: a retried conditional put whose first try did land would call the first use a replay.
+        dynamodb = session.client(
+            "dynamodb",
+            endpoint_url=settings.dynamodb_endpoint_url,
+            config=aws_client_config(settings.upstream_timeout_seconds, attempts=1),
+        )
         replay = ReplayGuard(dynamodb, settings.replay_table_name, max_age)
     return IdentityVerifier(
         policy=TokenPolicy(
             server_id=settings.server_id,
             max_age=max_age,
             max_skew=timedelta(seconds=settings.max_clock_skew_seconds),
+            partition=session.get_partition_for_region(settings.region),
         ),
         authorized_accounts=settings.authorized_account_ids,
         sts=StsForwarder(settings.upstream_timeout_seconds, settings.sts_endpoint_url),

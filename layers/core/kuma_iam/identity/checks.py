@@ -12,9 +12,9 @@ from kuma_iam.identity.endpoints import StsEndpoint, sts_endpoint_for_host
 from kuma_iam.identity.token import SignedRequest
 
 SERVER_ID_HEADER = "X-Kuma-AWS-IAM-Server-ID"
-GET_CALLER_IDENTITY_BODIES = frozenset(
-    {"Action=GetCallerIdentity&Version=2011-06-15", "Version=2011-06-15&Action=GetCallerIdentity"}
-)
+GET_CALLER_IDENTITY = "Action=GetCallerIdentity&Version=2011-06-15"
+GET_CALLER_IDENTITY_BODIES = frozenset({GET_CALLER_IDENTITY, "Version=2011-06-15&Action=GetCallerIdentity"})
+XML_ACCEPTS = frozenset({"*/*", "text/xml", "application/xml"})
 # What real signers send: botocore, the Go SDKs v1 and v2 (Amz-Sdk-*), Vault-compatible clients.
 # Anything else is refused: an unknown header is either noise or an attempt to steer STS.
 ALLOWED_HEADERS = frozenset(
@@ -66,6 +66,9 @@ class TokenPolicy:
     server_id: str
     max_age: timedelta
     max_skew: timedelta
+    # Only the verifier's own partition: its accounts and reader roles live there, and other partitions'
+    # endpoints are not reachable from it (a forged token for them would end in a 503, not a 400).
+    partition: str = "aws"
 
 
 def check_signed_request(request: SignedRequest, policy: TokenPolicy, now: datetime) -> StsCall:
@@ -73,12 +76,19 @@ def check_signed_request(request: SignedRequest, policy: TokenPolicy, now: datet
     if request.method != "POST":
         raise InvalidRequest(f"method must be POST, not {request.method[:16]!r}")
     endpoint = _check_url(request.url)
+    if endpoint.partition != policy.partition:
+        raise InvalidRequest(f"URL host is an STS endpoint of another partition than {policy.partition}")
     headers = _check_headers(request.headers)
     host = headers.get("host", endpoint.host)
     if host != endpoint.host:
         raise InvalidRequest("Host header disagrees with the URL host")
     if request.body not in GET_CALLER_IDENTITY_BODIES:
         raise InvalidRequest("body must be exactly Action=GetCallerIdentity&Version=2011-06-15")
+    # STS answers JSON (or a compressed body) when asked: only its XML, uncompressed, is what we read.
+    if headers.get("accept", "*/*").lower() not in XML_ACCEPTS:
+        raise InvalidRequest("Accept header must allow STS's XML answer")
+    if headers.get("accept-encoding", "identity").lower() != "identity":
+        raise InvalidRequest("Accept-Encoding header must be identity")
     content_type = headers.get("content-type")
     if content_type is not None and not CONTENT_TYPE.fullmatch(content_type):
         raise InvalidRequest("Content-Type must be application/x-www-form-urlencoded")

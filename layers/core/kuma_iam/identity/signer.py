@@ -6,11 +6,9 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials, ReadOnlyCredentials
 
-from kuma_iam.identity.checks import SERVER_ID_HEADER
+from kuma_iam.identity.checks import GET_CALLER_IDENTITY, SERVER_ID_HEADER
 from kuma_iam.identity.endpoints import sts_endpoint_for_region
 from kuma_iam.identity.token import SignedRequest
-
-GET_CALLER_IDENTITY = "Action=GetCallerIdentity&Version=2011-06-15"
 
 
 def sign_identity_request(

@@ -75,17 +75,22 @@ def _interpret(status: int, payload: bytes) -> StsAnswer:
         raise UpstreamUnavailable("sts", f"STS failed with status {status}")
     if status in (400, 403) and code is not None:
         raise Denied(DenyReason.STS_REJECTED, f"STS rejected the signed request: {code}")
-    # Anything else (a 5xx, a proxy's page, no STS error document) says nothing about the caller.
+    # Anything else (a proxy's page, no STS error document) says nothing about the caller.
     raise UpstreamUnavailable("sts", f"STS answered status {status} without an STS error")
 
 
 def _parse_document(payload: bytes) -> ET.Element:
+    # Decoded here, so the parser never follows a declared encoding (UTF-16 would hide the screen below).
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UpstreamUnavailable("sts", "STS answer is not UTF-8") from None
     # No DTDs, entities, comments or CDATA occur in a real STS answer; refusing them refuses entity tricks.
-    if b"<!" in payload:
+    if "<!" in text:
         raise UpstreamUnavailable("sts", "STS answer carries a DTD or markup declaration")
     try:
-        return ET.fromstring(payload)  # noqa: S314 - screened above
-    except ET.ParseError:
+        return ET.fromstring(text)  # noqa: S314 - screened above
+    except (ET.ParseError, ValueError, LookupError):
         raise UpstreamUnavailable("sts", "STS answer is not well-formed XML") from None
 
 

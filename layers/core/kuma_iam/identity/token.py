@@ -82,7 +82,9 @@ def _decode_compact(token: str) -> SignedRequest:
     return SignedRequest(
         method=_string(document["method"], "method"),
         url=_string(document["url"], "url"),
-        headers=tuple((_string(k, "header name"), _string(v, f"header {k}")) for k, v in headers.items()),
+        headers=tuple(
+            (_string(k, "header name"), _string(v, f"header {k[:64]}")) for k, v in headers.items()
+        ),
         body=_string(document["body"], "body"),
     )
 
@@ -108,7 +110,7 @@ def _decode_vault(login: Mapping[Any, Any]) -> SignedRequest:
     headers: list[tuple[str, str]] = []
     for name, value in raw_headers.items():
         values = value if isinstance(value, list) else [value]
-        headers.extend((name, _string(item, f"header {name}")) for item in values)
+        headers.extend((name, _string(item, f"header {name[:64]}")) for item in values)
     return SignedRequest(
         method=_string(login["iam_http_request_method"], "iam_http_request_method"),
         url=url,
