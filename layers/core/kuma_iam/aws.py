@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -10,6 +11,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
 
 from kuma_iam.errors import UpstreamThrottled, UpstreamUnavailable
+
+ACCOUNT_ID = re.compile(r"[0-9]{12}")  # applied with fullmatch
 
 THROTTLING = frozenset(
     {

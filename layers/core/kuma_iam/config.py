@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Annotated, Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from kuma_iam.aws import ACCOUNT_ID
 from kuma_iam.errors import ConfigError
-
-ACCOUNT_ID = re.compile(r"[0-9]{12}")
 
 
 class VerifierSettings(BaseModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from kuma_iam.aws import ACCOUNT_ID
 from kuma_iam.errors import Denied, DenyReason, UpstreamUnavailable
 
 ASSUMED_ROLE_ARN = re.compile(
@@ -13,7 +14,6 @@ ASSUMED_ROLE_ARN = re.compile(
     re.ASCII,
 )
 ROLE_USER_ID = re.compile(r"(?P<role_id>AROA[A-Z0-9]{8,124}):(?P<session>[\w+=,.@-]{1,64})", re.ASCII)
-ACCOUNT_ID = re.compile(r"[0-9]{12}")
 
 
 @dataclass(frozen=True, slots=True)

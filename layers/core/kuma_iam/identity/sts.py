@@ -107,9 +107,10 @@ def _parse_answer(payload: bytes) -> StsAnswer:
 
 def _only_text(parent: ET.Element, name: str) -> str:
     found = parent.findall(f"{NAMESPACE}{name}")
-    if len(found) != 1 or not (found[0].text or "").strip():
+    text = (found[0].text or "").strip() if len(found) == 1 else ""
+    if not text:
         raise UpstreamUnavailable("sts", f"STS answer must carry exactly one {name}")
-    return (found[0].text or "").strip()
+    return text
 
 
 def _error_code(payload: bytes) -> str | None:
