@@ -67,6 +67,17 @@ def sts_answer(*results: str) -> bytes:
     ).encode()
 
 
+def get_role_answer(account: str, name: str) -> bytes:
+    """A well-formed IAM GetRole answer, for a role that may not be the one asked for."""
+    return (
+        f'<GetRoleResponse xmlns="{IAM_NS}"><GetRoleResult><Role><Path>/</Path><RoleName>{name}</RoleName>'
+        f"<RoleId>AROAOTHERROLE00000001</RoleId><Arn>arn:aws:iam::{account}:role/{name}</Arn>"
+        "<CreateDate>2026-01-01T00:00:00Z</CreateDate><Tags><member><Key>kuma.io/type</Key>"
+        "<Value>dataplane</Value></member><member><Key>kuma.io/mesh</Key><Value>default</Value></member>"
+        "</Tags></Role></GetRoleResult></GetRoleResponse>"
+    ).encode()
+
+
 def aws_error(code: str, *, namespace: str = STS_NS, kind: str = "Sender") -> bytes:
     return (
         f'<ErrorResponse xmlns="{namespace}"><Error><Type>{kind}</Type><Code>{code}</Code>'
@@ -487,6 +498,22 @@ IAM_FAULTS = [
         503,
         "upstream_unavailable",
         "cannot read role",
+        AWS_SDK_BOUND_SECONDS,
+    ),
+    Fault(
+        "answer-for-another-role",
+        Answer(200, get_role_answer(HOME, "admin-task")),
+        503,
+        "upstream_unavailable",
+        "IAM answered for another role",
+        AWS_SDK_BOUND_SECONDS,
+    ),
+    Fault(
+        "answer-from-another-account",
+        Answer(200, get_role_answer("999999999999", ROLE)),
+        503,
+        "upstream_unavailable",
+        "IAM answered for another role",
         AWS_SDK_BOUND_SECONDS,
     ),
     Fault(

@@ -13,7 +13,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from kuma_iam.aws import aws_errors
-from kuma_iam.errors import Denied, DenyReason
+from kuma_iam.errors import Denied, DenyReason, UpstreamUnavailable
 from kuma_iam.observability import metrics_count, timed
 
 if TYPE_CHECKING:
@@ -154,6 +154,8 @@ class RoleDirectory:
                 if error.response.get("Error", {}).get("Code") == "NoSuchEntity":
                     return None
                 raise
+            if role["RoleName"] != name or role["Arn"].split(":")[4:5] != [account]:
+                raise UpstreamUnavailable("iam", f"IAM answered for another role than {name} in {account}")
             return RoleRecord(
                 account=account,
                 name=role["RoleName"],
