@@ -10,11 +10,11 @@ from xml.etree import ElementTree
 
 import pytest
 import urllib3
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
+from botocore.credentials import Credentials, ReadOnlyCredentials
 from botocore.exceptions import ClientError
 
+from kuma_iam.identity.checks import GET_CALLER_IDENTITY
+from kuma_iam.identity.signer import sign_api_call, sign_identity_request
 from kuma_iam.local.embedded_aws import EmbeddedAws
 from kuma_iam.local.gateway import LocalGateway
 from kuma_iam.local.seed import (
@@ -38,9 +38,7 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.integration
 
-STS_HOST = "sts.us-east-1.amazonaws.com"
 STS_NAMESPACE = {"sts": "https://sts.amazonaws.com/doc/2011-06-15/"}
-GET_CALLER_IDENTITY = "Action=GetCallerIdentity&Version=2011-06-15"
 
 
 def error_code(error: pytest.ExceptionInfo[ClientError]) -> str:
@@ -51,24 +49,24 @@ def tags_of(role: Any) -> dict[str, str]:
     return {tag["Key"]: tag["Value"] for tag in role.get("Tags", [])}
 
 
-def signed_identity_request(credentials: dict[str, str], *, server_id: str) -> dict[str, str]:
-    """Headers of a GetCallerIdentity signed for the real STS host, as a sidecar's token carries them."""
-    request = AWSRequest(
-        method="POST",
-        url=f"https://{STS_HOST}/",
-        data=GET_CALLER_IDENTITY,
-        headers={
-            "Content-Type": "application/x-www-form-urlencoded; charset=utf-8",
-            "X-Kuma-AWS-IAM-Server-ID": server_id,
-        },
+def signed_identity_headers(credentials: dict[str, str]) -> dict[str, str]:
+    """Headers of a GetCallerIdentity signed by our signer for the real STS host, as a token carries them."""
+    signed = sign_identity_request(
+        ReadOnlyCredentials(
+            credentials["AWS_ACCESS_KEY_ID"],
+            credentials["AWS_SECRET_ACCESS_KEY"],
+            credentials["AWS_SESSION_TOKEN"],
+        ),
+        server_id="kuma-demo",
+        region="us-east-1",
     )
-    frozen = Credentials(
-        credentials["AWS_ACCESS_KEY_ID"],
-        credentials["AWS_SECRET_ACCESS_KEY"],
-        credentials["AWS_SESSION_TOKEN"],
+    return dict(signed.headers)
+
+
+def post_to_moto(world: DemoWorld, headers: dict[str, str]) -> urllib3.BaseHTTPResponse:
+    return urllib3.request(
+        "POST", world.endpoint_url + "/", body=GET_CALLER_IDENTITY.encode(), headers=headers
     )
-    SigV4Auth(frozen, "sts", "us-east-1").add_auth(request)
-    return {name: str(value) for name, value in request.headers.items()}
 
 
 class TestSignatureChecks:
@@ -234,14 +232,7 @@ class TestForwardedIdentityRequest:
 
     def test_moto_accepts_it_with_the_signed_host(self, demo_world: DemoWorld) -> None:
         credentials = task_credentials(demo_world, PARTNER_ACCOUNT, "payments-task")
-        headers = signed_identity_request(credentials, server_id="kuma-demo")
-
-        response = urllib3.request(
-            "POST",
-            demo_world.endpoint_url + "/",
-            body=GET_CALLER_IDENTITY.encode(),
-            headers={**headers, "Host": STS_HOST},
-        )
+        response = post_to_moto(demo_world, signed_identity_headers(credentials))
 
         assert response.status == 200
         answer = ElementTree.fromstring(response.data)  # noqa: S314 - the answer of our own moto
@@ -251,25 +242,19 @@ class TestForwardedIdentityRequest:
 
     def test_moto_rejects_it_under_another_host(self, demo_world: DemoWorld) -> None:
         credentials = task_credentials(demo_world, HOME_ACCOUNT, "backend-task")
-        headers = signed_identity_request(credentials, server_id="kuma-demo")
+        headers = signed_identity_headers(credentials)
+        del headers["Host"]  # the HTTP client then names moto's own host
 
-        response = urllib3.request(
-            "POST", demo_world.endpoint_url + "/", body=GET_CALLER_IDENTITY.encode(), headers=headers
-        )
+        response = post_to_moto(demo_world, headers)
 
         assert response.status == 403
         assert b"SignatureDoesNotMatch" in response.data
 
     def test_moto_rejects_a_changed_server_id(self, demo_world: DemoWorld) -> None:
         credentials = task_credentials(demo_world, HOME_ACCOUNT, "backend-task")
-        headers = signed_identity_request(credentials, server_id="kuma-demo")
+        headers = signed_identity_headers(credentials)
 
-        response = urllib3.request(
-            "POST",
-            demo_world.endpoint_url + "/",
-            body=GET_CALLER_IDENTITY.encode(),
-            headers={**headers, "Host": STS_HOST, "X-Kuma-AWS-IAM-Server-ID": "another-cp"},
-        )
+        response = post_to_moto(demo_world, {**headers, "X-Kuma-AWS-IAM-Server-ID": "another-cp"})
 
         assert response.status == 403
 
@@ -278,14 +263,9 @@ class TestForwardedIdentityRequest:
         credentials = task_credentials(demo_world, HOME_ACCOUNT, "backend-task")
         long_ago = dt.datetime(2020, 1, 1)
         with mock.patch("botocore.auth.get_current_datetime", return_value=long_ago):
-            headers = signed_identity_request(credentials, server_id="kuma-demo")
+            headers = signed_identity_headers(credentials)
 
-        response = urllib3.request(
-            "POST",
-            demo_world.endpoint_url + "/",
-            body=GET_CALLER_IDENTITY.encode(),
-            headers={**headers, "Host": STS_HOST},
-        )
+        response = post_to_moto(demo_world, headers)
 
         assert headers["X-Amz-Date"] == "20200101T000000Z"
         assert response.status == 200
@@ -313,15 +293,15 @@ def test_gateway_takes_calls_signed_by_the_control_plane(demo_world: DemoWorld) 
         {"POST /v1/verify": whoami}, [control_plane_caller(demo_world)], api_account_id=HOME_ACCOUNT
     ) as gateway:
         url = gateway.endpoint_url + "/v1/verify"
-        request = AWSRequest(method="POST", url=url, data=b"{}", headers={"Content-Type": "application/json"})
         control_plane = demo_world.control_plane
-        SigV4Auth(
+        headers = sign_api_call(
             Credentials(control_plane.access_key_id, control_plane.secret_access_key),
-            "execute-api",
-            "us-east-1",
-        ).add_auth(request)
+            url=url,
+            body=b"{}",
+            region="us-east-1",
+        )
 
-        signed = urllib3.request("POST", url, body=b"{}", headers=dict(request.headers.items()))
+        signed = urllib3.request("POST", url, body=b"{}", headers=headers)
         unsigned = urllib3.request("POST", url, body=b"{}")
         too_big = urllib3.request("POST", url, body=b"x" * (1024 * 1024 + 1))
 

@@ -17,11 +17,9 @@ from typing import Any
 
 import pytest
 import urllib3
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from kuma_iam.identity.signer import sign_identity_request
+from kuma_iam.identity.signer import sign_api_call, sign_identity_request
 from kuma_iam.identity.token import SignedRequest, encode_compact, encode_vault
 from kuma_iam.local.seed import HOME_ACCOUNT, OUTSIDER_ACCOUNT, DemoWorld
 from support.captured_output import SIGNATURE, EverythingLogged
@@ -252,6 +250,6 @@ def test_gateway_log_carries_no_authorization_value_nor_the_body(
 
 
 def _signed_headers(url: str, body: bytes, access_key_id: str, secret_access_key: str) -> dict[str, str]:
-    request = AWSRequest(method="POST", url=url, data=body, headers={"Content-Type": "application/json"})
-    SigV4Auth(Credentials(access_key_id, secret_access_key), "execute-api", "us-east-1").add_auth(request)
-    return {name: str(value) for name, value in request.headers.items()}
+    return sign_api_call(
+        Credentials(access_key_id, secret_access_key), url=url, body=body, region="us-east-1"
+    )

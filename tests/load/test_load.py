@@ -29,11 +29,10 @@ import boto3
 import pytest
 import urllib3
 from _pytest.logging import LogCaptureHandler
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
 from botocore.credentials import ReadOnlyCredentials
 
 from kuma_iam.config import VerifierSettings
+from kuma_iam.identity.signer import sign_api_call
 from kuma_iam.identity.token import SignedRequest, encode_compact, encode_vault
 from kuma_iam.local.embedded_aws import EmbeddedAws
 from kuma_iam.local.gateway import LocalGateway
@@ -233,11 +232,8 @@ class GatewayClient:
 
     def verify(self, token: object, dataplane: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         body = json.dumps({"token": token, "dataplane": dataplane}).encode()
-        request = AWSRequest(
-            method="POST", url=self._url, data=body, headers={"Content-Type": "application/json"}
-        )
-        SigV4Auth(self._credentials, "execute-api", self._region).add_auth(request)
-        response = self._http.request("POST", self._url, body=body, headers=dict(request.headers))
+        headers = sign_api_call(self._credentials, url=self._url, body=body, region=self._region)
+        response = self._http.request("POST", self._url, body=body, headers=headers)
         try:
             return response.status, json.loads(response.data or b"{}")
         except ValueError:

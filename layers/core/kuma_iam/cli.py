@@ -10,11 +10,9 @@ import urllib.request
 from collections.abc import Sequence
 
 import boto3
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
 
 from kuma_iam import __version__
-from kuma_iam.identity.signer import sign_identity_request
+from kuma_iam.identity.signer import sign_api_call, sign_identity_request
 from kuma_iam.identity.token import encode_compact, encode_vault
 
 
@@ -108,13 +106,14 @@ def _verify(args: argparse.Namespace) -> int:
     if credentials is None:
         print("kuma-iam: no AWS credentials found to sign the call to the verifier", file=sys.stderr)
         return 2
-    request = AWSRequest(method="POST", url=args.url, data=body, headers={"Content-Type": "application/json"})
-    SigV4Auth(
-        credentials.get_frozen_credentials(), "execute-api", session.region_name or "us-east-1"
-    ).add_auth(request)
-    prepared = request.prepare()
+    headers = sign_api_call(
+        credentials.get_frozen_credentials(),
+        url=args.url,
+        body=body,
+        region=session.region_name or "us-east-1",
+    )
     http_request = urllib.request.Request(  # noqa: S310 - the operator names the URL
-        prepared.url, data=body, headers=dict(prepared.headers), method="POST"
+        args.url, data=body, headers=headers, method="POST"
     )
     try:
         with urllib.request.urlopen(http_request, timeout=15) as response:  # noqa: S310

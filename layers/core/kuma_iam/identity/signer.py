@@ -1,4 +1,4 @@
-"""The sidecar's side: sign a GetCallerIdentity for one control plane with the caller's own credentials."""
+"""Signing with the caller's own credentials: the sidecar's identity token, the control plane's API call."""
 
 from __future__ import annotations
 
@@ -33,3 +33,12 @@ def sign_identity_request(
     return SignedRequest(
         method="POST", url=url, headers=tuple(request.headers.items()), body=GET_CALLER_IDENTITY
     )
+
+
+def sign_api_call(
+    credentials: Credentials | ReadOnlyCredentials, *, url: str, body: bytes, region: str
+) -> dict[str, str]:
+    """The control plane's side: headers of a JSON POST to the verifier API, SigV4-signed for execute-api."""
+    request = AWSRequest(method="POST", url=url, data=body, headers={"Content-Type": "application/json"})
+    SigV4Auth(credentials, "execute-api", region).add_auth(request)
+    return {name: str(value) for name, value in request.headers.items()}
