@@ -28,12 +28,12 @@ from botocore.credentials import ReadOnlyCredentials
 from kuma_iam.config import VerifierSettings
 from kuma_iam.errors import InvalidRequest
 from kuma_iam.identity.checks import check_signed_request
-from kuma_iam.identity.signer import sign_identity_request
 from kuma_iam.identity.token import COMPACT_PREFIX, decode_token, encode_compact
-from kuma_iam.local.embedded_aws import EmbeddedAws
-from kuma_iam.local.seed import DemoWorld, seed_demo_world, task_credentials, verifier_environment
 from kuma_iam.observability import logger
 from kuma_iam.verify import IdentityVerifier, VerifyRequest, build_verifier
+from kuma_iam_cli.local.embedded_aws import EmbeddedAws
+from kuma_iam_cli.local.seed import DemoWorld, seed_demo_world, task_credentials, verifier_environment
+from kuma_iam_cli.signer import sign_identity_request
 
 REPO = Path(__file__).resolve().parents[1]
 HANDLER = REPO / "functions" / "verifier" / "app.py"

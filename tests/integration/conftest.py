@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 
-from kuma_iam.identity.signer import sign_identity_request
 from kuma_iam.identity.token import encode_compact, encode_vault
-from kuma_iam.local.embedded_aws import EmbeddedAws
-from kuma_iam.local.events import VERIFY_ROUTE
-from kuma_iam.local.gateway import LocalGateway, load_handler
-from kuma_iam.local.seed import DemoWorld, control_plane_caller, seed_demo_world, verifier_environment
 from kuma_iam.observability import logger as powertools_logger
+from kuma_iam_cli.local.embedded_aws import EmbeddedAws
+from kuma_iam_cli.local.events import VERIFY_ROUTE
+from kuma_iam_cli.local.gateway import LocalGateway, load_handler
+from kuma_iam_cli.local.seed import DemoWorld, control_plane_caller, seed_demo_world, verifier_environment
+from kuma_iam_cli.signer import sign_identity_request
 from support.aws_clients import ClientFactory, TaskRole, client_as
 from support.captured_output import EverythingLogged, LogRecordText
 from support.fake_aws import FakeAws, counting_proxy

@@ -30,10 +30,10 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from kuma_iam.cli import main
-from kuma_iam.local.events import VERIFIER_CASES, VerifierCase
-from kuma_iam.local.gateway import LocalLambdaContext
-from kuma_iam.local.seed import HOME_ACCOUNT, DemoWorld, UserCredentials, task_credentials
+from kuma_iam_cli.local.events import VERIFIER_CASES, VerifierCase
+from kuma_iam_cli.local.gateway import LocalLambdaContext
+from kuma_iam_cli.local.seed import HOME_ACCOUNT, DemoWorld, UserCredentials, task_credentials
+from kuma_iam_cli.main import main
 from support.local_ports import free_port
 from support.project_files import REPO
 from support.token_mutations import read_compact

@@ -14,10 +14,9 @@ from botocore.credentials import Credentials, ReadOnlyCredentials
 from botocore.exceptions import ClientError
 
 from kuma_iam.identity.checks import GET_CALLER_IDENTITY
-from kuma_iam.identity.signer import sign_api_call, sign_identity_request
-from kuma_iam.local.embedded_aws import EmbeddedAws
-from kuma_iam.local.gateway import LocalGateway
-from kuma_iam.local.seed import (
+from kuma_iam_cli.local.embedded_aws import EmbeddedAws
+from kuma_iam_cli.local.gateway import LocalGateway
+from kuma_iam_cli.local.seed import (
     DEMO_TASK_ROLES,
     HOME_ACCOUNT,
     OUTSIDER_ACCOUNT,
@@ -30,6 +29,7 @@ from kuma_iam.local.seed import (
     task_credentials,
     verifier_environment,
 )
+from kuma_iam_cli.signer import sign_api_call, sign_identity_request
 from support.aws_clients import client_as
 
 if TYPE_CHECKING:

@@ -27,7 +27,7 @@ from botocore.credentials import ReadOnlyCredentials
 from kuma_iam.identity.checks import SERVER_ID_HEADER
 from kuma_iam.identity.endpoints import sts_endpoint_for_region
 from kuma_iam.identity.token import COMPACT_PREFIX, SignedRequest, encode_compact, encode_vault
-from kuma_iam.local.seed import DemoWorld, task_credentials
+from kuma_iam_cli.local.seed import DemoWorld, task_credentials
 from support.captured_output import assert_no_secrets, header_secrets, token_secrets
 from support.fake_aws import FakeAws
 from support.sdk_headers import GO_SDK_V1_HEADERS, GO_SDK_V2_HEADERS

@@ -19,9 +19,9 @@ import pytest
 import urllib3
 from botocore.credentials import Credentials
 
-from kuma_iam.identity.signer import sign_api_call, sign_identity_request
 from kuma_iam.identity.token import SignedRequest, encode_compact, encode_vault
-from kuma_iam.local.seed import HOME_ACCOUNT, OUTSIDER_ACCOUNT, DemoWorld
+from kuma_iam_cli.local.seed import HOME_ACCOUNT, OUTSIDER_ACCOUNT, DemoWorld
+from kuma_iam_cli.signer import sign_api_call, sign_identity_request
 from support.captured_output import SIGNATURE, EverythingLogged
 from support.fake_aws import FakeAws, PassThrough, StandInSts
 from support.token_mutations import signing_time
@@ -208,7 +208,7 @@ def test_gateway_log_carries_no_authorization_value_nor_the_body(
 ) -> None:
     # Given the control plane's signed call carrying a real identity token, the same with a wrong secret,
     # and an unsigned one
-    caplog.set_level(logging.DEBUG, logger="kuma_iam.local.gateway")
+    caplog.set_level(logging.DEBUG, logger="kuma_iam_cli.local.gateway")
     credentials = credentials_for(demo_world.role_arn(HOME_ACCOUNT, "backend-task"))
     signed = sign_identity_request(
         read_only_credentials(credentials),
@@ -235,7 +235,7 @@ def test_gateway_log_carries_no_authorization_value_nor_the_body(
 
     # Then the gateway logged each request, and no Authorization value, signature or token secret
     assert statuses == {"signed": 200, "wrong-secret": 403, "unsigned": 403}
-    gateway_records = [record for record in caplog.records if record.name == "kuma_iam.local.gateway"]
+    gateway_records = [record for record in caplog.records if record.name == "kuma_iam_cli.local.gateway"]
     assert [record.getMessage() for record in gateway_records].count("gateway request") == 3
     assert "request not authorized" in [record.getMessage() for record in gateway_records]
     output = everything_logged.text()

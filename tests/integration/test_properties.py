@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from kuma_iam.errors import DenyReason
 from kuma_iam.identity.token import SignedRequest, decode_token, encode_compact, encode_vault
-from kuma_iam.local.seed import DemoWorld
+from kuma_iam_cli.local.seed import DemoWorld
 from support.fake_aws import FakeAws
 from support.token_mutations import compact_document, compact_raw, read_compact
 from support.verifier_harness import Verifier, VerifyAnswer

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 
 from kuma_iam.identity.token import SignedRequest, decode_token, encode_compact, encode_vault
-from kuma_iam.local.embedded_aws import EmbeddedAws
-from kuma_iam.local.seed import DemoWorld
 from kuma_iam.verify import Decision, VerifyRequest, verifier_from_env
+from kuma_iam_cli.local.embedded_aws import EmbeddedAws
+from kuma_iam_cli.local.seed import DemoWorld
 from support.aws_clients import ClientFactory
 from support.captured_output import assert_no_secrets, header_secrets, token_secrets, upstream_errors
 from support.fake_aws import Answer, Behaviour, FakeAws, Hang, PassThrough

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from kuma_iam.identity.token import SignedRequest, decode_token, encode_compact
-from kuma_iam.local.embedded_aws import EmbeddedAws
-from kuma_iam.local.seed import DemoWorld
+from kuma_iam_cli.local.embedded_aws import EmbeddedAws
+from kuma_iam_cli.local.seed import DemoWorld
 from support.captured_output import (
     assert_no_secrets,
     header_secrets,

@@ -16,9 +16,9 @@ import pytest
 
 from kuma_iam.errors import ConfigError
 from kuma_iam.identity.token import decode_token
-from kuma_iam.local.events import VERIFIER_CASES, VerifierCase, sign_case_token
-from kuma_iam.local.seed import HOME_ACCOUNT, OUTSIDER_ACCOUNT, PARTNER_ACCOUNT, DemoWorld, recreate_role
 from kuma_iam.verify import VerifyRequest
+from kuma_iam_cli.local.events import VERIFIER_CASES, VerifierCase, sign_case_token
+from kuma_iam_cli.local.seed import HOME_ACCOUNT, OUTSIDER_ACCOUNT, PARTNER_ACCOUNT, DemoWorld, recreate_role
 from support.aws_clients import ClientFactory
 from support.fake_aws import ByAction, Delayed, FakeAws, PassThrough, StandInSts
 from support.token_mutations import signing_time

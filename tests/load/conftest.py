@@ -14,10 +14,10 @@ from types import ModuleType
 
 import pytest
 
-from kuma_iam.local.embedded_aws import EmbeddedAws
-from kuma_iam.local.events import VERIFY_ROUTE
-from kuma_iam.local.gateway import LocalGateway, load_handler
-from kuma_iam.local.seed import DemoWorld, control_plane_caller, seed_demo_world, verifier_environment
+from kuma_iam_cli.local.embedded_aws import EmbeddedAws
+from kuma_iam_cli.local.events import VERIFY_ROUTE
+from kuma_iam_cli.local.gateway import LocalGateway, load_handler
+from kuma_iam_cli.local.seed import DemoWorld, control_plane_caller, seed_demo_world, verifier_environment
 from support.project_files import VERIFIER_HANDLER
 
 SERVER_ID = "kuma-load"

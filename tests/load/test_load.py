@@ -32,12 +32,12 @@ from _pytest.logging import LogCaptureHandler
 from botocore.credentials import ReadOnlyCredentials
 
 from kuma_iam.config import VerifierSettings
-from kuma_iam.identity.signer import sign_api_call
 from kuma_iam.identity.token import SignedRequest, encode_compact, encode_vault
-from kuma_iam.local.embedded_aws import EmbeddedAws
-from kuma_iam.local.gateway import LocalGateway
-from kuma_iam.local.seed import DemoWorld
 from kuma_iam.verify import VerifyRequest, build_verifier
+from kuma_iam_cli.local.embedded_aws import EmbeddedAws
+from kuma_iam_cli.local.gateway import LocalGateway
+from kuma_iam_cli.local.seed import DemoWorld
+from kuma_iam_cli.signer import sign_api_call
 from support.token_mutations import adding, flip_last, header, with_header
 from support.verifier_harness import signed_request
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from kuma_iam.local.embedded_aws import EmbeddedAws
-from kuma_iam.local.events import write_events
-from kuma_iam.local.seed import HOME_ACCOUNT, seed_demo_world
+from kuma_iam_cli.local.embedded_aws import EmbeddedAws
+from kuma_iam_cli.local.events import write_events
+from kuma_iam_cli.local.seed import HOME_ACCOUNT, seed_demo_world
 from support.project_files import REPO
 from support.sam_stack import (
     ENGINE,

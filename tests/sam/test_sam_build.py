@@ -42,6 +42,10 @@ def test_layer_carries_the_package_and_its_runtime_dependencies(sam_stack: SamSt
     # Then kuma_iam sits where Lambda puts layers on sys.path (/opt/python), without packaging leftovers
     assert (python / "kuma_iam" / "__init__.py").is_file()
     assert not list(python.glob("kuma_iam*.egg-info")), "editable-install metadata leaked into the layer"
+    # And only what Lambda runs: the command line and the local stack (moto, the gateway) stay out
+    assert not (python / "kuma_iam_cli").exists()
+    assert not (python / "kuma_iam" / "local").exists()
+    assert not list(python.glob("moto*")), "the embedded AWS leaked into the layer"
     # And every runtime requirement is installed, built for the Lambda runtime (CPython 3.13, x86_64)
     installed = {canonicalize_name(dist.name.split("-")[0]) for dist in python.glob("*.dist-info")}
     requirements = [

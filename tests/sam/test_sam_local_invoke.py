@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from cfnlint.decode import decode_str
 
-from kuma_iam.local.events import VERIFIER_CASES, VerifierCase, write_events
+from kuma_iam_cli.local.events import VERIFIER_CASES, VerifierCase, write_events
 from support.project_files import REPO
 from support.sam_stack import SERVER_ID, InvokeResult, SamStack
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import boto3
 
-from kuma_iam.local.seed import DemoWorld, UserCredentials
+from kuma_iam_cli.local.seed import DemoWorld, UserCredentials
 
 ClientFactory = Callable[[str, str], Any]
 

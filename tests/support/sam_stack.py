@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kuma_iam.local.embedded_aws import EmbeddedAws
-from kuma_iam.local.events import sam_env_vars
-from kuma_iam.local.seed import DemoWorld
+from kuma_iam_cli.local.embedded_aws import EmbeddedAws
+from kuma_iam_cli.local.events import sam_env_vars
+from kuma_iam_cli.local.seed import DemoWorld
 from support.local_ports import free_port
 from support.project_files import REPO
 

@@ -13,11 +13,11 @@ from unittest import mock
 
 from botocore.credentials import ReadOnlyCredentials
 
-from kuma_iam.identity.signer import sign_identity_request
 from kuma_iam.identity.token import SignedRequest
-from kuma_iam.local.events import VERIFY_ROUTE
-from kuma_iam.local.gateway import GatewayRequest, LocalLambdaContext, build_event
-from kuma_iam.local.seed import DemoWorld, control_plane_caller, task_credentials
+from kuma_iam_cli.local.events import VERIFY_ROUTE
+from kuma_iam_cli.local.gateway import GatewayRequest, LocalLambdaContext, build_event
+from kuma_iam_cli.local.seed import DemoWorld, control_plane_caller, task_credentials
+from kuma_iam_cli.signer import sign_identity_request
 
 SERVER_ID = "kuma-it"
 

@@ -9,8 +9,8 @@ import pytest
 from botocore.credentials import ReadOnlyCredentials
 
 from kuma_iam.identity.checks import TokenPolicy
-from kuma_iam.identity.signer import sign_identity_request
 from kuma_iam.identity.token import SignedRequest
+from kuma_iam_cli.signer import sign_identity_request
 from support.token_mutations import signing_time
 
 SERVER_ID = "cp-unit-test"

@@ -16,7 +16,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from kuma_iam.local.gateway import (
+from kuma_iam_cli.local.gateway import (
     GatewayCaller,
     GatewayRequest,
     LocalGateway,

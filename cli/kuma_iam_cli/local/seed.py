@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 
-from kuma_iam.local.embedded_aws import EmbeddedAws
-from kuma_iam.local.gateway import GatewayCaller
+from kuma_iam_cli.local.embedded_aws import EmbeddedAws
+from kuma_iam_cli.local.gateway import GatewayCaller
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient

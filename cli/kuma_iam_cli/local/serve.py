@@ -11,10 +11,10 @@ from pathlib import Path
 
 import boto3
 
-from kuma_iam.local.embedded_aws import EmbeddedAws
-from kuma_iam.local.events import VERIFIER_CASES, VERIFY_ROUTE, VerifierCase
-from kuma_iam.local.gateway import GatewayCaller, LocalGateway, load_handler
-from kuma_iam.local.seed import (
+from kuma_iam_cli.local.embedded_aws import EmbeddedAws
+from kuma_iam_cli.local.events import VERIFIER_CASES, VERIFY_ROUTE, VerifierCase
+from kuma_iam_cli.local.gateway import GatewayCaller, LocalGateway, load_handler
+from kuma_iam_cli.local.seed import (
     DemoWorld,
     control_plane_caller,
     seed_demo_world,

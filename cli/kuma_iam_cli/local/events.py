@@ -11,10 +11,9 @@ from typing import Any, Literal
 
 from botocore.credentials import ReadOnlyCredentials
 
-from kuma_iam.identity.signer import sign_identity_request
 from kuma_iam.identity.token import encode_compact, encode_vault
-from kuma_iam.local.gateway import GatewayRequest, build_event
-from kuma_iam.local.seed import (
+from kuma_iam_cli.local.gateway import GatewayRequest, build_event
+from kuma_iam_cli.local.seed import (
     HOME_ACCOUNT,
     OUTSIDER_ACCOUNT,
     PARTNER_ACCOUNT,
@@ -23,6 +22,7 @@ from kuma_iam.local.seed import (
     task_credentials,
     verifier_environment,
 )
+from kuma_iam_cli.signer import sign_identity_request
 
 VERIFY_ROUTE = "POST /v1/verify"
 # Lambda (and so `sam local`) sets these itself; an env-vars file cannot override them.
