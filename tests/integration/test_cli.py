@@ -294,7 +294,12 @@ class VerifyCall:
 VERIFY_CALLS = [
     # (call, exit code, HTTP status, reason or error code; None: allowed)
     (VerifyCall("allowed", "backend-task", ("--mesh", "default", "--service", "backend")), 0, 200, None),
-    (VerifyCall("allowed-vault", "backend-task", ("--mesh", "default"), "vault"), 0, 200, None),
+    (
+        VerifyCall("allowed-vault", "backend-task", ("--mesh", "default", "--service", "backend"), "vault"),
+        0,
+        200,
+        None,
+    ),
     (VerifyCall("allowed-ingress", "ingress-task", ("--type", "ingress")), 0, 200, None),
     (VerifyCall("denied", "backend-task", ("--mesh", "payments")), 1, 200, "mesh_mismatch"),
     (

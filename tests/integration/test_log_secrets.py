@@ -88,7 +88,11 @@ SCENARIOS = [
     Scenario("mesh-mismatch", 200, "mesh_mismatch", BACKEND, claim("payments")),
     Scenario("service-mismatch", 200, "service_mismatch", BACKEND, claim("default", "backend", "web")),
     Scenario(
-        "workload-mismatch", 200, "workload_mismatch", (HOME_ACCOUNT, "worker-task"), claim(workload="x")
+        "workload-mismatch",
+        200,
+        "workload_mismatch",
+        (HOME_ACCOUNT, "worker-task"),
+        claim("default", "worker", workload="x"),
     ),
     Scenario("token-expired", 200, "token_expired", BACKEND, setup="late-clock"),
     Scenario("replayed", 200, "replayed", BACKEND, setup="replay"),

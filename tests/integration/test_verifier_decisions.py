@@ -177,7 +177,7 @@ def test_role_without_a_workload_tag_may_claim_any_workload(
 
 @pytest.mark.parametrize(
     ("role", "reason"),
-    [("backend-task", None), ("ingress-task", "type_mismatch")],
+    [("frontend-task", None), ("ingress-task", "type_mismatch")],
     ids=["dataplane-role", "ingress-role"],
 )
 def test_claim_without_a_type_is_taken_as_a_dataplane(
@@ -312,6 +312,47 @@ def test_role_deleted_after_its_credentials_were_issued_is_role_not_found(
 
     assert (answer.status, answer.reason) == (200, "role_not_found")
     assert "short-lived-task" in answer.body["message"]
+
+
+@pytest.mark.parametrize(
+    "restriction",
+    [
+        {"Kuma.io/Service": "backend", "KUMA.IO/WORKLOAD": "backend"},
+        {"kuma.io/service ": "backend"},
+        {"Kuma.io/Type": "dataplane"},
+    ],
+    ids=["restrictions-in-other-case", "trailing-space", "type-in-other-case"],
+)
+def test_role_with_a_kuma_key_in_another_spelling_gets_no_identity(
+    verify: Verifier,
+    make_task_role: Callable[..., Any],
+    credentials_for: Callable[..., dict[str, str]],
+    sign_with: TokenFactory,
+    restriction: dict[str, str],
+) -> None:
+    # Given a role that IAM reads as restricted (tag keys are case-insensitive there) but whose restriction
+    # is not spelled as the exact lowercase kuma.io key
+    tags = {"kuma.io/type": "dataplane", "kuma.io/mesh": "default", **restriction}
+    if "Kuma.io/Type" in restriction:
+        del tags["kuma.io/type"]
+    role = make_task_role(HOME_ACCOUNT, "miscased-task", tags)
+
+    # When its task claims any service and workload
+    answer = verify(sign_with(credentials_for(role.arn)), claim("default", "anything", workload="anything"))
+
+    # Then it gets no identity at all, and the message names the offending key
+    assert (answer.status, answer.reason) == (200, "invalid_role_tags")
+    assert "kuma-key-noncanonical" in answer.body["message"]
+    assert repr(next(iter(restriction)))[:20] in answer.body["message"]
+
+
+def test_role_restricted_to_a_service_refuses_a_claim_without_one(
+    verify: Verifier, sign_token: TokenFactory
+) -> None:
+    answer = verify(sign_token(HOME_ACCOUNT, "backend-task"), {"mesh": "default", "name": "dp-01"})
+
+    assert (answer.status, answer.reason) == (200, "service_mismatch")
+    assert "must carry kuma.io/service" in answer.body["message"]
 
 
 @pytest.fixture

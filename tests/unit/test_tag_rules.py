@@ -114,9 +114,40 @@ FIRES = [
     pytest.param(
         {**DATAPLANE, "kuma.io/zone": "east"}, [("kuma-key-unknown", "kuma.io/zone")], id="unknown-key"
     ),
+    # kuma-key-noncanonical: IAM compares tag keys without case, so any spelling but the exact lowercase one
+    # would be a restriction (or an identity) the rules could not see
     pytest.param(
-        {**DATAPLANE, "kuma.io/Type": "x"}, [("kuma-key-unknown", "kuma.io/Type")], id="known-key-case"
+        {**DATAPLANE, "kuma.io/Type": "x"}, [("kuma-key-noncanonical", "kuma.io/Type")], id="known-key-case"
     ),
+    pytest.param(
+        {**DATAPLANE, "Kuma.io/Service": "backend", "KUMA.IO/WORKLOAD": "backend"},
+        [("kuma-key-noncanonical", "KUMA.IO/WORKLOAD"), ("kuma-key-noncanonical", "Kuma.io/Service")],
+        id="restrictions-in-other-case",
+    ),
+    pytest.param(
+        {**DATAPLANE, "kuma.io/service ": "backend"},
+        [("kuma-key-noncanonical", "kuma.io/service ")],
+        id="trailing-space",
+    ),
+    pytest.param(
+        {**DATAPLANE, " kuma.io/workload": "w"},
+        [("kuma-key-noncanonical", " kuma.io/workload")],
+        id="lead-space",
+    ),
+    pytest.param(
+        {**DATAPLANE, "KUMA.IO/ZONE": "east"}, [("kuma-key-noncanonical", "KUMA.IO/ZONE")], id="unknown-upper"
+    ),
+    pytest.param(
+        {**DATAPLANE, "kuma.io/\u017fervice": "x"},
+        [("kuma-key-noncanonical", "kuma.io/\u017fervice")],
+        id="long-s-folds-to-service",
+    ),
+    pytest.param(
+        {"Kuma.io/Type": "dataplane", "Kuma.io/Mesh": "default"},
+        [("kuma-key-noncanonical", "Kuma.io/Mesh"), ("kuma-key-noncanonical", "Kuma.io/Type")],
+        id="only-noncanonical-keys",
+    ),
+    pytest.param({**DATAPLANE, "kuma.iox/type": "x", "team/kuma.io/x": "y"}, [], id="other-prefixes-ignored"),
     pytest.param({**DATAPLANE, "kuma.io/": "x"}, [("kuma-key-unknown", "kuma.io/")], id="bare-prefix"),
     # several at once
     pytest.param(
@@ -150,6 +181,7 @@ def test_each_rule_fires_exactly_when_it_should(
         ({TYPE: "dataplane"}, "kuma-mesh-missing", Severity.HIGH, True),
         ({**DATAPLANE, MESH: "BAD"}, "kuma-value-malformed", Severity.MEDIUM, True),
         ({**DATAPLANE, "kuma.io/zone": "x"}, "kuma-key-unknown", Severity.LOW, False),
+        ({**DATAPLANE, "Kuma.io/Zone": "x"}, "kuma-key-noncanonical", Severity.HIGH, True),
     ],
 )
 def test_each_rule_has_a_stable_severity_and_blocking_effect(
@@ -200,8 +232,17 @@ def test_correctly_tagged_role_yields_its_identity(tags: dict[str, str], identit
         ({TYPE: "gateway", "kuma.io/zone": "east"}, ["kuma-type-invalid"]),
         ({TYPE: "dataplane"}, ["kuma-mesh-missing"]),
         ({**DATAPLANE, SERVICE: "-bad"}, ["kuma-value-malformed"]),
+        ({**DATAPLANE, "Kuma.io/Service": "backend"}, ["kuma-key-noncanonical"]),
     ],
-    ids=["no-tags", "foreign-tags", "unknown-kuma-key-only", "invalid-type", "no-mesh", "malformed-service"],
+    ids=[
+        "no-tags",
+        "foreign-tags",
+        "unknown-kuma-key-only",
+        "invalid-type",
+        "no-mesh",
+        "malformed-service",
+        "noncanonical-restriction",
+    ],
 )
 def test_role_without_a_usable_identity_yields_only_the_blocking_violations(
     tags: dict[str, str], rules: list[str]
@@ -260,7 +301,7 @@ def test_first_mismatch_is_reported_in_the_design_order(
     [
         (("backend",), True),
         (("backend", "backend"), True),
-        ((), True),  # Kong Mesh's behaviour: a Dataplane without a service tag is not refused by the role's
+        ((), False),  # a role restricted to a service admits only claims that carry it
         (("backend", "admin"), False),
         (("admin", "backend"), False),
         (("Backend",), False),
@@ -310,3 +351,18 @@ def test_mismatch_message_names_both_sides(the_claim: DataplaneClaim, fragments:
     mismatch = claim_mismatch(ROLE, the_claim)
     assert mismatch is not None
     assert all(fragment in mismatch.message for fragment in fragments)
+
+
+def test_role_without_a_restriction_admits_a_claim_without_a_service() -> None:
+    assert claim_mismatch(RoleTags(ProxyType.DATAPLANE, "default", None, None), claim(services=())) is None
+
+
+def test_invalid_tag_messages_name_the_key_and_what_is_allowed() -> None:
+    # Given a role whose type tag holds a wrong value and whose service restriction is miscased
+    violations = tag_violations({TYPE: "sidecar", MESH: "default", "Kuma.io/Service": "backend"})
+    messages = {violation.rule: violation.message for violation in violations}
+    # Then each message says which key, what it holds, and what would be right
+    assert "'sidecar'" in messages["kuma-type-invalid"]
+    assert "dataplane, ingress or egress" in messages["kuma-type-invalid"]
+    assert "'Kuma.io/Service'" in messages["kuma-key-noncanonical"]
+    assert "kuma.io/service" in messages["kuma-key-noncanonical"]

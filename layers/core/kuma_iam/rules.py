@@ -73,14 +73,14 @@ class Mismatch:
 
 def tag_violations(tags: Mapping[str, str]) -> list[TagViolation]:
     """Every problem with the kuma.io/* tags of one role; tags outside the prefix are not ours to judge."""
-    violations: list[TagViolation] = []
+    violations = [_noncanonical(key) for key in sorted(tags) if _is_noncanonical(key)]
     raw_type = tags.get(TYPE_TAG)
     if raw_type is not None and raw_type not in set(ProxyType):
         violations.append(
             TagViolation(
                 "kuma-type-invalid",
                 Severity.HIGH,
-                f"{TYPE_TAG} must be dataplane, ingress or egress",
+                f"{TYPE_TAG} is {_shown(raw_type)}; it must be dataplane, ingress or egress",
                 TYPE_TAG,
             )
         )
@@ -94,23 +94,54 @@ def tag_violations(tags: Mapping[str, str]) -> list[TagViolation]:
                 "kuma-mesh-missing", Severity.HIGH, f"a dataplane role must carry {MESH_TAG}", MESH_TAG
             )
         )
-    for key, pattern in ((MESH_TAG, DNS_LABEL), (WORKLOAD_TAG, DNS_LABEL), (SERVICE_TAG, SERVICE_NAME)):
+    for key, pattern, what in (
+        (MESH_TAG, DNS_LABEL, "a DNS label: a-z, 0-9 and '-', at most 63 characters"),
+        (WORKLOAD_TAG, DNS_LABEL, "a DNS label: a-z, 0-9 and '-', at most 63 characters"),
+        (SERVICE_TAG, SERVICE_NAME, "letters, digits, '_', '.' and '-', at most 253 characters"),
+    ):
         if key in tags and not pattern.fullmatch(tags[key]):
             violations.append(
-                TagViolation("kuma-value-malformed", Severity.MEDIUM, f"{key} is not a valid Kuma name", key)
+                TagViolation(
+                    "kuma-value-malformed",
+                    Severity.MEDIUM,
+                    f"{key} is {_shown(tags[key])}, not a valid Kuma name ({what})",
+                    key,
+                )
             )
     for key in sorted(tags):
-        if key.startswith(TAG_PREFIX) and key not in KNOWN_TAGS:
+        if key.startswith(TAG_PREFIX) and key not in KNOWN_TAGS and not _is_noncanonical(key):
             violations.append(
                 TagViolation(
                     "kuma-key-unknown",
                     Severity.LOW,
-                    f"{key} is not a kuma.io tag this mesh reads",
+                    f"{_shown(key)} is not a kuma.io tag this mesh reads",
                     key,
                     False,
                 )
             )
     return violations
+
+
+def _is_noncanonical(key: str) -> bool:
+    """A key IAM may treat as a kuma.io/* key that is not written as one: IAM compares tag keys without case,
+    so `Kuma.io/Service` or `kuma.io/service ` would be a restriction this module could not see."""
+    folded = key.strip().casefold()
+    return folded.startswith(TAG_PREFIX) and key != folded
+
+
+def _noncanonical(key: str) -> TagViolation:
+    return TagViolation(
+        "kuma-key-noncanonical",
+        Severity.HIGH,
+        f"{_shown(key)} spells a kuma.io tag key in another case or with spaces; only the exact lowercase "
+        f"keys {', '.join(sorted(KNOWN_TAGS))} count, so the role is unusable until it is renamed",
+        key,
+    )
+
+
+def _shown(value: str) -> str:
+    """A tag key or value for a message: quoted, control characters escaped, bounded."""
+    return repr(value[:64]) + ("…" if len(value) > 64 else "")
 
 
 def role_tags(tags: Mapping[str, str]) -> RoleTags | list[TagViolation]:
@@ -136,6 +167,11 @@ def claim_mismatch(role: RoleTags, claim: DataplaneClaim) -> Mismatch | None:
     if role.mesh is not None and claim.mesh != role.mesh:
         return Mismatch(
             DenyReason.MESH_MISMATCH, f"the role is for mesh {role.mesh!r}, the claim names {claim.mesh!r}"
+        )
+    if role.service is not None and not claim.services:
+        return Mismatch(
+            DenyReason.SERVICE_MISMATCH,
+            f"the role is for service {role.service!r} only; the claim must carry kuma.io/service",
         )
     if role.service is not None and any(service != role.service for service in claim.services):
         return Mismatch(DenyReason.SERVICE_MISMATCH, f"the role is for service {role.service!r} only")

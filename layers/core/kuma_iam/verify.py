@@ -146,8 +146,10 @@ class IdentityVerifier:
             )
         tags = role_tags(role.tags)
         if isinstance(tags, list):
-            rules = ", ".join(sorted({violation.rule for violation in tags}))
-            raise Denied(DenyReason.INVALID_ROLE_TAGS, f"role {role.name} has invalid kuma.io tags: {rules}")
+            problems = "; ".join(f"{violation.rule}: {violation.message}" for violation in tags)
+            raise Denied(
+                DenyReason.INVALID_ROLE_TAGS, f"role {role.name} has invalid kuma.io tags: {problems}"
+            )
         mismatch = claim_mismatch(tags, claim)
         if mismatch is not None:
             raise Denied(mismatch.reason, mismatch.message)
