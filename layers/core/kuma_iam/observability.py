@@ -23,6 +23,11 @@ def metrics_count(name: str, **dimensions: str) -> None:
             metric.add_dimension(name=key, value=value)
 
 
+def metrics_total(name: str, value: float) -> None:
+    """Record an amount (roles evaluated by a sweep, say), summed by CloudWatch like a count."""
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
 @contextmanager
 def timed(name: str) -> Iterator[None]:
     """Record how long the block took, in milliseconds, whether it succeeded or not."""

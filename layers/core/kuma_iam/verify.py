@@ -195,7 +195,8 @@ def build_verifier(settings: VerifierSettings, session: boto3.Session | None = N
     config = aws_client_config(settings.upstream_timeout_seconds)
     clients = IamClients(
         session,
-        reader_role_name=settings.reader_role_name,
+        role_name=settings.reader_role_name,
+        session_name="kuma-iam-verifier",
         config=config,
         iam_endpoint_url=settings.iam_endpoint_url,
         sts_endpoint_url=settings.sts_endpoint_url,
