@@ -109,6 +109,8 @@ class ComplianceSettings(AwsSettings):
     upstream_timeout_seconds: Annotated[
         float, Field(validation_alias="KUMA_IAM_UPSTREAM_TIMEOUT_SECONDS", gt=0, le=60)
     ] = 10.0
+    # Attempts per AWS call, the first included (botocore's standard retry mode, with its backoff).
+    upstream_attempts: Annotated[int, Field(validation_alias="KUMA_IAM_UPSTREAM_ATTEMPTS", ge=1, le=10)] = 5
     sns_endpoint_url: Annotated[str | None, Field(validation_alias="AWS_ENDPOINT_URL_SNS")] = None
     events_endpoint_url: Annotated[str | None, Field(validation_alias="AWS_ENDPOINT_URL_EVENTBRIDGE")] = None
     securityhub_endpoint_url: Annotated[

@@ -67,7 +67,10 @@ class FindingOutputs:
         trying them all."""
         for finding in summary.findings:
             log = logger.warning if finding.severity is Severity.HIGH else logger.info
-            log("compliance finding", extra={**finding.wire(), "trigger": trigger, "source": self.source})
+            fields = finding.wire()
+            # `message` is the log line's own field: the finding's message goes out as `detail`.
+            fields["detail"] = fields.pop("message")
+            log("compliance finding", extra={**fields, "trigger": trigger, "source": self.source})
             metrics_count("ComplianceFinding", rule=finding.rule)
         for remediation in summary.remediations:
             logger.warning("kuma.io tags removed", extra={**remediation.model_dump(), "trigger": trigger})

@@ -177,7 +177,7 @@ def build_compliance_function(
 ) -> ComplianceFunction:
     """Wire the function from settings; one per container, so clients and credentials are reused."""
     session = session or boto3.Session(region_name=settings.region)
-    config = aws_client_config(settings.upstream_timeout_seconds, attempts=5)
+    config = aws_client_config(settings.upstream_timeout_seconds, attempts=settings.upstream_attempts)
     clients = _iam_clients(settings, session)
     sns = (
         session.client("sns", endpoint_url=settings.sns_endpoint_url, config=config)
@@ -221,7 +221,7 @@ def _iam_clients(settings: ComplianceSettings, session: boto3.Session) -> IamCli
         session,
         role_name=settings.compliance_role_name,
         session_name="kuma-iam-compliance",
-        config=aws_client_config(settings.upstream_timeout_seconds, attempts=5),
+        config=aws_client_config(settings.upstream_timeout_seconds, attempts=settings.upstream_attempts),
         iam_endpoint_url=settings.iam_endpoint_url,
         sts_endpoint_url=settings.sts_endpoint_url,
         home_account=settings.home_account_id,
