@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from kuma_iam_cli.local.compliance_demo import HOME_ACCOUNT, ecs_trust
+from kuma_iam_cli.local.compliance_demo import HOME_ACCOUNT, PARTNER_ACCOUNT, ecs_trust
 from kuma_iam_cli.local.compliance_events import (
     ADMIN,
     COMPLIANCE_CASES,
@@ -175,3 +175,154 @@ def test_sweep_evaluates_every_role_of_both_accounts_once(
     assert answer["evaluated"] == listed
     assert "failedAccounts" not in answer
     assert not [pair for pair in finding_pairs(answer) if pair[1] == "orders-task"]
+
+
+# --- modes: report changes nothing, enforce removes exactly the offending keys ---------------------------
+
+
+@pytest.fixture
+def restore_demo_tags(demo_world: DemoWorld, admin_client: ClientFactory) -> Any:
+    """Put back every role's tags of both accounts after a test that enforces on the whole demo world."""
+    before = {
+        account: {
+            role["RoleName"]: {tag["Key"]: tag["Value"] for tag in role.get("Tags", [])}
+            for role in admin_client(account, "iam").get_account_authorization_details(Filter=["Role"])[
+                "RoleDetailList"
+            ]
+        }
+        for account in demo_world.authorized_accounts
+    }
+    yield before
+    for account, roles in before.items():
+        iam = admin_client(account, "iam")
+        for name, tags in roles.items():
+            try:
+                current = role_tags(admin_client, account, name)
+            except iam.exceptions.NoSuchEntityException:
+                continue
+            if current != tags:
+                if current:
+                    iam.untag_role(RoleName=name, TagKeys=list(current))
+                if tags:
+                    iam.tag_role(RoleName=name, Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+
+
+ENFORCED = [
+    pytest.param(
+        {"kuma.io/type": "dataplane", "kuma.io/mesh": "Bad Mesh", "team": "x"},
+        ["kuma.io/mesh"],
+        id="malformed-mesh",
+    ),
+    pytest.param(
+        {"kuma.io/type": "gateway", "kuma.io/mesh": "default", "Kuma.io/Zone": "eu", "team": "x"},
+        ["Kuma.io/Zone", "kuma.io/mesh", "kuma.io/type"],
+        id="invalid-type-every-kuma-key",
+    ),
+    pytest.param(
+        {"kuma.io/type": "dataplane", "kuma.io/mesh": "default", "Kuma.io/Service": "web", "team": "x"},
+        ["Kuma.io/Service", "kuma.io/mesh", "kuma.io/type"],
+        id="noncanonical-service-fails-closed",
+    ),
+    pytest.param(
+        {"kuma.io/type": "ingress", "kuma.io/zone": "eu", "team": "x"}, [], id="unknown-key-is-low-kept"
+    ),
+]
+
+
+@pytest.mark.parametrize(("tags", "removed"), ENFORCED)
+def test_enforce_on_an_event_removes_exactly_the_offending_keys(
+    tags: dict[str, str],
+    removed: list[str],
+    compliance: Compliance,
+    make_role: Callable[..., str],
+    admin_client: ClientFactory,
+) -> None:
+    # Given a role with bad kuma.io tags (and a tag of its own), in enforce mode
+    name = unique("enforce")
+    make_role(HOME_ACCOUNT, name, tags)
+    compliance.configure(**ENFORCE)
+
+    # When an event about it arrives
+    answer = compliance(tag_role(ADMIN, name, {"team": "x"}))
+
+    # Then exactly those keys are gone from IAM, and the summary says so
+    expected = [{"account": HOME_ACCOUNT, "roleName": name, "removedTags": removed}] if removed else []
+    assert answer["remediations"] == expected, answer
+    assert role_tags(admin_client, HOME_ACCOUNT, name) == {k: v for k, v in tags.items() if k not in removed}
+    assert role_tags(admin_client, HOME_ACCOUNT, name)["team"] == "x"
+
+
+def test_report_mode_removes_nothing(
+    compliance: Compliance, make_role: Callable[..., str], admin_client: ClientFactory
+) -> None:
+    name = unique("report")
+    tags = {"kuma.io/type": "gateway", "kuma.io/mesh": "default"}
+    make_role(HOME_ACCOUNT, name, tags)
+    answer = compliance(tag_role(DEVELOPER, name, {"kuma.io/type": "gateway"}))
+    assert {pair[0] for pair in finding_pairs(answer)} == {
+        "kuma-type-invalid",
+        "kuma-tag-change-unauthorized",
+    }
+    assert answer["remediations"] == []
+    assert role_tags(admin_client, HOME_ACCOUNT, name) == tags
+
+
+def test_enforce_takes_back_an_unauthorized_change_and_fails_closed(
+    compliance: Compliance, make_role: Callable[..., str], admin_client: ClientFactory
+) -> None:
+    # Given a one-service role whose service a developer changed to another (a valid value)
+    name = unique("widen")
+    make_role(
+        HOME_ACCOUNT,
+        name,
+        {"kuma.io/type": "dataplane", "kuma.io/mesh": "default", "kuma.io/service": "web", "team": "x"},
+    )
+    compliance.configure(**ENFORCE)
+    # When the developer's TagRole arrives
+    answer = compliance(tag_role(DEVELOPER, name, {"kuma.io/service": "web"}))
+    # Then the role keeps no mesh identity at all (removing only the service would widen it to any service)
+    assert answer["remediations"] == [
+        {
+            "account": HOME_ACCOUNT,
+            "roleName": name,
+            "removedTags": ["kuma.io/mesh", "kuma.io/service", "kuma.io/type"],
+        }
+    ]
+    assert role_tags(admin_client, HOME_ACCOUNT, name) == {"team": "x"}
+
+
+def test_enforce_leaves_trust_findings_to_people(
+    compliance: Compliance, make_role: Callable[..., str], admin_client: ClientFactory
+) -> None:
+    name = unique("trust")
+    tags = {"kuma.io/type": "ingress"}
+    make_role(HOME_ACCOUNT, name, tags, ECS_AND_A_USER)
+    compliance.configure(**ENFORCE)
+    answer = compliance(update_trust(ADMIN, name, ECS_AND_A_USER))
+    assert finding_pairs(answer) == {("trust-not-ecs-tasks", name)}
+    assert answer["remediations"] == []
+    assert role_tags(admin_client, HOME_ACCOUNT, name) == tags
+
+
+def test_enforce_on_the_sweep_removes_in_both_accounts_and_only_kuma_keys(
+    compliance: Compliance,
+    restore_demo_tags: dict[str, dict[str, dict[str, str]]],
+    admin_client: ClientFactory,
+) -> None:
+    # Given the demo world (bad roles in both accounts), in enforce mode
+    compliance.configure(**ENFORCE)
+    # When the schedule sweeps
+    answer = compliance(scheduled_event())
+    # Then each role with a HIGH or MEDIUM tag finding lost its kuma.io keys, and only those
+    removed = {(r["account"], r["roleName"]): r["removedTags"] for r in answer["remediations"]}
+    assert removed[(HOME_ACCOUNT, "typo-task")] == ["kuma.io/mesh", "kuma.io/type"]
+    assert removed[(PARTNER_ACCOUNT, "ledger-task")] == ["kuma.io/mesh"]
+    assert (HOME_ACCOUNT, "orders-task") not in removed
+    assert (HOME_ACCOUNT, "open-trust-task") not in removed  # a trust finding only
+    for (account, name), keys in removed.items():
+        before = restore_demo_tags[account][name]
+        assert role_tags(admin_client, account, name) == {k: v for k, v in before.items() if k not in keys}
+        assert all(key.strip().casefold().startswith("kuma.io/") for key in keys)
+    # And a second sweep finds nothing left to remove
+    again = compliance(scheduled_event())
+    assert again["remediations"] == []

@@ -26,6 +26,14 @@ class ListedRole:
     tags: Mapping[str, str]
     trust: Mapping[str, Any]
 
+    def get_role_xml(self) -> bytes:
+        """GetRole's answer for this role (IAM gives it for the name in any case)."""
+        inner = self.member_xml().removeprefix("<member>").removesuffix("</member>")
+        return (
+            f'<GetRoleResponse xmlns="{IAM_NS}"><GetRoleResult><Role>{inner}</Role></GetRoleResult>'
+            f"<ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata></GetRoleResponse>"
+        ).encode()
+
     def member_xml(self) -> str:
         tags = "".join(
             f"<member><Key>{escape(key)}</Key><Value>{escape(value)}</Value></member>"

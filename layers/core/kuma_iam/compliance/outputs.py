@@ -76,7 +76,10 @@ class FindingOutputs:
             logger.warning("kuma.io tags removed", extra={**remediation.model_dump(), "trigger": trigger})
             metrics_count("ComplianceRemediation")
         for failure in summary.failed_accounts:
-            logger.error("account not fully checked", extra={**failure.model_dump(), "trigger": trigger})
+            logger.error(
+                "account not fully checked",
+                extra={"account": failure.account, "detail": failure.message, "trigger": trigger},
+            )
         if not summary.findings:
             return
         failures: list[UpstreamError] = []
