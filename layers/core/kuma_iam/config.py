@@ -111,6 +111,8 @@ class ComplianceSettings(AwsSettings):
     ] = 10.0
     # Attempts per AWS call, the first included (botocore's standard retry mode, with its backoff).
     upstream_attempts: Annotated[int, Field(validation_alias="KUMA_IAM_UPSTREAM_ATTEMPTS", ge=1, le=10)] = 5
+    # Roles per GetAccountAuthorizationDetails page (IAM's largest is 1,000; it may return fewer).
+    sweep_page_size: Annotated[int, Field(validation_alias="KUMA_IAM_SWEEP_PAGE_SIZE", ge=1, le=1000)] = 1000
     sns_endpoint_url: Annotated[str | None, Field(validation_alias="AWS_ENDPOINT_URL_SNS")] = None
     events_endpoint_url: Annotated[str | None, Field(validation_alias="AWS_ENDPOINT_URL_EVENTBRIDGE")] = None
     securityhub_endpoint_url: Annotated[

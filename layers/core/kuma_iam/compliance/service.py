@@ -16,7 +16,7 @@ from kuma_iam.compliance.enforce import removal_plan, remove_tags
 from kuma_iam.compliance.evaluate import change_findings, role_findings
 from kuma_iam.compliance.events import ComplianceEvent, IamCallEvent, parse_compliance_event
 from kuma_iam.compliance.findings import AccountFailure, ComplianceFinding, ComplianceSummary
-from kuma_iam.compliance.iam import read_role
+from kuma_iam.compliance.iam import PAGE_SIZE, read_role
 from kuma_iam.compliance.outputs import FindingOutputs, SecurityHubTarget
 from kuma_iam.compliance.sweep import SweepProgress, sweep_accounts
 from kuma_iam.config import ComplianceMode, ComplianceSettings
@@ -36,7 +36,7 @@ class TagCompliance:
     authorized_accounts: frozenset[str]
     admins: TagAdmins
     mode: ComplianceMode = ComplianceMode.REPORT
-    page_size: int | None = None
+    page_size: int = PAGE_SIZE
 
     def check_change(self, change: RoleChange) -> ComplianceSummary:
         """Re-read the role the event names and check it whole; the event says only who changed what.
@@ -169,6 +169,7 @@ def build_tag_compliance(
         authorized_accounts=settings.authorized_account_ids,
         admins=TagAdmins(settings.tag_admins),
         mode=settings.mode,
+        page_size=settings.sweep_page_size,
     )
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Protocol
 
 from kuma_iam.compliance.findings import AccountFailure, ComplianceSummary
-from kuma_iam.compliance.iam import role_pages
+from kuma_iam.compliance.iam import PAGE_SIZE, role_pages
 from kuma_iam.errors import UpstreamError
 from kuma_iam.observability import logger
 from kuma_iam.roles import RoleRecord
@@ -47,7 +47,7 @@ def sweep_accounts(
     check_role: Callable[[IAMClient, RoleRecord], ComplianceSummary],
     progress: SweepProgress | None = None,
     *,
-    page_size: int | None = None,
+    page_size: int = PAGE_SIZE,
 ) -> ComplianceSummary:
     """Check every role of each account with `check_role` (findings, and removals in enforce mode)."""
     progress = progress or NoProgress()
@@ -57,12 +57,7 @@ def sweep_accounts(
         read = 0
         try:
             iam = clients(account)
-            pages = (
-                role_pages(iam, account)
-                if page_size is None
-                else role_pages(iam, account, page_size=page_size)
-            )
-            for page in pages:
+            for page in role_pages(iam, account, page_size=page_size):
                 page_summary = ComplianceSummary()
                 for role in page:
                     page_summary.merge(check_role(iam, role))
