@@ -34,6 +34,7 @@ from kuma_iam_cli.local.events import VERIFIER_CASES, VerifierCase
 from kuma_iam_cli.local.gateway import LocalLambdaContext
 from kuma_iam_cli.local.seed import HOME_ACCOUNT, DemoWorld, UserCredentials, task_credentials
 from kuma_iam_cli.main import main
+from support.cli_environment import ISOLATED, isolated_environment
 from support.local_ports import free_port
 from support.project_files import REPO
 from support.token_mutations import read_compact
@@ -48,25 +49,6 @@ BACKEND_CLAIM = {
     "name": "backend-01",
     "tags": {"kuma.io/service": ["backend"]},
 }
-# No credentials, profile or metadata service but what a test hands over.
-ISOLATED = {
-    "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-    "AWS_CONFIG_FILE": "/dev/null",
-    "AWS_EC2_METADATA_DISABLED": "true",
-}
-
-
-def isolated_environment(**environment: str) -> dict[str, str]:
-    """A subprocess environment without any AWS_* of ours: only `environment` and the isolation above.
-
-    PYTHONUNBUFFERED goes too: a user's shell does not set it, and output buffering is part of what we test.
-    """
-    kept = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("AWS_", "KUMA_", "KMESH_")) and name != "PYTHONUNBUFFERED"
-    }
-    return {**kept, **ISOLATED, **environment}
 
 
 def user_environment(user: UserCredentials, region: str = "us-east-1") -> dict[str, str]:
