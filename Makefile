@@ -105,4 +105,4 @@ test-load: install
 	$(PYTEST) -m load tests/load
 
 bench: install
-	$(BIN)/python bench/run.py
+	PYTHONPATH=tests $(BIN)/python bench/run.py
