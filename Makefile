@@ -67,7 +67,8 @@ lint-template: install $(CHECKOV_VENV)/.installed
 	$(CHECKOV) --file template.yaml
 	@mkdir -p .aws-sam/scan
 	$(BIN)/python tools/lint-template/translate.py template.yaml \
-		--set ReplayProtection=Enabled --set AlarmEmail=alarms@example.com > .aws-sam/scan/template.json
+		--set ReplayProtection=Enabled --set AlarmEmail=alarms@example.com \
+		--set ComplianceMode=enforce --set SecurityHub=Enabled --set OrganizationId=o-a1b2c3d4e5 > .aws-sam/scan/template.json
 	$(CHECKOV) --file .aws-sam/scan/template.json
 
 unit: install

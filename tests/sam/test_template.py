@@ -13,7 +13,7 @@ from support.project_files import REPO
 NAMESPACE = "KumaIam"
 _SUB_REFERENCE = re.compile(r"\$\{([A-Za-z0-9:]+)(?:\.[A-Za-z]+)?\}")
 _SEARCH_METRIC = re.compile(r'\{KumaIam,[a-z,]+\} MetricName=\\?"(\w+)\\?"')
-_EMITTED = re.compile(r'\b(?:metrics_count|timed)\(\s*"(\w+)"')
+_EMITTED = re.compile(r'\b(?:metrics_count|metrics_total|timed)\(\s*"(\w+)"')
 
 
 def _template() -> dict[str, Any]:
