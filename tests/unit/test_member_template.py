@@ -384,3 +384,11 @@ def test_the_main_stack_outputs_what_the_member_template_asks_for() -> None:
         pytest.skip("the tag-compliance function (issue 8) is not in template.yaml yet")
     for output in ("VerifierRoleArn", "TagComplianceRoleArn", "ComplianceEventBusArn"):
         assert output in main["Outputs"], output
+
+
+@pytest.mark.parametrize("path", [MAIN_TEMPLATE, MEMBER_TEMPLATE], ids=lambda path: path.name)
+def test_every_checkov_skip_says_why(path: Any) -> None:
+    for name, resource in load(path)["Resources"].items():
+        for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", []):
+            assert re.fullmatch(r"CKV2?_AWS_\d+", skip["id"]), (name, skip)
+            assert len(skip.get("comment", "").split()) >= 8, f"{name} skips {skip['id']} without a reason"
