@@ -1,20 +1,24 @@
-"""template.yaml's tag-compliance part, held to the core: the UntagRole grant admits every spelling IAM takes
-for a kuma.io/ key and nothing else, the HIGH alarm watches every HIGH rule, the rules watch the calls the
-core parses, and the function's environment is what ComplianceSettings reads."""
+"""template.yaml's tag-compliance part, held to the core: the UntagRole grant (as support/iam_policy.py
+reads it) admits exactly the keys the core would remove; the HIGH alarm watches every HIGH rule; the rules
+watch the calls the core parses; the function's environment is what ComplianceSettings reads."""
 
 from __future__ import annotations
 
-import fnmatch
 import itertools
 import json
+import re
 from typing import Any
 
 import pytest
 from cfnlint.decode import decode_str
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kuma_iam.compliance.events import WATCHED_CALLS
 from kuma_iam.config import ComplianceSettings
-from kuma_iam.rules import RULES, Severity, is_kuma_key
+from kuma_iam.rules import RULES, TAG_PREFIX, Severity, is_removable_kuma_key
+from support.cfn_template import deploy
+from support.iam_policy import Decision, Request, decide, statements_of
 from support.project_files import REPO
 
 
@@ -35,44 +39,83 @@ def _statement(template: dict[str, Any], sid: str) -> dict[str, Any]:
     raise AssertionError(f"no statement {sid}")
 
 
-def _string_like(patterns: list[str], value: str) -> bool:
-    """IAM's StringLike: case-sensitive, `*` any run of characters, `?` one character."""
-    return any(fnmatch.fnmatchcase(value, pattern) for pattern in patterns)
+ACCOUNT = "111122223333"
+STARTS_WITH_A_CASE_VARIANT = re.compile(r"[kK][uU][mM][aA]\.[iI][oO]/")
+TAG_KEY_CHARS = st.characters(categories=["L", "Z", "N"], include_characters="_.:/=+-@")
 
 
-def _spellings(key: str) -> list[str]:
+def _permissions(enforce: bool) -> list[Any]:
+    deployment = deploy(
+        REPO / "template.yaml",
+        {
+            "AuthorizedAccountIds": f"{ACCOUNT},222233334444",
+            "ServerId": "cp",
+            "ComplianceMode": "enforce" if enforce else "report",
+        },
+        account=ACCOUNT,
+        stack_name="kuma-iam",
+        only=["TagComplianceFunctionRole"],
+    )
     return [
-        "".join(chars)
-        for chars in itertools.product(*[(c.lower(), c.upper()) if c.isalpha() else (c,) for c in key])
+        statement
+        for policy in deployment.properties("TagComplianceFunctionRole")["Policies"]
+        for statement in statements_of(policy["PolicyDocument"])
     ]
 
 
-def test_untag_role_grant_admits_every_case_spelling_of_a_kuma_key_and_nothing_else(
-    template: dict[str, Any],
-) -> None:
-    # Given the enforce-mode UntagRole statement
-    statement = _statement(template, "RemoveOnlyKumaTags")
-    patterns = statement["Condition"]["ForAllValues:StringLike"]["aws:TagKeys"]
-    assert statement["Condition"]["Null"] == {"aws:TagKeys": "false"}
-    assert statement["Action"] == ["iam:UntagRole"]
+def _untag(keys: list[str] | None, role: str = f"arn:aws:iam::{ACCOUNT}:role/backend-task") -> Request:
+    return Request("iam:UntagRole", role, {} if keys is None else {"aws:TagKeys": keys})
 
-    # Then every spelling IAM treats as a kuma.io/ key passes (IAM compares tag keys without case) ...
-    for key in ("kuma.io/type", "kuma.io/service", " kuma.io/mesh", "kuma.io/x"):
-        for spelling in _spellings(key):
-            assert is_kuma_key(spelling)
-            assert _string_like(patterns, spelling), spelling
-    # ... and no other key does
-    for other in (
-        "team",
-        "Name",
-        "kuma.iox/type",
-        "xkuma.io/type",
-        "kuma-io/type",
-        "kuma.io",
-        "aws:cloudformation:stack-name",
-    ):
-        assert not _string_like(patterns, other), other
-    assert len(patterns) == len(set(patterns)) == 128
+
+def _spellings(prefix: str) -> list[str]:
+    return ["".join(chars) for chars in itertools.product(*[{c, c.upper()} for c in prefix])]
+
+
+def test_report_mode_grants_no_untag() -> None:
+    assert decide(_permissions(enforce=False), _untag(["kuma.io/type"])) is not Decision.ALLOW
+
+
+def test_enforce_grants_untag_of_every_case_spelling_and_the_core_removes_only_those() -> None:
+    permissions = _permissions(enforce=True)
+    for spelling in _spellings(TAG_PREFIX):
+        for key in (f"{spelling}type", f"{spelling}service ", spelling):
+            assert decide(permissions, _untag([key])) is Decision.ALLOW, key
+            assert is_removable_kuma_key(key)
+    elsewhere = "arn:aws:iam::999988887777:role/x"
+    assert decide(permissions, _untag(["kuma.io/type"], elsewhere)) is not Decision.ALLOW
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [["team"], ["kuma.io/type", "team"], ["xkuma.io/type"], ["kuma.io"], ["kuma-io/type"], [" kuma.io/type"]],
+)
+def test_enforce_never_grants_untag_of_anything_else(keys: list[str]) -> None:
+    assert decide(_permissions(enforce=True), _untag(keys)) is not Decision.ALLOW
+    assert not all(is_removable_kuma_key(key) for key in keys)
+
+
+@pytest.mark.parametrize("keys", [[], None])
+def test_enforce_never_grants_untag_without_keys(keys: list[str] | None) -> None:
+    assert decide(_permissions(enforce=True), _untag(keys)) is not Decision.ALLOW
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.text(alphabet=TAG_KEY_CHARS, min_size=1, max_size=14)
+        | st.builds(
+            lambda spelling, rest: spelling + rest,
+            st.sampled_from(_spellings(TAG_PREFIX)),
+            st.text(max_size=6),
+        ),
+        min_size=1,
+        max_size=3,
+    )
+)
+def test_grant_and_core_agree_on_what_may_be_removed(keys: list[str]) -> None:
+    allowed = decide(_permissions(enforce=True), _untag(keys)) is Decision.ALLOW
+    assert allowed == all(is_removable_kuma_key(key) for key in keys)
+    assert allowed == all(STARTS_WITH_A_CASE_VARIANT.match(key) for key in keys)
 
 
 def test_high_findings_alarm_watches_exactly_the_high_rules(template: dict[str, Any]) -> None:

@@ -160,9 +160,20 @@ def tag_violations(tags: Mapping[str, str]) -> list[TagViolation]:
 
 
 def is_kuma_key(key: str) -> bool:
-    """Whether IAM may take `key` for a kuma.io/* key: its keys compare without case, and spaces around a key
-    are easy to miss, so `Kuma.io/Type` and `kuma.io/type ` count as kuma.io keys too."""
+    """Whether IAM may treat the key as a kuma.io/* key, however it is spelled: IAM compares tag keys without
+    case, and an operator reading `kuma.io/mesh ` sees the same key. The preventive policy
+    (`kuma-iam policy`) denies at least every key this calls kuma."""
     return key.strip().casefold().startswith(TAG_PREFIX)
+
+
+# What an IAM policy can grant: StringLike compares with case, so the compliance roles' UntagRole grants list
+# the 64 ASCII spellings of the prefix; other kuma keys (leading spaces, a KELVIN SIGN) need a person.
+_ASCII_SPELLED_PREFIX = re.compile(r"[kK][uU][mM][aA]\.[iI][oO]/")
+
+
+def is_removable_kuma_key(key: str) -> bool:
+    """A kuma.io/* key the compliance roles may remove: it starts with kuma.io/ in some ASCII letter case."""
+    return _ASCII_SPELLED_PREFIX.match(key) is not None
 
 
 def _violation(rule: Rule, message: str, key: str, *, blocks_identity: bool = True) -> TagViolation:
@@ -170,8 +181,8 @@ def _violation(rule: Rule, message: str, key: str, *, blocks_identity: bool = Tr
 
 
 def _is_noncanonical(key: str) -> bool:
-    """A key IAM may treat as a kuma.io/* key that is not written as one: IAM compares tag keys without case,
-    so `Kuma.io/Service` or `kuma.io/service ` would be a restriction this module could not see."""
+    """A kuma.io/* key not written as one: `Kuma.io/Service` or `kuma.io/service ` would be a restriction
+    this module could not see."""
     return is_kuma_key(key) and key != key.strip().casefold()
 
 

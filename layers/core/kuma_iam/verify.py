@@ -23,6 +23,8 @@ from kuma_iam.roles import IamClients, RoleDirectory, RoleRecord
 from kuma_iam.rules import DataplaneClaim, ProxyType, RoleTags, claim_mismatch, role_tags
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=253)]
+# The session name of the verifier's AssumeRole into reader roles; the member template's trust pins it.
+VERIFIER_SESSION_NAME = "kuma-iam-verifier"
 
 
 class DataplaneSpec(BaseModel):
@@ -196,7 +198,7 @@ def build_verifier(settings: VerifierSettings, session: boto3.Session | None = N
     clients = IamClients(
         session,
         role_name=settings.reader_role_name,
-        session_name="kuma-iam-verifier",
+        session_name=VERIFIER_SESSION_NAME,
         config=config,
         iam_endpoint_url=settings.iam_endpoint_url,
         sts_endpoint_url=settings.sts_endpoint_url,

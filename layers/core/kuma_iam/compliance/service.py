@@ -23,6 +23,7 @@ from kuma_iam.config import ComplianceMode, ComplianceSettings
 from kuma_iam.errors import InvalidRequest, UpstreamError
 from kuma_iam.observability import logger, metrics_count, metrics_total, timed
 from kuma_iam.roles import IamClients, RoleRecord
+from kuma_iam.rules import is_removable_kuma_key
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
@@ -87,7 +88,13 @@ class TagCompliance:
         summary = ComplianceSummary(evaluated=1, findings=findings)
         if self.mode is not ComplianceMode.ENFORCE:
             return summary
-        keys = removal_plan(role.tags, findings)
+        planned = removal_plan(role.tags, findings)
+        keys = [key for key in planned if is_removable_kuma_key(key)]
+        if by_hand := [key for key in planned if key not in keys]:
+            logger.warning(
+                "kuma.io keys to remove by hand",
+                extra={"account": role.account, "roleName": role.name, "tagKeys": by_hand},
+            )
         if not keys:
             return summary
         try:
