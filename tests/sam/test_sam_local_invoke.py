@@ -133,6 +133,7 @@ def test_sam_local_invoke_tag_compliance_summarizes_each_case(
         assert summary["error"]["code"] == "invalid_event", result.explain()
         return
     assert "error" not in summary, result.explain()
+    assert "findings" in summary, result.explain()
     found = {(finding["rule"], finding["roleName"]) for finding in summary["findings"]}
     if case.only_these:
         assert found == set(case.findings), result.explain()
