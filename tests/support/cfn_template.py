@@ -9,6 +9,7 @@ still see what points where. Only the intrinsics our templates use are known; an
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,14 +50,18 @@ def placeholder(logical_id: str, attribute: str | None = None) -> str:
 def cloudformation_templates() -> list[Path]:
     """Every CloudFormation template of the project (template.yaml and any other deployable one)."""
     found = []
-    for path in sorted(REPO.rglob("*.y*ml")):
-        relative = path.relative_to(REPO)
-        if relative.parts[0].startswith(".") or "node_modules" in relative.parts:
-            continue
-        head = path.read_text(errors="replace")[:4000]
-        if "AWSTemplateFormatVersion" in head or "AWS::Serverless" in head:
-            found.append(path)
-    return found
+    for folder, subfolders, files in os.walk(REPO):
+        # Hidden folders hold the venv, builds and caches, never a template of ours.
+        subfolders[:] = sorted(
+            name for name in subfolders if not name.startswith(".") and name != "node_modules"
+        )
+        for name in sorted(files):
+            if name.endswith((".yaml", ".yml")):
+                path = Path(folder) / name
+                head = path.read_text(errors="replace")[:4000]
+                if "AWSTemplateFormatVersion" in head or "AWS::Serverless" in head:
+                    found.append(path)
+    return sorted(found)
 
 
 @dataclass
@@ -74,9 +79,11 @@ class Template:
         unknown = set(parameters) - set(declared)
         assert not unknown, f"{path.name} has no parameters {sorted(unknown)}"
         values = {name: str(spec["Default"]) for name, spec in declared.items() if "Default" in spec}
-        # Required parameters without a default get a value their pattern accepts.
+        # Required parameters without a default: a value their pattern accepts, or the first allowed one.
         values.setdefault("AuthorizedAccountIds", f"{ACCOUNT},210987654321")
         values.setdefault("ServerId", "kuma-test")
+        for name, spec in declared.items():
+            values.setdefault(name, str(spec["AllowedValues"][0]) if "AllowedValues" in spec else f"<{name}>")
         values.update(parameters)
         return cls(path=path, body=body, parameters=values)
 
@@ -148,6 +155,14 @@ class Template:
         if key == "Fn::Select":
             index, items = argument
             return self.resolve(items)[int(self.resolve(index))]
+        if key == "Fn::FindInMap":
+            mapping, first, second = (self.resolve(item) for item in argument[:3])
+            return self.body["Mappings"][mapping][first][second]
+        if key in ("Fn::Base64", "Fn::ToJsonString"):
+            resolved = self.resolve(argument)
+            return resolved if isinstance(resolved, str) else json.dumps(resolved)
+        if key == "Fn::ImportValue":
+            return f"<import {self.resolve(argument)}>"
         raise AssertionError(
             f"{self.path.name}: intrinsic {key} is not known to tests/support/cfn_template.py"
         )

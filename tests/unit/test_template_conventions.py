@@ -8,6 +8,7 @@ template.yaml with its intrinsics resolved (support.cfn_template), and from SAM'
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import subprocess
@@ -246,3 +247,17 @@ def test_access_log_is_json_with_errors_and_the_callers_account() -> None:
     for variable in ("$context.error.message", "$context.error.responseType", "$context.identity.accountId"):
         assert variable in fields.values(), variable
     assert fields["service"] == STACK_NAME
+
+
+@pytest.mark.parametrize("function", _functions())
+def test_each_handler_flushes_its_metrics(function: str) -> None:
+    # Given the function's handler as the template names it
+    properties = _template().properties(function)
+    module, handler = properties["Handler"].rsplit(".", 1)
+    tree = ast.parse((REPO / properties["CodeUri"] / f"{module}.py").read_text())
+    (definition,) = [node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == handler]
+
+    # Then it is wrapped in metrics.log_metrics: the aggregated metrics (Allowed, latencies...) are written
+    # only when the handler returns through it
+    decorators = [ast.unparse(decorator) for decorator in definition.decorator_list]
+    assert any(decorator.startswith("metrics.log_metrics") for decorator in decorators), decorators
