@@ -342,7 +342,6 @@ def verifier_environment(world: DemoWorld, *, server_id: str) -> dict[str, str]:
         "KMESH_AWSIAM_AUTHORIZEDACCOUNTIDS": ",".join(world.authorized_accounts),
         "KUMA_IAM_SERVER_ID": server_id,
         "POWERTOOLS_SERVICE_NAME": "kuma-iam",
-        "POWERTOOLS_METRICS_NAMESPACE": "KumaIam",
     }
 
 
@@ -370,7 +369,6 @@ def compliance_environment(world: DemoWorld, *, mode: str = "report") -> dict[st
         "KUMA_IAM_IDEMPOTENCY_TABLE": IDEMPOTENCY_TABLE,
         "KUMA_IAM_SECURITY_HUB": "Enabled",
         "POWERTOOLS_SERVICE_NAME": "kuma-iam",
-        "POWERTOOLS_METRICS_NAMESPACE": "KumaIam",
     }
 
 

@@ -10,7 +10,7 @@ from botocore.exceptions import ClientError
 
 from kuma_iam.aws import aws_errors
 from kuma_iam.errors import UpstreamUnavailable
-from kuma_iam.observability import timed
+from kuma_iam.observability import IAM_LATENCY, timed
 from kuma_iam.roles import RoleRecord
 
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ def read_role(iam: IAMClient, account: str, name: str) -> RoleRecord | None:
     IAM role names are unique without regard to case: asked for `Backend-Task` it answers with the role it
     knows as `backend-task`, and that spelling is the one used from then on.
     """
-    with aws_errors("iam", f"cannot read role {name} in account {account}"), timed("IamLatency"):
+    with aws_errors("iam", f"cannot read role {name} in account {account}"), timed(IAM_LATENCY):
         try:
             role = iam.get_role(RoleName=name)["Role"]
         except ClientError as error:
@@ -47,7 +47,7 @@ def role_pages(iam: IAMClient, account: str, *, page_size: int = PAGE_SIZE) -> I
     )
     iterator = iter(pages)
     while True:
-        with aws_errors("iam", f"cannot list the roles of account {account}"), timed("IamLatency"):
+        with aws_errors("iam", f"cannot list the roles of account {account}"), timed(IAM_LATENCY):
             page = next(iterator, None)
             if page is None:
                 return

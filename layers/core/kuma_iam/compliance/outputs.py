@@ -19,7 +19,13 @@ from typing import TYPE_CHECKING, Any
 from kuma_iam.aws import aws_errors
 from kuma_iam.compliance.findings import ComplianceFinding, ComplianceSummary
 from kuma_iam.errors import UpstreamError, UpstreamUnavailable
-from kuma_iam.observability import logger, metrics_count
+from kuma_iam.observability import (
+    COMPLIANCE_FINDING,
+    COMPLIANCE_OUTPUT_ERROR,
+    COMPLIANCE_REMEDIATION,
+    logger,
+    metrics_count,
+)
 from kuma_iam.rules import RULES, Severity
 
 if TYPE_CHECKING:
@@ -71,10 +77,10 @@ class FindingOutputs:
             # `message` is the log line's own field: the finding's message goes out as `detail`.
             fields["detail"] = fields.pop("message")
             log("compliance finding", extra={**fields, "trigger": trigger, "source": self.source})
-            metrics_count("ComplianceFinding", rule=finding.rule)
+            metrics_count(COMPLIANCE_FINDING, rule=finding.rule)
         for remediation in summary.remediations:
             logger.warning("kuma.io tags removed", extra={**remediation.model_dump(), "trigger": trigger})
-            metrics_count("ComplianceRemediation")
+            metrics_count(COMPLIANCE_REMEDIATION)
         for failure in summary.failed_accounts:
             logger.error(
                 "account not fully checked",
@@ -91,7 +97,7 @@ class FindingOutputs:
             try:
                 output(summary, trigger)
             except UpstreamError as error:
-                metrics_count("ComplianceOutputError", output=name)
+                metrics_count(COMPLIANCE_OUTPUT_ERROR, output=name)
                 logger.error("compliance output failed", extra={"output": name, "detail": error.message})
                 failures.append(error)
         if failures:

@@ -21,7 +21,15 @@ from kuma_iam.compliance.outputs import FindingOutputs, SecurityHubTarget
 from kuma_iam.compliance.sweep import SweepProgress, sweep_accounts
 from kuma_iam.config import ComplianceMode, ComplianceSettings
 from kuma_iam.errors import InvalidRequest, UpstreamError
-from kuma_iam.observability import logger, metrics_count, metrics_total, timed
+from kuma_iam.observability import (
+    INVALID_EVENT,
+    ROLES_EVALUATED,
+    SWEEP_DURATION,
+    logger,
+    metrics_count,
+    record_metric,
+    timed,
+)
 from kuma_iam.roles import IamClients, RoleRecord
 from kuma_iam.rules import is_removable_kuma_key
 
@@ -122,7 +130,7 @@ class ComplianceFunction:
         try:
             parsed = parse_compliance_event(event)
         except InvalidRequest as error:
-            metrics_count("InvalidEvent")
+            metrics_count(INVALID_EVENT)
             logger.warning("event refused", extra={"detail": error.message})
             return {
                 "evaluated": 0,
@@ -149,9 +157,9 @@ class ComplianceFunction:
                 summary = self.compliance.check_change(change)
         else:
             trigger = f"scheduled sweep {event.id}"
-            with timed("SweepDuration"):
+            with timed(SWEEP_DURATION):
                 summary = self.compliance.sweep()
-            metrics_total("RolesEvaluated", summary.evaluated)
+            record_metric(ROLES_EVALUATED, summary.evaluated)
         logger.info(
             "compliance checked",
             extra={
