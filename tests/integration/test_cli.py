@@ -30,6 +30,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from kuma_iam_cli.local.compliance_events import COMPLIANCE_CASES
 from kuma_iam_cli.local.events import VERIFIER_CASES, VerifierCase
 from kuma_iam_cli.local.gateway import LocalLambdaContext
 from kuma_iam_cli.local.seed import HOME_ACCOUNT, DemoWorld, UserCredentials, task_credentials
@@ -552,7 +553,11 @@ def test_events_writes_every_case_and_the_sam_env_file(
     written_events: WrittenEvents, demo_world: DemoWorld
 ) -> None:
     out = written_events.folder
-    expected = [out / "verifier" / f"{case.name}.json" for case in VERIFIER_CASES] + [out / "env.json"]
+    expected = [
+        *(out / "verifier" / f"{case.name}.json" for case in VERIFIER_CASES),
+        *(out / "tag_compliance" / f"{case.name}.json" for case in COMPLIANCE_CASES),
+        out / "env.json",
+    ]
 
     assert written_events.code == 0
     assert written_events.printed == [str(path) for path in expected]
@@ -564,6 +569,10 @@ def test_events_writes_every_case_and_the_sam_env_file(
     assert environment["KUMA_IAM_SERVER_ID"] == SERVER_ID
     assert environment["KUMA_IAM_HOME_ACCOUNT_ID"] == demo_world.home_account
     assert "AWS_ACCESS_KEY_ID" not in environment  # sam passes its own credentials; see sam-env.sh
+    compliance = json.loads((out / "env.json").read_text())["TagComplianceFunction"]
+    assert compliance["AWS_ENDPOINT_URL_IAM"] == f"http://host.docker.internal:{moto_port}"
+    assert compliance["KUMA_IAM_IDEMPOTENCY_TABLE"]
+    assert "AWS_ACCESS_KEY_ID" not in compliance
 
 
 @pytest.mark.parametrize("case", VERIFIER_CASES, ids=lambda case: case.name)
