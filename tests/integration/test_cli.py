@@ -525,6 +525,44 @@ def test_serve_prints_commands_that_give_the_documented_answers_and_stops_on_ctr
     assert (tmp_path / ".local" / "world.json").is_file()
 
 
+def test_serve_prints_a_sweep_and_an_event_that_find_what_they_say(tmp_path: Path) -> None:
+    # Given the local stack, started as `make run` does
+    with serving(tmp_path) as serve:
+        instructions = serve.read_until("Ctrl-C stops the stack.", timeout=60)
+        sweep_command = re.search(r"^# sweep every role.*\n(.+)$", instructions, re.MULTILINE)
+        event_command = re.search(
+            r"^# an IAM event as EventBridge delivers it.*\n(.+)$", instructions, re.MULTILINE
+        )
+        assert sweep_command
+        assert event_command
+
+        # When a user pastes the sweep and, twice, the event
+        def run(command: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                ["bash", "-c", command],
+                cwd=tmp_path,
+                env=isolated_environment(COLUMNS="200"),
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+
+        swept = run(sweep_command[1])
+        first, again = run(event_command[1]), run(event_command[1])
+        serve.interrupt()
+
+    # Then the sweep shows the demo's broken roles and exits 1, and the event finds the unauthorized change
+    assert swept.returncode == 1, swept.stderr
+    for role in ("typo-task", "shouting-task", "ledger-task"):
+        assert role in swept.stdout
+    assert "Traceback" not in swept.stderr
+    summary = json.loads(first.stdout)
+    assert [(f["rule"], f["roleName"]) for f in summary["findings"]] == [
+        ("kuma-tag-change-unauthorized", "orders-task")
+    ]
+    assert json.loads(again.stdout) == summary  # the same event id: the stored answer
+
+
 # --- kuma-iam events: sample events re-signed against the running world ---------------------------------
 
 
