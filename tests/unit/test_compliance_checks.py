@@ -9,6 +9,7 @@ import pytest
 from kuma_iam.compliance.changes import RoleChange, TagAdmins, unauthorized_change
 from kuma_iam.compliance.enforce import removal_plan
 from kuma_iam.compliance.evaluate import change_findings, role_findings
+from kuma_iam.compliance.events import UserIdentity
 from kuma_iam.compliance.findings import ComplianceFinding, ComplianceSummary, Remediation
 from kuma_iam.compliance.outputs import asff_id
 from kuma_iam.roles import RoleRecord
@@ -300,3 +301,66 @@ def test_asff_id_is_stable_across_sweeps_and_name_case_and_distinct_per_problem(
     assert asff_id(finding()) != asff_id(finding(rule="kuma-mesh-missing"))
     assert asff_id(finding()) != asff_id(finding(tag_keys=("kuma.io/mesh",)))
     assert asff_id(finding(occurrence="ev-1")) != asff_id(finding(occurrence="ev-2"))
+
+
+# --- who CloudTrail says made the call ----------------------------------------------------------------------
+
+ISSUER = {"type": "Role", "arn": "arn:aws:iam::111111111111:role/platform-admin"}
+
+
+@pytest.mark.parametrize(
+    ("identity", "principal"),
+    [
+        pytest.param(
+            {
+                "type": "AssumedRole",
+                "arn": "arn:aws:sts::111111111111:assumed-role/platform-admin/alice",
+                "sessionContext": {"sessionIssuer": ISSUER},
+            },
+            "arn:aws:iam::111111111111:role/platform-admin",
+            id="assumed-role-by-its-role",
+        ),
+        pytest.param(
+            {"type": "AssumedRole", "arn": "arn:aws:sts::111111111111:assumed-role/platform-admin/alice"},
+            None,
+            id="assumed-role-without-issuer-is-nobody",
+        ),
+        pytest.param(
+            {
+                "type": "FederatedUser",
+                "arn": "arn:aws:sts::111111111111:federated-user/bob",
+                "sessionContext": {
+                    "sessionIssuer": {"type": "IAMUser", "arn": "arn:aws:iam::111111111111:user/ops"}
+                },
+            },
+            "arn:aws:iam::111111111111:user/ops",
+            id="federated-user-by-its-iam-user",
+        ),
+        pytest.param(
+            {"type": "IAMUser", "arn": "arn:aws:iam::111111111111:user/dev"},
+            "arn:aws:iam::111111111111:user/dev",
+            id="user",
+        ),
+        pytest.param(
+            {"type": "Root", "arn": "arn:aws:iam::111111111111:root"},
+            "arn:aws:iam::111111111111:root",
+            id="root",
+        ),
+        pytest.param({"type": "AWSService", "invokedBy": "cloudformation.amazonaws.com"}, None, id="service"),
+    ],
+)
+def test_the_accountable_principal_of_a_call(identity: dict[str, Any], principal: str | None) -> None:
+    assert UserIdentity.model_validate(identity).principal_arn() == principal
+
+
+def test_a_session_name_cannot_make_an_admin() -> None:
+    # Given a non-admin role whose session is named like an admin's
+    identity = UserIdentity.model_validate(
+        {
+            "type": "AssumedRole",
+            "arn": "arn:aws:sts::111111111111:assumed-role/ci/platform-admin",
+            "sessionContext": {"sessionIssuer": {"type": "Role", "arn": "arn:aws:iam::111111111111:role/ci"}},
+        }
+    )
+    # Then it is judged by its role, which is no admin
+    assert not ADMINS.admits(identity.principal_arn())
