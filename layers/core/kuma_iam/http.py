@@ -10,6 +10,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from kuma_iam.errors import InvalidRequest, UpstreamError
 from kuma_iam.observability import logger, metrics_count
@@ -51,7 +52,15 @@ def parse_body[T: BaseModel](model: type[T], body: bytes | str | None) -> T:
         first = error.errors(include_input=False, include_url=False)[0]
         # Field names can be the caller's own (extra keys, tag names): echo at most a little of each.
         where = ".".join(str(part)[:64] for part in first["loc"]) or "body"
-        raise InvalidRequest(f"{where}: {first['msg']}") from None
+        raise InvalidRequest(f"{where}: {_problem(first)}") from None
+
+
+def _problem(error: ErrorDetails) -> str:
+    """pydantic's message, without the "Value error, " it puts before our own validators' words."""
+    raised = error.get("ctx", {}).get("error")
+    if error["type"] == "value_error" and isinstance(raised, ValueError):
+        return str(raised)
+    return error["msg"]
 
 
 def install_error_handlers(app: APIGatewayHttpResolver) -> None:
