@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import sys
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,9 +21,11 @@ from kuma_iam_cli.local.embedded_aws import EmbeddedAws
 from kuma_iam_cli.local.events import VERIFY_ROUTE
 from kuma_iam_cli.local.gateway import LocalGateway, load_handler
 from kuma_iam_cli.local.seed import DemoWorld, control_plane_caller, seed_demo_world, verifier_environment
+from kuma_iam_cli.main import main
 from kuma_iam_cli.signer import sign_identity_request
 from support.aws_clients import ClientFactory, TaskRole, client_as
 from support.captured_output import EverythingLogged, LogRecordText
+from support.cli_runs import ISOLATED, CliRun
 from support.fake_aws import FakeAws, counting_proxy
 from support.local_ports import free_port
 from support.project_files import VERIFIER_HANDLER
@@ -281,3 +284,25 @@ def everything_logged(
     yield EverythingLogged(capfd, records)
     root.removeHandler(records)
     root.setLevel(previous_level)
+
+
+# --- The kuma-iam command in this process. ---
+
+
+@pytest.fixture
+def run_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Callable[..., CliRun]:
+    """run_cli(*argv, **environment): main() in this process, with only `environment` for AWS settings."""
+
+    def run(*argv: str, **environment: str) -> CliRun:
+        with monkeypatch.context() as patch:
+            for name in list(os.environ):
+                if name.startswith("AWS_"):
+                    patch.delenv(name)
+            for name, value in {**ISOLATED, **environment}.items():
+                patch.setenv(name, value)
+            capsys.readouterr()
+            code = main(list(argv))
+            out, err = capsys.readouterr()
+        return CliRun(code, out, err)
+
+    return run

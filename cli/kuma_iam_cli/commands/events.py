@@ -8,18 +8,36 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from kuma_iam_cli.arguments import server_id
+from kuma_iam_cli.errors import CommandError
+
+DESCRIPTION = """\
+Write the sample events (events/<function>/<case>.json) freshly signed against the embedded AWS of a
+running `kuma-iam serve --host 0.0.0.0`, and the `--env-vars` file that points `sam local` at it. Tokens in
+the events are valid for 15 minutes.
+
+exit status: 0 events written; 2 error (no running world, a folder that cannot be written)."""
+
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    events = commands.add_parser("events", help="re-sign the sample events against a running `serve`")
+    events = commands.add_parser(
+        "events", help="re-sign the sample events against a running `serve`", description=DESCRIPTION
+    )
     events.add_argument("--world", default=".local/world.json", help="the state file `serve` wrote")
     events.add_argument(
         "--out", default="events", help="folder to write <function>/<case>.json and env.json into"
     )
     events.add_argument(
         "--container-endpoint",
-        help="where a `sam local` container reaches the embedded AWS (default: host.docker.internal)",
+        help="where a `sam local` container reaches the embedded AWS "
+        "(default: http://host.docker.internal:<its port>)",
     )
-    events.add_argument("--server-id", default="kuma-demo")
+    events.add_argument(
+        "--server-id",
+        type=server_id,
+        default="kuma-demo",
+        help="the server id the tokens are signed for (serve's --server-id)",
+    )
     events.set_defaults(run=run)
 
 
@@ -29,10 +47,7 @@ def run(args: argparse.Namespace) -> int:
 
     world_file = Path(args.world)
     if not world_file.is_file():
-        print(
-            f"kuma-iam: {world_file} not found: start `kuma-iam serve --host 0.0.0.0` first", file=sys.stderr
-        )
-        return 2
+        raise CommandError(f"{world_file} not found: start `kuma-iam serve --host 0.0.0.0` first")
     world = DemoWorld.from_json(world_file.read_text())
     out = Path(args.out)
     written = write_events(world, out, server_id=args.server_id)

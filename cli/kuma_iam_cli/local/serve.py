@@ -11,6 +11,7 @@ from pathlib import Path
 
 import boto3
 
+from kuma_iam_cli.errors import CommandError
 from kuma_iam_cli.local.embedded_aws import EmbeddedAws
 from kuma_iam_cli.local.events import VERIFIER_CASES, VERIFY_ROUTE, VerifierCase
 from kuma_iam_cli.local.gateway import GatewayCaller, LocalGateway, load_handler
@@ -28,8 +29,9 @@ STATE_DIR = Path(".local")
 def serve(args: argparse.Namespace) -> int:
     handler_path = Path(args.functions) / "verifier" / "app.py"
     if not handler_path.is_file():
-        print(f"kuma-iam: {handler_path} not found: run serve from the repository root", file=sys.stderr)
-        return 2
+        raise CommandError(
+            f"{handler_path} not found: run serve from the repository root, or give --functions"
+        )
     if args.aws:
         return _serve_on_aws(args, handler_path)
     with EmbeddedAws(host=args.host, port=args.moto_port) as aws:
@@ -51,16 +53,14 @@ def _serve_on_aws(args: argparse.Namespace, handler_path: Path) -> int:
     session = boto3.Session()
     credentials = session.get_credentials()
     if credentials is None:
-        print("kuma-iam: serve --aws needs AWS credentials", file=sys.stderr)
-        return 2
+        raise CommandError("serve --aws needs AWS credentials")
     identity = session.client("sts").get_caller_identity()
     os.environ.setdefault("KMESH_AWSIAM_AUTHORIZEDACCOUNTIDS", identity["Account"])
     os.environ.setdefault("KUMA_IAM_SERVER_ID", args.server_id)
     os.environ.setdefault("AWS_REGION", session.region_name or "us-east-1")
     frozen = credentials.get_frozen_credentials()
     if frozen.access_key is None or frozen.secret_key is None:
-        print("kuma-iam: serve --aws needs complete AWS credentials", file=sys.stderr)
-        return 2
+        raise CommandError("serve --aws needs complete AWS credentials")
     caller = GatewayCaller(
         access_key_id=frozen.access_key,
         secret_access_key=frozen.secret_key,

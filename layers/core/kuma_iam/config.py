@@ -9,6 +9,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
 from kuma_iam.aws import ACCOUNT_ID
 from kuma_iam.errors import ConfigError
+from kuma_iam.identity.checks import SERVER_ID
 
 
 class VerifierSettings(BaseModel):
@@ -19,8 +20,7 @@ class VerifierSettings(BaseModel):
     authorized_account_ids: Annotated[
         frozenset[str], Field(validation_alias="KMESH_AWSIAM_AUTHORIZEDACCOUNTIDS", min_length=1)
     ]
-    # Printable ASCII without spaces: SigV4 folds whitespace, so "a b" and "a  b" would sign alike.
-    server_id: Annotated[str, Field(validation_alias="KUMA_IAM_SERVER_ID", pattern=r"^[\x21-\x7e]{1,256}$")]
+    server_id: Annotated[str, Field(validation_alias="KUMA_IAM_SERVER_ID", pattern=f"^{SERVER_ID.pattern}$")]
     region: Annotated[str, Field(validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"))] = (
         "us-east-1"
     )
