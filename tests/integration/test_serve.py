@@ -1,55 +1,192 @@
-"""`kuma-iam serve`, the local stack as `make run` starts it: its printed commands, its ports, its state."""
+"""`kuma-iam serve`, the local stack as `make run` starts it: its printed commands work from any directory,
+it checks its ports before starting anything, and each stack keeps its own state, so a second one never
+breaks the first."""
 
 from __future__ import annotations
 
+import json
+import socket
 import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from kuma_iam_cli.local.events import VERIFIER_CASES
-from support.cli_runs import isolated_environment, printed_commands, printed_decision, serving
+from support.cli_runs import (
+    Serve,
+    isolated_environment,
+    printed_commands,
+    printed_decision,
+    run_command,
+    serving,
+)
+from support.local_ports import free_port
 
 pytestmark = pytest.mark.integration
 
+READY = "Ctrl-C stops the stack."
+START_TIMEOUT = 90  # seeding three accounts on a loaded 2-core machine; a ceiling, not a target
 
-def test_serve_prints_commands_that_give_the_documented_answers_and_stops_on_ctrl_c(tmp_path: Path) -> None:
-    # Given the local stack, started as `make run` does, in a fresh folder, its stdout a pipe (as under
-    # `make run | tee` or in CI), so the instructions must come flushed, not when it exits
-    with serving(tmp_path) as serve:
-        instructions = serve.read_until("Ctrl-C stops the stack.", timeout=60)
-        commands = printed_commands(instructions)
-        assert set(commands) == {case.name for case in VERIFIER_CASES}
 
-        # When a user pastes three of its commands into a shell
-        results = {
-            name: subprocess.run(
-                ["bash", "-c", commands[name]],
-                cwd=tmp_path,
-                env=isolated_environment(),
-                capture_output=True,
-                text=True,
-                timeout=60,
-            )
-            for name in ("allowed", "mesh-mismatch", "malformed-token")
-        }
+@dataclass(frozen=True)
+class RunningStack:
+    serve: Serve
+    project: Path
+    instructions: str
 
-        # And then presses Ctrl-C
-        code, rest, stderr = serve.interrupt()
+    @property
+    def commands(self) -> dict[str, str]:
+        return printed_commands(self.instructions)
 
-    # Then each command printed the answer its heading promised, with the matching exit code
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    """One `kuma-iam serve`, started from a project folder, for the tests that only use it."""
+    project = tmp_path_factory.mktemp("project")
+    with serving(project) as serve:
+        yield RunningStack(serve, project, serve.read_until(READY, timeout=START_TIMEOUT))
+
+
+def paste(command: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """A printed command, pasted into a fresh shell in `cwd` with no AWS settings of its own."""
+    return subprocess.run(
+        ["bash", "-c", command],
+        cwd=cwd,
+        env=isolated_environment(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_printed_commands_give_the_promised_answers_from_any_directory(
+    stack: RunningStack, tmp_path: Path
+) -> None:
+    # Given the stack's instructions, one command per sample case
+    commands = stack.commands
+    assert set(commands) == {case.name for case in VERIFIER_CASES}
+
+    # When a user pastes three of them in another directory than the one serve started in
+    results = {
+        name: paste(commands[name], tmp_path) for name in ("allowed", "mesh-mismatch", "malformed-token")
+    }
+
+    # Then each printed the answer its heading promised, with the matching exit code
     allowed, mesh, malformed = (results[name] for name in ("allowed", "mesh-mismatch", "malformed-token"))
     assert allowed.returncode == 0, allowed.stderr
     assert printed_decision(allowed.stdout)[1]["identity"]["roleName"] == "backend-task"
     assert mesh.returncode == 1, mesh.stderr
     assert printed_decision(mesh.stdout)[1]["reason"] == "mesh_mismatch"
     assert malformed.returncode == 2, malformed.stderr
-    assert printed_decision(malformed.stdout) == (
-        400,
-        {"error": "invalid_request", "message": printed_decision(malformed.stdout)[1]["message"]},
-    )
-    # And the stack stopped cleanly
-    assert code == 0
+    assert printed_decision(malformed.stdout)[1]["error"] == "invalid_request"
+    # And every path they name is absolute
+    for command in commands.values():
+        for word in command.replace('"', " ").replace("$(", " ").replace(")", " ").split():
+            if "/" in word and not word.startswith("http"):
+                assert word.startswith("/"), word
+
+
+def test_state_lives_in_a_folder_of_the_stack_own_port(stack: RunningStack) -> None:
+    # Then the stack's world, credentials and stack file are under .local/<moto port>/
+    folder = stack.serve.state_dir
+    world = json.loads((folder / "world.json").read_text())
+    assert world["endpoint_url"].endswith(f":{stack.serve.moto_port}")
+    running = json.loads((folder / "stack.json").read_text())
+    assert running["verify_url"] == f"http://127.0.0.1:{stack.serve.port}/v1/verify"
+    assert running["state_dir"] == str(folder)
+    credentials = folder / "credentials" / "control-plane.env"
+    assert credentials.stat().st_mode & 0o777 == 0o600
+    assert str(credentials) in stack.instructions
+    # And nothing in the old shared places
+    assert not (stack.project / ".local" / "world.json").exists()
+    assert not (stack.project / ".local" / "credentials").exists()
+
+
+def test_a_second_stack_never_breaks_the_first(stack: RunningStack, tmp_path: Path) -> None:
+    # Given a second stack started from the same folder on other ports
+    with serving(stack.project) as second:
+        second_instructions = second.read_until(READY, timeout=START_TIMEOUT)
+
+        # When the first stack's commands run again, and the second's
+        first_answer = paste(stack.commands["allowed"], tmp_path)
+        second_answer = paste(printed_commands(second_instructions)["allowed"], tmp_path)
+
+        # Then both are allowed: the second wrote its own state, not over the first's
+        assert first_answer.returncode == 0, first_answer.stdout + first_answer.stderr
+        assert second_answer.returncode == 0, second_answer.stdout + second_answer.stderr
+        assert second.state_dir != stack.serve.state_dir
+        assert str(stack.serve.state_dir) not in second_instructions
+
+        # And Ctrl-C stops the second cleanly: its stack file goes, its world stays for `kuma-iam events`
+        code, rest, stderr = second.interrupt()
+    assert code == 0, stderr
     assert "stopping" in rest
     assert "Traceback" not in stderr
-    assert (tmp_path / ".local" / "world.json").is_file()
+    assert not (second.state_dir / "stack.json").exists()
+    assert (second.state_dir / "world.json").is_file()
+    assert (stack.serve.state_dir / "stack.json").is_file()
+
+
+@pytest.mark.parametrize("busy", [("--port",), ("--moto-port",), ("--port", "--moto-port")], ids="+".join)
+def test_a_busy_port_stops_serve_at_once_naming_the_option(busy: tuple[str, ...], tmp_path: Path) -> None:
+    # Given another program listening on the port(s) serve is asked to use
+    held: list[socket.socket] = []
+    ports = {"--port": free_port(), "--moto-port": free_port()}
+    for option in busy:
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", ports[option]))
+        listener.listen()
+        held.append(listener)
+    try:
+        # When serve starts
+        began = time.monotonic()
+        with serving(tmp_path, port=ports["--port"], moto_port=ports["--moto-port"]) as serve:
+            code, out, err = serve.finish(timeout=60)
+    finally:
+        for listener in held:
+            listener.close()
+
+    # Then it exits 2 before starting anything, in one line naming each busy port and its option
+    assert code == 2, out + err
+    assert out == ""
+    assert len(err.splitlines()) == 1, err
+    for option in busy:
+        assert f"port {ports[option]}" in err
+        assert f"pick another with {option}" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / ".local").exists()
+    assert time.monotonic() - began < 60
+
+
+def test_no_credentials_points_to_the_running_stacks_credentials(stack: RunningStack) -> None:
+    # When a user runs the sidecar's command with no credentials, beside a running stack
+    run = run_command("token", "--server-id", "kuma-demo", cwd=stack.project)
+
+    # Then the error says where the stack keeps credentials and how to use them
+    assert run.code == 2
+    assert len(run.err.splitlines()) == 1, run.err
+    assert "no AWS credentials found" in run.err
+    assert f"{stack.serve.state_dir}/credentials/" in run.err
+    assert "env $(cat " in run.err
+
+
+def test_verify_sent_to_the_stacks_embedded_aws_names_its_verifier_url(stack: RunningStack) -> None:
+    # Given the control plane's credentials, and the embedded AWS's URL by mistake
+    credentials = dict(
+        line.split("=", 1)
+        for line in (stack.serve.state_dir / "credentials" / "control-plane.env").read_text().splitlines()
+    )
+    url = f"http://127.0.0.1:{stack.serve.moto_port}/v1/verify"
+
+    # When verify is sent there
+    run = run_command(
+        "verify", "--url", url, "--token", "x", "--mesh", "default", cwd=stack.project, **credentials
+    )
+
+    # Then the error names the stack's verifier URL
+    assert run.code == 2
+    assert len(run.err.splitlines()) == 1, run.err
+    assert f"http://127.0.0.1:{stack.serve.port}/v1/verify" in run.err

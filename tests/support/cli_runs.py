@@ -59,10 +59,15 @@ class CliRun:
     err: str
 
 
-def run_command(*argv: str, **environment: str) -> CliRun:
+def run_command(*argv: str, cwd: Path | None = None, **environment: str) -> CliRun:
     """The installed kuma-iam in a subprocess, as a user (or a sidecar's init container) runs it."""
     done = subprocess.run(
-        [KUMA_IAM, *argv], env=isolated_environment(**environment), capture_output=True, text=True, timeout=60
+        [KUMA_IAM, *argv],
+        cwd=cwd,
+        env=isolated_environment(**environment),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     return CliRun(done.returncode, done.stdout, done.stderr)
 
@@ -75,10 +80,19 @@ def printed_decision(output: str) -> tuple[int, dict[str, Any]]:
 
 
 class Serve:
-    """`kuma-iam serve` in a subprocess, its stdout read line by line as it comes."""
+    """`kuma-iam serve` in a subprocess, its stdout read line by line as it comes (stderr collected)."""
 
-    def __init__(self, cwd: Path, **environment: str) -> None:
-        self.port = free_port()
+    def __init__(
+        self,
+        cwd: Path,
+        *flags: str,
+        port: int | None = None,
+        moto_port: int | None = None,
+        **environment: str,
+    ) -> None:
+        self.cwd = cwd
+        self.port = port if port is not None else free_port()
+        self.moto_port = moto_port if moto_port is not None else free_port()
         self.process = subprocess.Popen(
             [
                 KUMA_IAM,
@@ -86,9 +100,10 @@ class Serve:
                 "--port",
                 str(self.port),
                 "--moto-port",
-                str(free_port()),
+                str(self.moto_port),
                 "--functions",
                 str(REPO / "functions"),
+                *flags,
             ],
             cwd=cwd,
             env=isolated_environment(**environment),
@@ -100,13 +115,29 @@ class Serve:
         )
         self.lines: queue.Queue[str] = queue.Queue()
         self.output: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+        self.errors: list[str] = []
+        self._readers = [
+            threading.Thread(target=self._read, daemon=True),
+            threading.Thread(target=self._read_errors, daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    @property
+    def state_dir(self) -> Path:
+        """Where this stack keeps its state: <cwd>/.local/<moto port>/."""
+        return self.cwd / ".local" / str(self.moto_port)
 
     def _read(self) -> None:
         assert self.process.stdout is not None
         for line in self.process.stdout:
             self.lines.put(line)
+
+    def _read_errors(self) -> None:
+        # Read as it comes, so a chatty stderr can never fill the pipe and stall the server.
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.errors.append(line)
 
     def read_until(self, marker: str, timeout: float) -> str:
         deadline = time.monotonic() + timeout
@@ -122,27 +153,37 @@ class Serve:
                 return "".join(self.output)
         raise TimeoutError(
             f"serve printed no {marker!r} in {timeout}s; so far: {''.join(self.output)[-2000:]}"
+            f"\nstderr: {''.join(self.errors)[-2000:]}"
         )
+
+    def drain(self) -> str:
+        """What serve printed since the last read, without waiting."""
+        rest = []
+        while not self.lines.empty():
+            rest.append(self.lines.get())
+        self.output.extend(rest)
+        return "".join(rest)
+
+    def finish(self, timeout: float) -> tuple[int, str, str]:
+        """Wait for it to exit on its own; returns the exit code, the rest of stdout, and stderr."""
+        code = self.process.wait(timeout=timeout)
+        for reader in self._readers:
+            reader.join(timeout=5)
+        return code, self.drain(), "".join(self.errors)
 
     def interrupt(self, timeout: float = 30) -> tuple[int, str, str]:
         """Ctrl-C, as a user stops it; returns the exit code, the rest of stdout, and stderr."""
         self.process.send_signal(signal.SIGINT)
         try:
-            code = self.process.wait(timeout=timeout)
+            return self.finish(timeout)
         except subprocess.TimeoutExpired:
             self.process.kill()
             raise
-        self._reader.join(timeout=5)
-        rest = []
-        while not self.lines.empty():
-            rest.append(self.lines.get())
-        assert self.process.stderr is not None
-        return code, "".join(rest), self.process.stderr.read()
 
 
 @contextlib.contextmanager
-def serving(cwd: Path, **environment: str) -> Iterator[Serve]:
-    serve = Serve(cwd, **environment)
+def serving(cwd: Path, *flags: str, **options: Any) -> Iterator[Serve]:
+    serve = Serve(cwd, *flags, **options)
     try:
         yield serve
     finally:

@@ -44,11 +44,11 @@ log "sam build (log: $SCRATCH/build.log)"
 sam build >"$SCRATCH/build.log" 2>&1 || { cat "$SCRATCH/build.log" >&2; exit 1; }
 # The embedded AWS must listen beyond the loopback: the function runs in a container on Docker's bridge.
 log "starting the embedded AWS on 0.0.0.0:$MOTO_PORT (log: $SCRATCH/serve.log)"
-(cd "$SCRATCH" && exec kuma-iam serve --host 0.0.0.0 --moto-port "$MOTO_PORT" --port 0 \
-    --functions "$REPO/functions" >"$SCRATCH/serve.log" 2>&1) &
+kuma-iam serve --host 0.0.0.0 --moto-port "$MOTO_PORT" --port 0 --state-dir "$SCRATCH" \
+    --functions "$REPO/functions" >"$SCRATCH/serve.log" 2>&1 &
 SERVE_PID=$!
 trap 'kill "$SERVE_PID" 2>/dev/null || true; wait "$SERVE_PID" 2>/dev/null || true' EXIT
-WORLD="$SCRATCH/.local/world.json"
+WORLD="$SCRATCH/$MOTO_PORT/world.json"
 for _ in $(seq 120); do
     [ -s "$WORLD" ] && break
     kill -0 "$SERVE_PID" 2>/dev/null || { cat "$SCRATCH/serve.log" >&2; exit 1; }

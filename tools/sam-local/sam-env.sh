@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Print the shell environment `sam local` needs to run functions against the embedded AWS that
-# `kuma-iam serve --host 0.0.0.0` started (its state file: .local/world.json), for `eval`:
-#   eval "$(tools/sam-local/sam-env.sh)"      # or: tools/sam-local/sam-env.sh path/to/world.json
+# `kuma-iam serve --host 0.0.0.0` started (its world file: .local/<moto port>/world.json), for `eval`:
+#   eval "$(tools/sam-local/sam-env.sh)"      # the stack on port 5000 of this repository
+#   eval "$(tools/sam-local/sam-env.sh /path/to/.local/5001/world.json)"
 # Why: `sam local` hands the function the credentials of its own environment (the --env-vars file can
 # only override variables the template declares, and no template can declare AWS_ACCESS_KEY_ID), and it
 # resolves AWS::AccountId by asking STS who those credentials are: AWS_ENDPOINT_URL_STS makes that the
 # embedded AWS (instead of a slow failing call to the real STS, and the default 123456789012).
 set -euo pipefail
-WORLD="${1:-.local/world.json}"
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+WORLD="${1:-$REPO/.local/5000/world.json}"
 [ -s "$WORLD" ] || { echo "sam-env.sh: $WORLD not found: start 'kuma-iam serve --host 0.0.0.0' first" >&2; exit 1; }
 python3 - "$WORLD" <<'PY'
 import json, shlex, sys

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from kuma_iam_cli.arguments import server_id
+from kuma_iam_cli.arguments import port, server_id
 from kuma_iam_cli.errors import CommandError
+from kuma_iam_cli.local.state import DEFAULT_MOTO_PORT, DEFAULT_STATE_ROOT, StackState, running_stacks
 
 DESCRIPTION = """\
 Write the sample events (events/<function>/<case>.json) freshly signed against the embedded AWS of a
@@ -23,7 +25,20 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     events = commands.add_parser(
         "events", help="re-sign the sample events against a running `serve`", description=DESCRIPTION
     )
-    events.add_argument("--world", default=".local/world.json", help="the state file `serve` wrote")
+    events.add_argument(
+        "--state-dir",
+        default=str(DEFAULT_STATE_ROOT),
+        help="serve's --state-dir: the stack's state is in here",
+    )
+    events.add_argument(
+        "--moto-port",
+        type=port,
+        default=DEFAULT_MOTO_PORT,
+        help="serve's --moto-port: which stack to sign for",
+    )
+    events.add_argument(
+        "--world", help="the world file `serve` wrote (default: <state-dir>/<moto-port>/world.json)"
+    )
     events.add_argument(
         "--out", default="events", help="folder to write <function>/<case>.json and env.json into"
     )
@@ -45,9 +60,17 @@ def run(args: argparse.Namespace) -> int:
     from kuma_iam_cli.local.events import sam_env_vars, write_events
     from kuma_iam_cli.local.seed import DemoWorld
 
-    world_file = Path(args.world)
+    world_file = (
+        Path(args.world)
+        if args.world
+        else StackState.for_port(Path(args.state_dir), args.moto_port).world_file
+    )
     if not world_file.is_file():
-        raise CommandError(f"{world_file} not found: start `kuma-iam serve --host 0.0.0.0` first")
+        running = ", ".join(f"{stack.endpoint_url} ({stack.state_dir})" for stack in running_stacks())
+        raise CommandError(
+            f"{world_file.absolute()} not found: start `kuma-iam serve --host 0.0.0.0` first"
+            + (f"; running stacks: {running} (pick one with --moto-port)" if running else "")
+        )
     world = DemoWorld.from_json(world_file.read_text())
     out = Path(args.out)
     written = write_events(world, out, server_id=args.server_id)
@@ -58,5 +81,8 @@ def run(args: argparse.Namespace) -> int:
     )
     for path in [*written, env_file]:
         print(path)
-    print('for sam itself: eval "$(tools/sam-local/sam-env.sh)"', file=sys.stderr)
+    print(
+        f'for sam itself: eval "$(tools/sam-local/sam-env.sh {shlex.quote(str(world_file))})"',
+        file=sys.stderr,
+    )
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from kuma_iam_cli.arguments import port, server_id
+from kuma_iam_cli.local.state import DEFAULT_MOTO_PORT, DEFAULT_STATE_ROOT
 
 DESCRIPTION = """\
 Run the verifier handler behind a local API gateway that checks SigV4 signatures as API Gateway's IAM
@@ -22,7 +23,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     serve.add_argument("--aws", action="store_true", help="use the real AWS account of your credentials")
     serve.add_argument("--port", type=port, default=8080, help="port of the local HTTP gateway (0: any free)")
-    serve.add_argument("--moto-port", type=port, default=5000, help="port of the embedded AWS (0: any free)")
+    serve.add_argument(
+        "--moto-port", type=port, default=DEFAULT_MOTO_PORT, help="port of the embedded AWS (0: any free)"
+    )
     serve.add_argument(
         "--host", default="127.0.0.1", help="address the embedded AWS listens on (0.0.0.0 for containers)"
     )
@@ -30,6 +33,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--server-id", type=server_id, default="kuma-demo", help="the server id the local verifier expects"
     )
     serve.add_argument("--functions", default="functions", help="folder holding the handlers")
+    serve.add_argument(
+        "--state-dir",
+        default=str(DEFAULT_STATE_ROOT),
+        help="where this stack keeps its world, credential files and function log: <state-dir>/<moto-port>/",
+    )
     serve.set_defaults(run=run)
 
 

@@ -11,6 +11,8 @@ from kuma_iam_cli.aws_credentials import DEFAULT_REGION, default_credentials
 from kuma_iam_cli.errors import CommandError
 from kuma_iam_cli.signer import sign_identity_request
 
+# In a running local stack's credentials folder: the demo's backend task role, to suggest when none are set.
+LOCAL_STACK_TASK_CREDENTIALS = "111111111111-backend-task.env"
 DESCRIPTION = """\
 The sidecar's side: sign an sts:GetCallerIdentity request with the default AWS credentials (on ECS, the
 task role's) for one control plane's server id, and print it as a token for `kuma-iam verify` or the
@@ -44,7 +46,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run(args: argparse.Namespace) -> int:
-    credentials, region = default_credentials(args.region, purpose="sign the token")
+    credentials, region = default_credentials(
+        args.region, purpose="sign the token", local_file=LOCAL_STACK_TASK_CREDENTIALS
+    )
     try:
         signed = sign_identity_request(credentials, server_id=args.server_id, region=region)
     except ValueError as error:

@@ -12,6 +12,7 @@ from typing import Any
 from kuma_iam_cli.arguments import http_url
 from kuma_iam_cli.aws_credentials import DEFAULT_REGION, default_credentials
 from kuma_iam_cli.errors import CommandError
+from kuma_iam_cli.local.state import running_stacks
 from kuma_iam_cli.signer import sign_api_call
 
 TIMEOUT_SECONDS = 15
@@ -72,7 +73,9 @@ def run(args: argparse.Namespace) -> int:
     body = json.dumps({"token": _token(args.token), "dataplane": dataplane}).encode()
 
     credentials, region = default_credentials(
-        args.region, purpose="sign the call to the verifier (the control plane's credentials)"
+        args.region,
+        purpose="sign the call to the verifier (the control plane's credentials)",
+        local_file="control-plane.env",
     )
     headers = sign_api_call(credentials, url=args.url, body=body, region=region)
     status, payload = _post(args.url, body, headers)
@@ -124,10 +127,15 @@ def _verifier_answer(url: str, status: int, payload: str) -> dict[str, Any]:
     if payload.lstrip().startswith("<"):
         code = _XML_ERROR_CODE.search(payload)
         what = f"XML ({code[1]})" if code else "XML"
+        stacks = running_stacks()
+        where = (
+            f"the local stack's verifier is at {stacks[0].verify_url}"
+            if stacks
+            else "use the gateway's http://127.0.0.1:<serve --port>/v1/verify that `kuma-iam serve` prints"
+        )
         raise CommandError(
-            f"{url} answered HTTP {status} with {what}, not a verifier's JSON: that is an AWS API such as "
-            "the embedded AWS (`serve --moto-port`); give the verifier's URL, the gateway's "
-            "`http://127.0.0.1:<--port>/v1/verify` that `kuma-iam serve` prints"
+            f"{url} answered HTTP {status} with {what}, not a verifier's JSON: that is an AWS API, such as "
+            f"the embedded AWS (serve's --moto-port), not the verifier; {where}"
         )
     raise CommandError(f"{url} answered HTTP {status} with something other than JSON: is it /v1/verify?")
 

@@ -10,6 +10,7 @@ import importlib.util
 import json
 import logging
 import secrets
+import socket
 import sys
 import threading
 import time
@@ -352,7 +353,10 @@ class LocalGateway:
         public_routes: Collection[str] = frozenset(),
         max_body_bytes: int = MAX_BODY_BYTES,
         clock: Callable[[], datetime] | None = None,
+        listener: socket.socket | None = None,
     ) -> None:
+        """listener: a socket already bound and listening (local/listeners.py) to serve on instead of
+        binding (host, port) here."""
         unknown_public = set(public_routes) - set(routes)
         if unknown_public:
             raise ValueError(f"public routes without a handler: {sorted(unknown_public)}")
@@ -366,6 +370,7 @@ class LocalGateway:
         self._region = region
         self.max_body_bytes = max_body_bytes
         self._clock = clock or _utc_now
+        self._listener = listener
         self._server: _GatewayHttpServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -402,7 +407,8 @@ class LocalGateway:
         return response
 
     def start(self) -> Self:
-        server = _GatewayHttpServer((self._host, self._requested_port), self)
+        server = _GatewayHttpServer((self._host, self._requested_port), self, self._listener)
+        self._listener = None  # the server owns it now, and closes it on stop
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="kuma-iam-gateway", daemon=True
@@ -474,8 +480,14 @@ class LocalGateway:
 class _GatewayHttpServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], gateway: LocalGateway) -> None:
-        super().__init__(address, _GatewayRequestHandler)
+    def __init__(
+        self, address: tuple[str, int], gateway: LocalGateway, listener: socket.socket | None = None
+    ) -> None:
+        super().__init__(address, _GatewayRequestHandler, bind_and_activate=listener is None)
+        if listener is not None:
+            self.socket.close()
+            self.socket = listener
+            self.server_address = listener.getsockname()[:2]
         self.gateway = gateway
 
 

@@ -15,6 +15,7 @@ from kuma_iam_cli.errors import CommandError
 from kuma_iam_cli.local.embedded_aws import EmbeddedAws
 from kuma_iam_cli.local.events import VERIFIER_CASES, VERIFY_ROUTE, VerifierCase
 from kuma_iam_cli.local.gateway import GatewayCaller, LocalGateway, load_handler
+from kuma_iam_cli.local.listeners import WantedPort, take_ports
 from kuma_iam_cli.local.seed import (
     DemoWorld,
     control_plane_caller,
@@ -22,34 +23,65 @@ from kuma_iam_cli.local.seed import (
     task_credentials,
     verifier_environment,
 )
+from kuma_iam_cli.local.state import RunningStack, StackState
 
-STATE_DIR = Path(".local")
+GATEWAY_HOST = "127.0.0.1"  # the gateway is for this machine's shells; --host opens the embedded AWS only
+ANY_ADDRESS = "0.0.0.0"  # noqa: S104 - what `--host` takes to let containers in
 
 
 def serve(args: argparse.Namespace) -> int:
-    handler_path = Path(args.functions) / "verifier" / "app.py"
+    handler_path = (Path(args.functions) / "verifier" / "app.py").absolute()
     if not handler_path.is_file():
         raise CommandError(
             f"{handler_path} not found: run serve from the repository root, or give --functions"
         )
     if args.aws:
         return _serve_on_aws(args, handler_path)
-    with EmbeddedAws(host=args.host, port=args.moto_port) as aws:
+    # Both ports before anything starts: a busy one is an error now, not a hang after seeding.
+    aws_listener, gateway_listener = take_ports(
+        [
+            WantedPort(args.host, args.moto_port, "--moto-port", "the embedded AWS"),
+            WantedPort(GATEWAY_HOST, args.port, "--port", "the verifier's gateway"),
+        ]
+    )
+    with EmbeddedAws(host=args.host, listener=aws_listener) as aws:
+        state = StackState.for_port(Path(args.state_dir), aws.port)
+        state.prepare()
         world = seed_demo_world(aws)
         aws.enable_signature_checks()
+        state.world_file.write_text(world.to_json())
         os.environ.update(verifier_environment(world, server_id=args.server_id))
         handler = load_handler(handler_path)
         caller = control_plane_caller(world)
         with LocalGateway(
-            {VERIFY_ROUTE: handler}, [caller], api_account_id=world.home_account, port=args.port
+            {VERIFY_ROUTE: handler},
+            [caller],
+            api_account_id=world.home_account,
+            host=GATEWAY_HOST,
+            listener=gateway_listener,
         ) as gw:
-            print(_demo_instructions(world, f"{gw.endpoint_url}/v1/verify", args.server_id), flush=True)
-            _wait_for_interrupt()
+            verify_url = f"{gw.endpoint_url}/v1/verify"
+            state.announce(
+                RunningStack(
+                    pid=os.getpid(),
+                    verify_url=verify_url,
+                    endpoint_url=world.endpoint_url,
+                    state_dir=str(state.folder),
+                )
+            )
+            try:
+                print(_demo_instructions(world, state, verify_url, args), flush=True)
+                _wait_for_interrupt()
+            finally:
+                state.withdraw()
     return 0
 
 
 def _serve_on_aws(args: argparse.Namespace, handler_path: Path) -> int:
     """Serve against the account of your own credentials; only those credentials may call the gateway."""
+    (gateway_listener,) = take_ports(
+        [WantedPort(GATEWAY_HOST, args.port, "--port", "the verifier's gateway")]
+    )
     session = boto3.Session()
     credentials = session.get_credentials()
     if credentials is None:
@@ -71,7 +103,11 @@ def _serve_on_aws(args: argparse.Namespace, handler_path: Path) -> int:
     )
     handler = load_handler(handler_path)
     with LocalGateway(
-        {VERIFY_ROUTE: handler}, [caller], api_account_id=identity["Account"], port=args.port
+        {VERIFY_ROUTE: handler},
+        [caller],
+        api_account_id=identity["Account"],
+        host=GATEWAY_HOST,
+        listener=gateway_listener,
     ) as gw:
         kuma = _kuma_iam_command()
         print(
@@ -88,10 +124,8 @@ def _serve_on_aws(args: argparse.Namespace, handler_path: Path) -> int:
     return 0
 
 
-def _demo_instructions(world: DemoWorld, url: str, server_id: str) -> str:
-    STATE_DIR.mkdir(exist_ok=True)
-    (STATE_DIR / "world.json").write_text(world.to_json())
-    control_plane = _env_file(
+def _demo_instructions(world: DemoWorld, state: StackState, url: str, args: argparse.Namespace) -> str:
+    control_plane = state.write_credentials(
         "control-plane",
         {
             "AWS_ACCESS_KEY_ID": world.control_plane.access_key_id,
@@ -100,13 +134,20 @@ def _demo_instructions(world: DemoWorld, url: str, server_id: str) -> str:
         },
     )
     kuma = _kuma_iam_command()
+    events = (
+        f"{kuma} events --world {_quoted(state.world_file)} "
+        f"--out {_quoted(Path(args.functions).absolute().parent / 'events')}"
+    )
     lines = [
         f"kuma-iam verifier on the embedded AWS ({world.endpoint_url}, SigV4 checked), at {url}",
         f"authorized accounts {world.home_account}, {world.partner_account}; "
         f"not authorized {world.outsider_account}; "
-        f"server id {server_id!r}.",
-        f"Events for `sam local invoke`: {kuma} events --world {STATE_DIR / 'world.json'}",
-        "Try it (each line signs a fresh token with a task role's credentials and asks the verifier):",
+        f"server id {args.server_id!r}.",
+        f"State (world, credentials, the function's JSON log): {state.folder}",
+        f"Events for `sam local invoke`: {events}"
+        + ("" if args.host == ANY_ADDRESS else "  (containers reach this stack only with --host 0.0.0.0)"),
+        "Try it from any directory (each line signs a fresh token with a task role's credentials and asks "
+        "the verifier):",
     ]
     for case in VERIFIER_CASES:
         expected = (
@@ -114,14 +155,16 @@ def _demo_instructions(world: DemoWorld, url: str, server_id: str) -> str:
         )
         lines.append(f"\n# {case.name} -> {expected}")
         lines.append(
-            f"env $(cat {control_plane}) {kuma} verify --url {url} {_claim_flags(case)} "
-            f"--token {_token_expression(world, case, kuma, server_id)}"
+            f"env $(cat {_quoted(control_plane)}) {kuma} verify --url {url} {_claim_flags(case)} "
+            f"--token {_token_expression(world, state, case, kuma, args.server_id)}"
         )
     lines.append("\nCtrl-C stops the stack.")
     return "\n".join(lines)
 
 
-def _token_expression(world: DemoWorld, case: VerifierCase, kuma: str, server_id: str) -> str:
+def _token_expression(
+    world: DemoWorld, state: StackState, case: VerifierCase, kuma: str, server_id: str
+) -> str:
     if case.fixed_token is not None:
         return shlex.quote(case.fixed_token)
     if case.signer == "ci-user":
@@ -139,10 +182,11 @@ def _token_expression(world: DemoWorld, case: VerifierCase, kuma: str, server_id
     if case.forge_signature:
         environment = {**environment, "AWS_SECRET_ACCESS_KEY": "forged-secret"}
         name += "-forged"
-    credentials = _env_file(name, {**environment, "AWS_REGION": world.region})
+    credentials = state.write_credentials(name, {**environment, "AWS_REGION": world.region})
     token_format = " --format vault" if case.encoding == "vault" else ""
     return (
-        f'"$(env $(cat {credentials}) {kuma} token --server-id {case.server_id or server_id}{token_format})"'
+        f'"$(env $(cat {_quoted(credentials)}) {kuma} token --server-id {case.server_id or server_id}'
+        f'{token_format})"'
     )
 
 
@@ -157,18 +201,13 @@ def _claim_flags(case: VerifierCase) -> str:
     return " ".join(flags)
 
 
-def _env_file(name: str, environment: dict[str, str]) -> Path:
-    """Credentials for the printed commands live in files (mode 600), not in the terminal's scrollback."""
-    folder = STATE_DIR / "credentials"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}.env"
-    path.touch(mode=0o600)
-    path.write_text("".join(f"{key}={value}\n" for key, value in environment.items()))
-    return path
-
-
 def _kuma_iam_command() -> str:
-    return os.path.relpath(Path(sys.executable).parent / "kuma-iam")
+    """The command as installed beside this Python, by absolute path: printed lines work from anywhere."""
+    return _quoted(Path(sys.executable).parent / "kuma-iam")
+
+
+def _quoted(path: Path) -> str:
+    return shlex.quote(str(path))
 
 
 def _wait_for_interrupt() -> None:
