@@ -1,4 +1,5 @@
-"""`sam local invoke` of every sample event in a Lambda container, each answer checked against its case."""
+"""`sam local invoke` of every sample event in a Lambda container, each answer checked against
+events/<function>/expected.json (the same check `make sam-local-invoke` makes)."""
 
 from __future__ import annotations
 
@@ -7,61 +8,32 @@ import shutil
 from pathlib import Path
 
 import pytest
-from cfnlint.decode import decode_str
 
-from kuma_iam_cli.local.events import VERIFIER_CASES, VerifierCase, write_events
+from kuma_iam_cli.local.events import write_events
+from kuma_iam_cli.local.expected import SampleEvent, expected_answers, mismatches, sample_events
 from support.project_files import REPO
 from support.sam_stack import SERVER_ID, InvokeResult, SamStack
 
-
-def _function_of(events_folder: str) -> str:
-    """events/<folder>/ feeds the function of that name: verifier -> VerifierFunction."""
-    return "".join(part.capitalize() for part in events_folder.replace("-", "_").split("_")) + "Function"
+EVENTS = REPO / "events"
+EXPECTED = expected_answers(EVENTS)
 
 
-def _assert_answer(case: VerifierCase, result: InvokeResult) -> None:
-    assert result.status == case.expected_status, result.explain()
-    if case.expected_status != 200:
-        assert result.body["error"] == "invalid_request", result.explain()
-        return
-    assert result.body["allowed"] is case.expected_allowed, result.explain()
-    if not case.expected_allowed:
-        assert result.body["reason"] == case.expected_reason, result.explain()
-        return
-    identity = result.body["identity"]
-    assert isinstance(case.signer, tuple)
-    account, role_name = case.signer
-    assert (identity["account"], identity["roleName"]) == (account, role_name)
-    assert (identity["type"], identity["mesh"]) == (case.dataplane["type"], case.dataplane["mesh"])
+def _assert_answer(label: str, result: InvokeResult) -> None:
+    problems = mismatches(EXPECTED[label], result.answer)
+    assert not problems, "\n".join(problems) + "\n" + result.explain()
 
 
-def test_every_committed_event_is_a_case_of_a_function_in_the_template() -> None:
-    # Given the committed events/ and the template
-    decoded, _ = decode_str((REPO / "template.yaml").read_text())
-    functions = {
-        name
-        for name, resource in decoded["Resources"].items()
-        if resource["Type"] == "AWS::Serverless::Function"
-    }
-    folders = sorted(path.name for path in (REPO / "events").iterdir() if path.is_dir())
-
-    # Then each folder feeds a function of the template, and the verifier's files are exactly its cases,
-    # so invoking every case below invokes every committed file
-    assert {_function_of(folder) for folder in folders} <= functions
-    committed = {path.stem for path in (REPO / "events" / "verifier").glob("*.json")}
-    assert committed == {case.name for case in VERIFIER_CASES}
-
-
-@pytest.mark.parametrize("case", VERIFIER_CASES, ids=lambda case: case.name)
-def test_sam_local_invoke_answers_each_case(case: VerifierCase, sam_stack: SamStack) -> None:
-    # Given the case's event, freshly signed against the embedded AWS
-    event = sam_stack.events_dir / "verifier" / f"{case.name}.json"
+@pytest.mark.parametrize("event", sample_events(EVENTS), ids=lambda event: event.label)
+def test_sam_local_invoke_answers_each_sample_event(event: SampleEvent, sam_stack: SamStack) -> None:
+    # Given the sample event, re-signed against the embedded AWS when it carries a token
+    fresh = sam_stack.events_dir / event.folder / event.path.name
+    event_file = fresh if fresh.is_file() else event.path
 
     # When the built function runs it in a Lambda container
-    result = sam_stack.invoke("VerifierFunction", event, label=case.name)
+    result = sam_stack.invoke(event.function, event_file, label=event.case)
 
-    # Then the answer is the case's
-    _assert_answer(case, result)
+    # Then the answer is the one events/<function>/expected.json gives
+    _assert_answer(event.label, result)
 
 
 def test_readme_command_on_the_committed_events(sam_stack: SamStack, tmp_path: Path) -> None:
@@ -74,10 +46,9 @@ def test_readme_command_on_the_committed_events(sam_stack: SamStack, tmp_path: P
     written = write_events(sam_stack.world, project / "events", server_id=SERVER_ID)
     # (the refresh rewrites the committed files; it adds none)
     assert {path.relative_to(project) for path in written} == {
-        path.relative_to(REPO) for path in (REPO / "events" / "verifier").glob("*.json")
+        event.path.relative_to(REPO) for event in sample_events(EVENTS) if event.folder == "verifier"
     }
     (project / "events" / "env.json").write_text(json.dumps(sam_stack.env_vars, indent=2) + "\n")
-    (case,) = [case for case in VERIFIER_CASES if case.name == "allowed"]
 
     # When the README's command runs there, as typed: the built template, env file and image come from
     # .aws-sam/build and samconfig.toml's `local` environment
@@ -86,7 +57,7 @@ def test_readme_command_on_the_committed_events(sam_stack: SamStack, tmp_path: P
     )
 
     # Then the function allows the backend task
-    _assert_answer(case, result)
+    _assert_answer("verifier/allowed", result)
 
 
 def test_replay_table_makes_a_token_single_use(sam_stack: SamStack, tmp_path: Path) -> None:

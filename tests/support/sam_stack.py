@@ -79,14 +79,24 @@ class Timings:
 
 @dataclass(frozen=True)
 class InvokeResult:
-    status: int
-    body: dict[str, Any]
+    answer: Any  # what the function returned, as `sam local invoke` printed it
     wall_seconds: float
     duration_ms: float | None
     stderr: str
 
+    @property
+    def status(self) -> int | None:
+        """An API answer's statusCode (None for a function that answers otherwise)."""
+        return self.answer.get("statusCode") if isinstance(self.answer, dict) else None
+
+    @property
+    def body(self) -> dict[str, Any]:
+        """An API answer's JSON body."""
+        raw = self.answer.get("body") if isinstance(self.answer, dict) else None
+        return json.loads(raw) if isinstance(raw, str) and raw else {}
+
     def explain(self) -> str:
-        return f"status {self.status}, body {self.body}\n--- sam stderr (tail) ---\n{self.stderr[-3000:]}"
+        return f"answer {self.answer}\n--- sam stderr (tail) ---\n{self.stderr[-3000:]}"
 
 
 @dataclass
@@ -148,8 +158,7 @@ class SamStack:
         # stdout carries only the function's result; logs and SAM's chatter go to stderr.
         answer = json.loads(completed.stdout.strip().splitlines()[-1])
         return InvokeResult(
-            status=answer["statusCode"],
-            body=json.loads(answer.get("body") or "{}"),
+            answer=answer,
             wall_seconds=wall,
             duration_ms=duration_ms,
             stderr=completed.stderr,

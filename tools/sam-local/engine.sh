@@ -39,6 +39,30 @@ debian_mirror() {
     echo "${m%/}"
 }
 
+# Run a long step with its output in a log, saying every 10 s that it is still going (the first image
+# build takes about a minute; apt and debconf chatter belongs in a log, not in the user's terminal).
+quietly() {  # $1 = what it is doing, $2 = log file, then the command
+    local what=$1 logfile=$2 pid started=$SECONDS
+    shift 2
+    mkdir -p "$(dirname "$logfile")"
+    "$@" >"$logfile" 2>&1 </dev/null &
+    pid=$!
+    while kill -0 "$pid" 2>/dev/null; do
+        sleep 1
+        (( (SECONDS - started) % 10 == 0 )) && kill -0 "$pid" 2>/dev/null &&
+            log "  ... $what ($((SECONDS - started)) s)"
+    done
+    if ! wait "$pid"; then
+        tail -n 30 "$logfile" >&2
+        die "$what failed (log: $logfile)"
+    fi
+}
+
+heartbeat() {  # $1 = what is going on; says so every 10 s until killed
+    local started=$SECONDS
+    while sleep 10; do log "  ... $1 ($((SECONDS - started)) s)"; done
+}
+
 apt_install() {  # $@ = commands that must exist; each comes from the Debian package of the same need
     local missing=() cmd
     for cmd in "$@"; do
@@ -49,9 +73,10 @@ apt_install() {  # $@ = commands that must exist; each comes from the Debian pac
     done
     [ ${#missing[@]} -eq 0 ] && return 0
     command -v apt-get >/dev/null || die "missing ${missing[*]} and no apt-get to install them"
-    log "installing ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    log "installing ${missing[*]} with apt-get (log: $STATE_DIR/apt.log; about 30 s)"
+    quietly "apt-get update" "$STATE_DIR/apt-update.log" apt-get update
+    quietly "apt-get install ${missing[*]}" "$STATE_DIR/apt.log" \
+        env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
 }
 
 cmd_start() {
@@ -136,8 +161,9 @@ recipe_hash() {
         sha256sum | cut -c1-16
 }
 
-WORK=""
+WORK="" HEARTBEAT=""
 cleanup() {
+    [ -z "$HEARTBEAT" ] || kill "$HEARTBEAT" 2>/dev/null || true
     [ -n "$WORK" ] || return 0
     # debootstrap mounts proc/sys in the target; never rm -rf through a live mount.
     umount -R "$WORK/rootfs/proc" "$WORK/rootfs/sys" 2>/dev/null || true
@@ -190,13 +216,18 @@ cmd_image() {
         log "using cached rootfs $tar"
     else
         apt_install debootstrap
+        log "building the stand-in Lambda image, once (about 50 s; the rootfs is cached for later)"
+        heartbeat "building the image" &
+        HEARTBEAT=$!
         build_rootfs_tar "$tar"
+        kill "$HEARTBEAT" 2>/dev/null || true
         # Older recipes' tarballs are dead weight.
         find "$CACHE_DIR" -name "lambda-python$PYVER-rootfs-*.tar" ! -name "${tar##*/}" -delete
     fi
     local changes=() c
     for c in "${IMAGE_CHANGES[@]}" "LABEL kuma-iam.recipe=$hash"; do changes+=(--change "$c"); done
-    docker import "${changes[@]}" "$tar" "$IMAGE_TAG" >/dev/null
+    log "importing $tar as $IMAGE_TAG"
+    quietly "docker import" "$CACHE_DIR/import.log" docker import "${changes[@]}" "$tar" "$IMAGE_TAG"
     # With --skip-pull-image SAM reuses its derived "<repo>:rapid-<arch>" image as long as it
     # exists, even when the base under it changed: drop it so SAM rebuilds it on top of ours.
     docker image ls --format '{{.Repository}}:{{.Tag}}' "${IMAGE_TAG%:*}" |

@@ -14,6 +14,7 @@ import boto3
 from kuma_iam_cli.errors import CommandError
 from kuma_iam_cli.local.embedded_aws import EmbeddedAws
 from kuma_iam_cli.local.events import VERIFIER_CASES, VERIFY_ROUTE, VerifierCase
+from kuma_iam_cli.local.expected import describe, expected_answers
 from kuma_iam_cli.local.gateway import GatewayCaller, LocalGateway, load_handler
 from kuma_iam_cli.local.listeners import WantedPort, take_ports
 from kuma_iam_cli.local.seed import (
@@ -149,11 +150,10 @@ def _demo_instructions(world: DemoWorld, state: StackState, url: str, args: argp
         "Try it from any directory (each line signs a fresh token with a task role's credentials and asks "
         "the verifier):",
     ]
+    expected = expected_answers(Path(args.functions).absolute().parent / "events")
     for case in VERIFIER_CASES:
-        expected = (
-            "allow" if case.expected_allowed else case.expected_reason or f"HTTP {case.expected_status}"
-        )
-        lines.append(f"\n# {case.name} -> {expected}")
+        answer = expected.get(f"verifier/{case.name}")
+        lines.append(f"\n# {case.name} -> {describe(answer) if answer is not None else '?'}")
         lines.append(
             f"env $(cat {_quoted(control_plane)}) {kuma} verify --url {url} {_claim_flags(case)} "
             f"--token {_token_expression(world, state, case, kuma, args.server_id)}"
