@@ -5,6 +5,7 @@ breaks the first."""
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import time
@@ -190,3 +191,26 @@ def test_verify_sent_to_the_stacks_embedded_aws_names_its_verifier_url(stack: Ru
     assert run.code == 2
     assert len(run.err.splitlines()) == 1, run.err
     assert f"http://127.0.0.1:{stack.serve.port}/v1/verify" in run.err
+
+
+def test_the_console_shows_one_line_per_request_and_the_json_goes_to_the_function_log(
+    stack: RunningStack, tmp_path: Path
+) -> None:
+    # When a user runs one printed command
+    done = paste(stack.commands["type-mismatch"], tmp_path)
+    assert done.returncode == 1, done.stderr
+
+    # Then the console gets one readable line for it
+    line = stack.serve.read_until("deny type_mismatch", timeout=30).splitlines()[-1]
+    assert re.fullmatch(
+        r"\d\d:\d\d:\d\d POST /v1/verify user/control-plane -> 200 deny type_mismatch \(\d+ ms\)", line
+    ), line
+    # And nothing the function printed: no JSON log line, no EMF record, no Powertools warning
+    console = "".join(stack.serve.output) + stack.serve.drain() + "".join(stack.serve.errors)
+    assert not [text for text in console.splitlines() if text.lstrip().startswith("{")]
+    assert "UserWarning" not in console
+    # While the function's log file has its JSON, as Lambda would write it
+    log = (stack.serve.state_dir / "lambda.log").read_text().splitlines()
+    logged = [json.loads(text) for text in log if text.startswith("{")]
+    assert any(record.get("reason") == "type_mismatch" and "level" in record for record in logged)
+    assert any("_aws" in record for record in logged)

@@ -7,6 +7,7 @@ import os
 import shlex
 import sys
 import threading
+from datetime import datetime
 from pathlib import Path
 
 import boto3
@@ -15,8 +16,10 @@ from kuma_iam_cli.errors import CommandError
 from kuma_iam_cli.local.embedded_aws import EmbeddedAws
 from kuma_iam_cli.local.events import VERIFIER_CASES, VERIFY_ROUTE, VerifierCase
 from kuma_iam_cli.local.expected import describe, expected_answers
-from kuma_iam_cli.local.gateway import GatewayCaller, LocalGateway, load_handler
+from kuma_iam_cli.local.function_output import FunctionOutput
+from kuma_iam_cli.local.gateway import GatewayCaller, GatewayExchange, LocalGateway, load_handler
 from kuma_iam_cli.local.listeners import WantedPort, take_ports
+from kuma_iam_cli.local.request_log import request_line
 from kuma_iam_cli.local.seed import (
     DemoWorld,
     control_plane_caller,
@@ -54,13 +57,17 @@ def serve(args: argparse.Namespace) -> int:
         os.environ.update(verifier_environment(world, server_id=args.server_id))
         handler = load_handler(handler_path)
         caller = control_plane_caller(world)
-        with LocalGateway(
-            {VERIFY_ROUTE: handler},
-            [caller],
-            api_account_id=world.home_account,
-            host=GATEWAY_HOST,
-            listener=gateway_listener,
-        ) as gw:
+        with (
+            FunctionOutput(state.lambda_log) as function_output,
+            LocalGateway(
+                {VERIFY_ROUTE: function_output.invoking(handler)},
+                [caller],
+                api_account_id=world.home_account,
+                host=GATEWAY_HOST,
+                listener=gateway_listener,
+                on_exchange=_print_request,
+            ) as gw,
+        ):
             verify_url = f"{gw.endpoint_url}/v1/verify"
             state.announce(
                 RunningStack(
@@ -103,13 +110,19 @@ def _serve_on_aws(args: argparse.Namespace, handler_path: Path) -> int:
         user_id=identity["UserId"],
     )
     handler = load_handler(handler_path)
-    with LocalGateway(
-        {VERIFY_ROUTE: handler},
-        [caller],
-        api_account_id=identity["Account"],
-        host=GATEWAY_HOST,
-        listener=gateway_listener,
-    ) as gw:
+    state = StackState(Path(args.state_dir).absolute() / "aws")
+    state.prepare()
+    with (
+        FunctionOutput(state.lambda_log) as function_output,
+        LocalGateway(
+            {VERIFY_ROUTE: function_output.invoking(handler)},
+            [caller],
+            api_account_id=identity["Account"],
+            host=GATEWAY_HOST,
+            listener=gateway_listener,
+            on_exchange=_print_request,
+        ) as gw,
+    ):
         kuma = _kuma_iam_command()
         print(
             f"kuma-iam verifier on AWS account {identity['Account']}, at {gw.endpoint_url}/v1/verify\n"
@@ -118,7 +131,8 @@ def _serve_on_aws(args: argparse.Namespace, handler_path: Path) -> int:
             "From a task (or any shell with a tagged role's credentials):\n"
             f"  {kuma} verify --url {gw.endpoint_url}/v1/verify --mesh default "
             f'--token "$({kuma} token --server-id {os.environ["KUMA_IAM_SERVER_ID"]})"\n'
-            "Ctrl-C stops it.",
+            f"The function's JSON log (as Lambda writes it to CloudWatch): {state.lambda_log}\n"
+            "Ctrl-C stops it; one line per request below.",
             flush=True,
         )
         _wait_for_interrupt()
@@ -144,7 +158,8 @@ def _demo_instructions(world: DemoWorld, state: StackState, url: str, args: argp
         f"authorized accounts {world.home_account}, {world.partner_account}; "
         f"not authorized {world.outsider_account}; "
         f"server id {args.server_id!r}.",
-        f"State (world, credentials, the function's JSON log): {state.folder}",
+        f"State (world, credentials): {state.folder}",
+        f"The function's JSON log (as Lambda writes it to CloudWatch): {state.lambda_log}",
         f"Events for `sam local invoke`: {events}"
         + ("" if args.host == ANY_ADDRESS else "  (containers reach this stack only with --host 0.0.0.0)"),
         "Try it from any directory (each line signs a fresh token with a task role's credentials and asks "
@@ -158,7 +173,7 @@ def _demo_instructions(world: DemoWorld, state: StackState, url: str, args: argp
             f"env $(cat {_quoted(control_plane)}) {kuma} verify --url {url} {_claim_flags(case)} "
             f"--token {_token_expression(world, state, case, kuma, args.server_id)}"
         )
-    lines.append("\nCtrl-C stops the stack.")
+    lines.append("\nCtrl-C stops the stack. One line per request below:")
     return "\n".join(lines)
 
 
@@ -208,6 +223,10 @@ def _kuma_iam_command() -> str:
 
 def _quoted(path: Path) -> str:
     return shlex.quote(str(path))
+
+
+def _print_request(exchange: GatewayExchange) -> None:
+    print(request_line(exchange, datetime.now().astimezone()), flush=True)
 
 
 def _wait_for_interrupt() -> None:
