@@ -39,25 +39,9 @@ debian_mirror() {
     echo "${m%/}"
 }
 
-# Run a long step with its output in a log, saying every 10 s that it is still going (the first image
-# build takes about a minute; apt and debconf chatter belongs in a log, not in the user's terminal).
-quietly() {  # $1 = what it is doing, $2 = log file, then the command
-    local what=$1 logfile=$2 pid started=$SECONDS
-    shift 2
-    mkdir -p "$(dirname "$logfile")"
-    "$@" >"$logfile" 2>&1 </dev/null &
-    pid=$!
-    while kill -0 "$pid" 2>/dev/null; do
-        sleep 1
-        (( (SECONDS - started) % 10 == 0 )) && kill -0 "$pid" 2>/dev/null &&
-            log "  ... $what ($((SECONDS - started)) s)"
-    done
-    if ! wait "$pid"; then
-        tail -n 30 "$logfile" >&2
-        die "$what failed (log: $logfile)"
-    fi
-}
-
+# Long steps run with their output in a log and a line every 10 s (apt and debconf chatter belongs in a
+# log, not in the user's terminal); a step inside a shell function gets the heartbeat alone.
+PROGRESS="$(cd "$(dirname "$0")/.." && pwd)/progress.sh"
 heartbeat() {  # $1 = what is going on; says so every 10 s until killed
     local started=$SECONDS
     while sleep 10; do log "  ... $1 ($((SECONDS - started)) s)"; done
@@ -74,9 +58,10 @@ apt_install() {  # $@ = commands that must exist; each comes from the Debian pac
     [ ${#missing[@]} -eq 0 ] && return 0
     command -v apt-get >/dev/null || die "missing ${missing[*]} and no apt-get to install them"
     log "installing ${missing[*]} with apt-get (log: $STATE_DIR/apt.log; about 30 s)"
-    quietly "apt-get update" "$STATE_DIR/apt-update.log" apt-get update
-    quietly "apt-get install ${missing[*]}" "$STATE_DIR/apt.log" \
-        env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+    "$PROGRESS" "apt-get update" "$STATE_DIR/apt-update.log" apt-get update || die "apt-get update failed"
+    "$PROGRESS" "apt-get install ${missing[*]}" "$STATE_DIR/apt.log" \
+        env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" ||
+        die "apt-get install ${missing[*]} failed"
 }
 
 cmd_start() {
@@ -227,7 +212,8 @@ cmd_image() {
     local changes=() c
     for c in "${IMAGE_CHANGES[@]}" "LABEL kuma-iam.recipe=$hash"; do changes+=(--change "$c"); done
     log "importing $tar as $IMAGE_TAG"
-    quietly "docker import" "$CACHE_DIR/import.log" docker import "${changes[@]}" "$tar" "$IMAGE_TAG"
+    "$PROGRESS" "docker import" "$CACHE_DIR/import.log" docker import "${changes[@]}" "$tar" "$IMAGE_TAG" ||
+        die "docker import failed"
     # With --skip-pull-image SAM reuses its derived "<repo>:rapid-<arch>" image as long as it
     # exists, even when the base under it changed: drop it so SAM rebuilds it on top of ours.
     docker image ls --format '{{.Repository}}:{{.Tag}}' "${IMAGE_TAG%:*}" |
