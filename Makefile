@@ -27,12 +27,11 @@ help: ## this list
 	@echo "kuma-iam: make <target>"
 	@awk 'BEGIN { FS = ":[^#]*## " } /^[a-z][a-z-]*:.*## / { printf "  %-17s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
-# pip's output goes to a log; tools/progress.sh says every 10 s what it is doing. Measured on the 2-core
-# machine (2026-11-29): about 2 min with pip's cache cold, about 1 min with it warm.
+# pip's output goes to a log; tools/progress.sh says every 10 s what it is doing (README gives the time).
 $(VENV)/.installed: pyproject.toml layers/core/requirements.txt
 	@test -n "$(PYTHON313)" || { echo "python3.13 not found: install it (e.g. 'pyenv install 3.13' or 'apt-get install python3.13')" >&2; exit 1; }
 	@echo "make install: .venv with $(PYTHON313), the project and its dev tools (boto3, moto, aws-sam-cli, mypy...)"
-	@echo "  about 2 min the first time, 1 min with pip's cache warm; log: $(VENV)/install.log"
+	@echo "  once; usually about a minute (more on a slow network); log: $(VENV)/install.log"
 	$(PYTHON313) -m venv $(VENV)
 	@tools/progress.sh "upgrading pip" $(VENV)/install.log $(BIN)/python -m pip install --upgrade pip
 	@tools/progress.sh "pip install -e .[dev]" $(VENV)/install.log $(BIN)/python -m pip install --editable '.[dev]'
