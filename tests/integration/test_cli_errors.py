@@ -124,8 +124,12 @@ def test_verify_sent_to_the_embedded_aws_says_which_url_to_use(
         (Answer(502, b"Bad Gateway", (("Content-Type", "text/plain"),)), "other than JSON"),
         (Answer(200, b'{"hello": "world"}', (("Content-Type", "application/json"),)), "not a verifier's"),
         (Answer(200, b"[1, 2]", (("Content-Type", "application/json"),)), "other than JSON"),
+        (
+            Answer(404, b'{"message": "Not Found"}', (("Content-Type", "application/json"),)),
+            "the verifier's route is POST /v1/verify",
+        ),
     ],
-    ids=["html", "plain-text-502", "json-without-a-decision", "json-not-an-object"],
+    ids=["html", "plain-text-502", "json-without-a-decision", "json-not-an-object", "json-404"],
 )
 def test_verify_of_something_that_is_not_a_verifier_exits_2(
     run_cli: Callable[..., CliRun], demo_world: DemoWorld, answer: Answer, fragment: str

@@ -11,7 +11,13 @@ from urllib.parse import urlsplit
 
 from kuma_iam_cli.arguments import port, server_id
 from kuma_iam_cli.errors import CommandError
-from kuma_iam_cli.local.state import DEFAULT_MOTO_PORT, DEFAULT_STATE_ROOT, StackState, running_stacks
+from kuma_iam_cli.local.state import (
+    DEFAULT_MOTO_PORT,
+    DEFAULT_STATE_ROOT,
+    StackState,
+    installed_from,
+    running_stacks,
+)
 
 DESCRIPTION = """\
 Write the sample events (events/<function>/<case>.json) freshly signed against the embedded AWS of a
@@ -81,8 +87,8 @@ def run(args: argparse.Namespace) -> int:
     )
     for path in [*written, env_file]:
         print(path)
-    print(
-        f'for sam itself: eval "$(tools/sam-local/sam-env.sh {shlex.quote(str(world_file))})"',
-        file=sys.stderr,
-    )
+    repository = installed_from()
+    sam_env = (repository or Path()) / "tools" / "sam-local" / "sam-env.sh"
+    world_path = shlex.quote(str(world_file.absolute()))
+    print(f'for sam itself: eval "$({shlex.quote(str(sam_env))} {world_path})"', file=sys.stderr)
     return 0

@@ -151,6 +151,8 @@ def _refusal(status: int, answer: dict[str, Any]) -> str:
             f"the API refused the call ({summary}): the signing credentials may not invoke it; "
             "sign with the control plane's"
         )
+    if status == 404:
+        return f"nothing answers at that path ({summary}): the verifier's route is POST /v1/verify"
     if status in (429, 503):
         return f"the verifier could not ask AWS ({summary}); try again in a moment"
     return f"the verifier refused the request ({summary})"

@@ -93,12 +93,18 @@ def running_stacks(roots: Iterable[Path] | None = None) -> list[RunningStack]:
 
 def state_roots() -> list[Path]:
     """Where stacks are looked for: the current directory's `.local`, and the one of the repository this
-    command is installed from (`make install` installs it editable), so a command run anywhere finds them."""
+    command is installed from, so a command run anywhere finds them."""
     roots = [DEFAULT_STATE_ROOT.absolute()]
-    repository = Path(kuma_iam_cli.__file__).resolve().parents[2]
-    if (repository / "pyproject.toml").is_file() and (repository / DEFAULT_STATE_ROOT) not in roots:
+    repository = installed_from()
+    if repository is not None and (repository / DEFAULT_STATE_ROOT) not in roots:
         roots.append(repository / DEFAULT_STATE_ROOT)
     return roots
+
+
+def installed_from() -> Path | None:
+    """The repository this package runs from (`make install` installs it editable), if it does."""
+    repository = Path(kuma_iam_cli.__file__).resolve().parents[2]
+    return repository if (repository / "pyproject.toml").is_file() else None
 
 
 def _read_stack(path: Path) -> RunningStack | None:
