@@ -14,7 +14,7 @@ export SAM_CLI_TELEMETRY := 0
 PYTEST := $(BIN)/pytest
 
 .PHONY: help install run test lint typecheck validate unit integration build clean
-.PHONY: lint-template test-sam sam-local-invoke engine engine-stop
+.PHONY: lint-template lint-member-template test-sam sam-local-invoke engine engine-stop
 
 # checkov lives in its own venv: its pins (boto3 1.35, urllib3 1.26, packaging 23) conflict with
 # aws-sam-cli's boto3 pin, and one resolver run for both would downgrade the project's own libraries.
@@ -25,7 +25,7 @@ ENGINE := tools/sam-local/engine.sh
 
 help: ## this list
 	@echo "kuma-iam: make <target>"
-	@awk 'BEGIN { FS = ":[^#]*## " } /^[a-z][a-z-]*:.*## / { printf "  %-17s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+	@awk 'BEGIN { FS = ":[^#]*## " } /^[a-z][a-z-]*:.*## / { printf "  %-21s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
 # pip's output goes to a log; tools/progress.sh says every 10 s what it is doing (README gives the time).
 $(VENV)/.installed: pyproject.toml layers/core/requirements.txt
@@ -63,7 +63,7 @@ $(CHECKOV_VENV)/.installed: | $(VENV)/.installed
 
 # checkov twice: on the template as written (where the skips and their reasons live), and on SAM's
 # translation with the optional resources switched on (the generated role, stage and replay table).
-lint-template: install $(CHECKOV_VENV)/.installed ## sam validate --lint, cfn-lint and checkov on template.yaml
+lint-template: install $(CHECKOV_VENV)/.installed ## sam validate --lint, cfn-lint, checkov: template.yaml, member template
 	$(BIN)/sam validate --lint
 	$(BIN)/cfn-lint template.yaml
 	$(CHECKOV) --file template.yaml
@@ -71,6 +71,18 @@ lint-template: install $(CHECKOV_VENV)/.installed ## sam validate --lint, cfn-li
 	$(BIN)/python tools/lint-template/translate.py template.yaml \
 		--set ReplayProtection=Enabled --set AlarmEmail=alarms@example.com > .aws-sam/scan/template.json
 	$(CHECKOV) --file .aws-sam/scan/template.json
+	$(MAKE) --no-print-directory lint-member-template
+
+# The member-account template is plain CloudFormation (a StackSet takes no Transform): cfn-lint, then
+# checkov as written and with Enforce on (its UntagRole grant), the parameter set by translate.py.
+MEMBER_TEMPLATE := templates/member-account.yaml
+lint-member-template: install $(CHECKOV_VENV)/.installed ## cfn-lint and checkov on templates/member-account.yaml
+	$(BIN)/cfn-lint $(MEMBER_TEMPLATE)
+	$(CHECKOV) --file $(MEMBER_TEMPLATE)
+	@mkdir -p .aws-sam/scan
+	$(BIN)/python tools/lint-template/translate.py $(MEMBER_TEMPLATE) --set Enforce=Enabled \
+		> .aws-sam/scan/member-account.json
+	$(CHECKOV) --file .aws-sam/scan/member-account.json
 
 unit: install ## tests/unit: pure code, no sockets
 	$(PYTEST) tests/unit

@@ -17,12 +17,12 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from kuma_iam import __version__
 from kuma_iam.errors import KumaIamError
-from kuma_iam_cli.commands import events, serve, token, verify
+from kuma_iam_cli.commands import events, policy, serve, token, verify
 from kuma_iam_cli.errors import CommandError, UsageError
 
 # Each subcommand is a module of kuma_iam_cli.commands with `register(subparsers)`; its parser's `run`
 # returns 0 or 1 for an answer and raises CommandError (or lets any other error out) for everything else.
-COMMANDS = (token, verify, serve, events)
+COMMANDS = (token, verify, serve, events, policy)
 
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130  # the shell's convention for Ctrl-C
