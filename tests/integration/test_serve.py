@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import socket
 import subprocess
 import time
@@ -129,6 +130,22 @@ def test_a_second_stack_never_breaks_the_first(stack: RunningStack, tmp_path: Pa
     assert not (second.state_dir / "stack.json").exists()
     assert (second.state_dir / "world.json").is_file()
     assert (stack.serve.state_dir / "stack.json").is_file()
+
+
+def test_sigterm_stops_a_stack_as_cleanly_as_ctrl_c(tmp_path: Path) -> None:
+    # Given a stack started as a background job or by a process manager, where Ctrl-C is not an option
+    with serving(tmp_path) as serve:
+        serve.read_until(READY, timeout=START_TIMEOUT)
+        assert (serve.state_dir / "stack.json").is_file()
+
+        # When it gets SIGTERM (`kill <pid>`)
+        code, rest, stderr = serve.interrupt(signum=signal.SIGTERM)
+
+    # Then it stops cleanly: exit 0, no traceback, and it no longer claims to run
+    assert code == 0, stderr
+    assert "stopping" in rest
+    assert "Traceback" not in stderr
+    assert not (serve.state_dir / "stack.json").exists()
 
 
 @pytest.mark.parametrize("busy", [("--port",), ("--moto-port",), ("--port", "--moto-port")], ids="+".join)

@@ -171,9 +171,10 @@ class Serve:
             reader.join(timeout=5)
         return code, self.drain(), "".join(self.errors)
 
-    def interrupt(self, timeout: float = 30) -> tuple[int, str, str]:
-        """Ctrl-C, as a user stops it; returns the exit code, the rest of stdout, and stderr."""
-        self.process.send_signal(signal.SIGINT)
+    def interrupt(self, timeout: float = 30, signum: int = signal.SIGINT) -> tuple[int, str, str]:
+        """Ctrl-C, as a user stops it (or another signal); returns the exit code, the rest of stdout, and
+        stderr."""
+        self.process.send_signal(signum)
         try:
             return self.finish(timeout)
         except subprocess.TimeoutExpired:

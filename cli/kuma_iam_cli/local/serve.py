@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import signal
 import sys
 import threading
 from datetime import datetime
@@ -34,6 +35,8 @@ ANY_ADDRESS = "0.0.0.0"  # noqa: S104 - what `--host` takes to let containers in
 
 
 def serve(args: argparse.Namespace) -> int:
+    # From the start, so a SIGTERM at any moment unwinds like Ctrl-C (the stack file goes, ports close).
+    signal.signal(signal.SIGTERM, _interrupt)
     handler_path = (Path(args.functions) / "verifier" / "app.py").absolute()
     if not handler_path.is_file():
         raise CommandError(
@@ -78,8 +81,7 @@ def serve(args: argparse.Namespace) -> int:
                 )
             )
             try:
-                print(_demo_instructions(world, state, verify_url, args), flush=True)
-                _wait_for_interrupt()
+                _serve_until_interrupted(_demo_instructions(world, state, verify_url, args))
             finally:
                 state.withdraw()
     return 0
@@ -124,7 +126,7 @@ def _serve_on_aws(args: argparse.Namespace, handler_path: Path) -> int:
         ) as gw,
     ):
         kuma = _kuma_iam_command()
-        print(
+        _serve_until_interrupted(
             f"kuma-iam verifier on AWS account {identity['Account']}, at {gw.endpoint_url}/v1/verify\n"
             f"authorized accounts: {os.environ['KMESH_AWSIAM_AUTHORIZEDACCOUNTIDS']}; "
             f"server id: {os.environ['KUMA_IAM_SERVER_ID']}\n"
@@ -132,10 +134,8 @@ def _serve_on_aws(args: argparse.Namespace, handler_path: Path) -> int:
             f"  {kuma} verify --url {gw.endpoint_url}/v1/verify --mesh default "
             f'--token "$({kuma} token --server-id {os.environ["KUMA_IAM_SERVER_ID"]})"\n'
             f"The function's JSON log (as Lambda writes it to CloudWatch): {state.lambda_log}\n"
-            "Ctrl-C stops it; one line per request below.",
-            flush=True,
+            "Ctrl-C stops it; one line per request below."
         )
-        _wait_for_interrupt()
     return 0
 
 
@@ -229,8 +229,14 @@ def _print_request(exchange: GatewayExchange) -> None:
     print(request_line(exchange, datetime.now().astimezone()), flush=True)
 
 
-def _wait_for_interrupt() -> None:
+def _serve_until_interrupted(instructions: str) -> None:
+    """Print the instructions, then serve until Ctrl-C or SIGTERM (see serve()), either a clean stop."""
     try:
+        print(instructions, flush=True)
         threading.Event().wait()
     except KeyboardInterrupt:
-        print("\nstopping")
+        print("\nstopping", flush=True)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
