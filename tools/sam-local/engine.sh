@@ -201,7 +201,7 @@ cmd_image() {
         log "using cached rootfs $tar"
     else
         apt_install debootstrap
-        log "building the stand-in Lambda image, once (about 50 s; the rootfs is cached for later)"
+        log "building the stand-in Lambda image, once (1-3 min; the rootfs is cached for later)"
         heartbeat "building the image" &
         HEARTBEAT=$!
         build_rootfs_tar "$tar"

@@ -66,7 +66,7 @@ kuma-iam events --world "$WORLD" --out "$SCRATCH/events" \
 ENV_FILE="$SCRATCH/events/env.json"
 eval "$("$REPO/tools/sam-local/sam-env.sh" "$WORLD")"
 
-log "sam local invoke of ${#EVENTS[@]} events (each about 10 s: SAM rebuilds the layer image every time)"
+log "sam local invoke of ${#EVENTS[@]} events (each 10-20 s: SAM rebuilds the layer image every time)"
 labels=() verdicts=() details=() times=()
 failed=0 index=0
 for line in "${EVENTS[@]}"; do
