@@ -10,7 +10,10 @@ from typing import Annotated, Any
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from kuma_iam.aws import ACCOUNT_ID
-from kuma_iam.errors import ConfigError
+from kuma_iam.errors import ConfigError, problem_message
+from kuma_iam.identity.checks import SERVER_ID
+
+ROLE_NAME = re.compile(r"[\w+=,.@-]{1,64}")  # IAM's rule for a role name
 
 
 class AwsSettings(BaseModel):
@@ -46,10 +49,9 @@ class AwsSettings(BaseModel):
 class VerifierSettings(AwsSettings):
     """What the verifier (and the token issuer, which verifies the same way) needs to know."""
 
-    # Printable ASCII without spaces: SigV4 folds whitespace, so "a b" and "a  b" would sign alike.
-    server_id: Annotated[str, Field(validation_alias="KUMA_IAM_SERVER_ID", pattern=r"^[\x21-\x7e]{1,256}$")]
+    server_id: Annotated[str, Field(validation_alias="KUMA_IAM_SERVER_ID", pattern=f"^{SERVER_ID.pattern}$")]
     reader_role_name: Annotated[
-        str, Field(validation_alias="KUMA_IAM_READER_ROLE_NAME", pattern=ROLE_NAME)
+        str, Field(validation_alias="KUMA_IAM_READER_ROLE_NAME", pattern=f"^{ROLE_NAME.pattern}$")
     ] = "kuma-iam-reader"
     role_cache_ttl_seconds: Annotated[
         float, Field(validation_alias="KUMA_IAM_ROLE_CACHE_TTL_SECONDS", ge=0, le=3600)
@@ -82,7 +84,6 @@ class ComplianceMode(StrEnum):
 # An IAM or STS principal ARN, `*` wildcards allowed: arn:aws:iam::111111111111:role/platform-admin,
 # arn:aws:iam::*:role/aws-reserved/sso.amazonaws.com/AWSReservedSSO_Admin_*
 TAG_ADMIN_PATTERN = re.compile(r"arn:[a-z*-]+:(iam|sts|\*):[a-z0-9*-]*:([0-9]{12}|\*):[\x21-\x7e]+")
-ROLE_NAME = r"^[\w+=,.@-]{1,64}$"
 
 
 class ComplianceSettings(AwsSettings):
@@ -90,7 +91,7 @@ class ComplianceSettings(AwsSettings):
     findings go."""
 
     compliance_role_name: Annotated[
-        str, Field(validation_alias="KUMA_IAM_COMPLIANCE_ROLE_NAME", pattern=ROLE_NAME)
+        str, Field(validation_alias="KUMA_IAM_COMPLIANCE_ROLE_NAME", pattern=f"^{ROLE_NAME.pattern}$")
     ] = "kuma-iam-compliance"
     mode: Annotated[ComplianceMode, Field(validation_alias="KUMA_IAM_COMPLIANCE_MODE")] = (
         ComplianceMode.REPORT
@@ -164,7 +165,7 @@ def parse_settings[T: BaseModel](model: type[T], environ: Mapping[str, str]) -> 
         problems = []
         for item in error.errors():
             name = _env_name(model, str(item["loc"][0])) if item["loc"] else "?"
-            problems.append(f"{name}: {item['msg']}")
+            problems.append(f"{name}: {problem_message(item)}")
         raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
 
 

@@ -12,6 +12,9 @@ from kuma_iam.identity.endpoints import StsEndpoint, sts_endpoint_for_host
 from kuma_iam.identity.token import SignedRequest
 
 SERVER_ID_HEADER = "X-Kuma-AWS-IAM-Server-ID"
+# What a server id may be (the verifier's setting, and so what a sidecar may sign for): printable ASCII
+# without spaces, since SigV4 folds whitespace and "a b" and "a  b" would sign alike.
+SERVER_ID = re.compile(r"[\x21-\x7e]{1,256}")
 GET_CALLER_IDENTITY = "Action=GetCallerIdentity&Version=2011-06-15"
 GET_CALLER_IDENTITY_BODIES = frozenset({GET_CALLER_IDENTITY, "Version=2011-06-15&Action=GetCallerIdentity"})
 XML_ACCEPTS = frozenset({"*/*", "text/xml", "application/xml"})
