@@ -6,10 +6,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
+from kuma_iam_cli.arguments import account_id, role_name
 from kuma_iam_cli.main import main, parser
 
 # Candidates for a value an option's type refuses; each option gets the first its own type refuses.
@@ -118,3 +119,25 @@ def test_verify_help_gives_the_exit_codes_and_whose_credentials_it_needs() -> No
     assert "2 error" in text
     assert "AWS credentials" in text
     assert "control plane's" in text
+
+
+@pytest.mark.parametrize(
+    ("parse", "good", "bad"),
+    [
+        (account_id, ["111111111111"], ["", "12", "1111111111111", "11111111111a", "111111111111\n"]),
+        (
+            role_name,
+            ["kuma-iam-compliance", "a+b=c,d.e@f_g", "r" * 64],
+            ["", "no/such", "r" * 65, "has space", "kuma-iam\n"],
+        ),
+    ],
+    ids=["account_id", "role_name"],
+)
+def test_account_and_role_arguments_take_what_iam_takes(
+    parse: Callable[[str], str], good: list[str], bad: list[str]
+) -> None:
+    for value in good:
+        assert parse(value) == value
+    for value in bad:
+        with pytest.raises(argparse.ArgumentTypeError, match=r"\(e\.g\. "):
+            parse(value)

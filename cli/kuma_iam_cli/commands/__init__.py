@@ -3,7 +3,8 @@
 What every subcommand does (tests/unit/test_cli_arguments.py drives each registered one):
 - `commands.add_parser(name, help=<one line>, description=<what it does, whose credentials, exit status>)`;
   every option has `help=` (main's formatter adds its default), and values are checked at parse time with
-  the types of kuma_iam_cli.arguments (http_url, port, server_id) or your own raising ArgumentTypeError.
+  the types of kuma_iam_cli.arguments (http_url, port, server_id, account_id, role_name) or your own raising
+  ArgumentTypeError.
 - `run(args)` returns 0 or 1 only for an answer, and raises kuma_iam_cli.errors.CommandError with one line
   that says what happened and what to do for anything else; main() turns every error into exit status 2
   and `kuma-iam: <message>` (botocore errors, OSError and the core's typed errors need no catching).
