@@ -179,16 +179,25 @@ def test_a_busy_port_stops_serve_at_once_naming_the_option(busy: tuple[str, ...]
     assert time.monotonic() - began < 60
 
 
-def test_no_credentials_points_to_the_running_stacks_credentials(stack: RunningStack) -> None:
-    # When a user runs the sidecar's command with no credentials, beside a running stack
-    run = run_command("token", "--server-id", "kuma-demo", cwd=stack.project)
+@pytest.mark.parametrize(
+    ("command", "credentials"),
+    [
+        (("token", "--server-id", "kuma-demo"), "111111111111-backend-task.env"),
+        (("sweep",), "compliance.env"),
+    ],
+    ids=["token", "sweep"],
+)
+def test_no_credentials_points_to_the_running_stacks_credentials(
+    command: tuple[str, ...], credentials: str, stack: RunningStack
+) -> None:
+    # When a user runs a command with no credentials, beside a running stack
+    run = run_command(*command, cwd=stack.project)
 
-    # Then the error says where the stack keeps credentials and how to use them
+    # Then the error says where the stack keeps credentials and which file to use
     assert run.code == 2
     assert len(run.err.splitlines()) == 1, run.err
     assert "no AWS credentials found" in run.err
-    assert f"{stack.serve.state_dir}/credentials/" in run.err
-    assert "env $(cat " in run.err
+    assert f"env $(cat {stack.serve.state_dir}/credentials/{credentials})" in run.err
 
 
 def test_verify_sent_to_the_stacks_embedded_aws_names_its_verifier_url(stack: RunningStack) -> None:
