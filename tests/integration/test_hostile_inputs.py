@@ -42,6 +42,7 @@ from support.token_mutations import (
     header,
     moved_to,
     not_signing,
+    setting,
     signature_of,
     signed_names,
     signing,
@@ -465,6 +466,23 @@ CATALOGUE: list[Hostile] = [
         "control characters",
         request=lambda r: adding(r, ("User-Agent", "botocore\n")),
     ),
+    # urllib3's sentinel: it would drop User-Agent or Accept-Encoding, and make any other header a ValueError
+    *[
+        bad(
+            f"skip-header-sentinel-in-{name.lower()}",
+            "headers",
+            f"header {name!r} carries @@@SKIP_HEADER@@@",
+            request=lambda r, name=name: setting(r, name, "@@@SKIP_HEADER@@@"),
+        )
+        for name in (
+            "X-Amz-User-Agent",
+            "Amz-Sdk-Request",
+            "Amz-Sdk-Invocation-Id",
+            "X-Amz-Security-Token",
+            "User-Agent",
+            "Accept-Encoding",
+        )
+    ],
     bad("value-nul", "headers", "control characters", request=lambda r: adding(r, ("User-Agent", "bot\x00"))),
     bad(
         "value-too-long",

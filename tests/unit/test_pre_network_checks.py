@@ -10,7 +10,13 @@ from datetime import datetime, timedelta
 import pytest
 
 from kuma_iam.errors import Denied, DenyReason, InvalidRequest
-from kuma_iam.identity.checks import GET_CALLER_IDENTITY_BODIES, StsCall, TokenPolicy, check_signed_request
+from kuma_iam.identity.checks import (
+    ALLOWED_HEADERS,
+    GET_CALLER_IDENTITY_BODIES,
+    StsCall,
+    TokenPolicy,
+    check_signed_request,
+)
 from kuma_iam.identity.token import SignedRequest, decode_token, encode_compact, encode_vault
 from support.sdk_headers import GO_SDK_V1_HEADERS, GO_SDK_V2_HEADERS
 from support.token_mutations import (
@@ -20,6 +26,7 @@ from support.token_mutations import (
     header,
     moved_to,
     not_signing,
+    setting,
     signing,
     with_authorization,
     with_header,
@@ -420,6 +427,30 @@ def test_header_value_ending_in_a_newline_is_refused(
 ) -> None:
     with pytest.raises(InvalidRequest, match="control characters"):
         check(mutation(signed_request), policy, signed_at)
+
+
+SKIP_HEADER = "@@@SKIP_HEADER@@@"  # urllib3's sentinel, written out: the test must not trust the import
+
+
+@pytest.mark.parametrize("encoding", ["compact", "vault"])
+@pytest.mark.parametrize("value", [SKIP_HEADER, f" {SKIP_HEADER}", f"aws-sdk-go-v2/1.0 {SKIP_HEADER}"])
+@pytest.mark.parametrize("name", sorted(ALLOWED_HEADERS))
+def test_urllib3_skip_header_sentinel_in_any_allowed_header_is_refused(
+    name: str,
+    value: str,
+    encoding: str,
+    signed_request: SignedRequest,
+    policy: TokenPolicy,
+    signed_at: datetime,
+) -> None:
+    # Given a token whose header carries urllib3's sentinel, which would make the forward drop the header
+    # (User-Agent, Accept-Encoding, Host) or raise ValueError (any other): a 500 before this check
+    encoded = encode_compact if encoding == "compact" else encode_vault
+    request = decode_token(encoded(setting(signed_request, name, value)))
+    # When it is checked / Then it is a 400 naming the header, before any network call
+    with pytest.raises(InvalidRequest) as refused:
+        check(request, policy, signed_at)
+    assert refused.value.message.lower().startswith(f"header {name!r} carries {SKIP_HEADER}".lower())
 
 
 def test_header_name_ending_in_a_newline_is_named_an_invalid_token(

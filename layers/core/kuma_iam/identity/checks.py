@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
+from urllib3.util import SKIP_HEADER
+
 from kuma_iam.errors import Denied, DenyReason, InvalidRequest
 from kuma_iam.identity.endpoints import StsEndpoint, sts_endpoint_for_host
 from kuma_iam.identity.token import SignedRequest
@@ -46,6 +48,9 @@ AUTHORIZATION = re.compile(
     r" ?Signature=(?P<signature>[0-9a-f]{64})"
 )
 AMZ_DATE = re.compile(r"[0-9]{8}T[0-9]{6}Z")
+# urllib3, which forwards the token, drops a header with this value (User-Agent, Accept-Encoding, Host) or
+# refuses to send the request at all (any other header): such a token could never reach STS as signed.
+RESERVED_VALUE = SKIP_HEADER
 CONTENT_TYPE = re.compile(r"application/x-www-form-urlencoded(; ?charset=utf-8)?", re.IGNORECASE)
 
 
@@ -159,6 +164,11 @@ def _check_headers(pairs: tuple[tuple[str, str], ...]) -> dict[str, str]:
             raise InvalidRequest(f"header {name!r} appears more than once")
         if not HEADER_VALUE.fullmatch(value):
             raise InvalidRequest(f"header {name!r} has a value with control characters or is too long")
+        if RESERVED_VALUE in value:
+            raise InvalidRequest(
+                f"header {name!r} carries {RESERVED_VALUE}, a value the HTTP client reserves; it cannot be"
+                " forwarded as signed"
+            )
         headers[key] = value
     if "authorization" not in headers:
         raise InvalidRequest("Authorization header is missing")
