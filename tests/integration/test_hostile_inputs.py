@@ -183,7 +183,7 @@ class Hostile:
     raw_body: Callable[[object], str] | None = None
     encodings: tuple[str, ...] = BOTH
     principal: str = "backend"
-    sign: Mapping[str, Any] = field(default_factory=dict)  # how the base token is signed (server_id, at...)
+    sign: Mapping[str, Any] = field(default_factory=dict)  # how it is signed (server_id, at: offset from now)
     reaches_sts: bool = False  # False: refused before any network call, which the proxy must confirm
     claim: Mapping[str, Any] = field(default_factory=lambda: CLAIM)
     compact_message: str | None = None  # where the compact encoding refuses it in its own words
@@ -205,7 +205,6 @@ def allowed(id: str, klass: str, role: str = ROLE, **more: Any) -> Hostile:
     return Hostile(id, klass, 200, "allowed", role, reaches_sts=True, **more)
 
 
-NOW = datetime.now(UTC)
 NOT_STS = "URL host is not an STS endpoint of a known partition and region"
 
 CATALOGUE: list[Hostile] = [
@@ -590,17 +589,15 @@ CATALOGUE: list[Hostile] = [
         "dates",
         "token_expired",
         "more than 900s",
-        sign={"at": NOW - timedelta(minutes=16)},
+        sign={"at": -timedelta(minutes=16)},
     ),
-    denied(
-        "signed-a-day-ago", "dates", "token_expired", "more than 900s", sign={"at": NOW - timedelta(days=1)}
-    ),
+    denied("signed-a-day-ago", "dates", "token_expired", "more than 900s", sign={"at": -timedelta(days=1)}),
     denied(
         "signed-6-minutes-ahead",
         "dates",
         "token_expired",
         "signed in the future, beyond the allowed clock skew",
-        sign={"at": NOW + timedelta(minutes=6)},
+        sign={"at": timedelta(minutes=6)},
     ),
     denied(
         "re-dated-a-year-back",
@@ -956,6 +953,9 @@ def base_request(signers: Signers, row: Hostile, ours: str) -> SignedRequest:
     how = {"server_id": ours, **row.sign}
     if callable(how["server_id"]):
         how["server_id"] = how["server_id"](ours)
+    if isinstance(how.get("at"), timedelta):
+        # An offset from now, read when the row runs: a clock read at import would drift with the run's length
+        how["at"] = datetime.now(UTC) + how["at"]
     if row.principal == "backend-key-swap":
         # another valid key (the intruder's) in the scope, backend's signature and session token kept
         genuine = signers.sign("backend", **how)
