@@ -9,6 +9,7 @@ answer the forwarded identity token itself (`StandInSts`), or fail them (`Answer
 from __future__ import annotations
 
 import http.client
+import io
 import re
 import threading
 import time
@@ -84,7 +85,8 @@ class Delayed:
 
 @dataclass(frozen=True)
 class StandInSts:
-    """Answer the forwarded identity token (a GetCallerIdentity addressed to a real STS host) as STS would,
+    """Answer the forwarded identity token (a GetCallerIdentity addressed to a real STS host, any partition or
+    variant) as STS would,
     vouching for this caller; every other request, the verifier's own STS calls among them, meets `otherwise`.
     """
 
@@ -94,7 +96,7 @@ class StandInSts:
     otherwise: Behaviour
 
     def choose(self, request: ReceivedRequest) -> Behaviour:
-        if request.action == "GetCallerIdentity" and request.host.endswith(".amazonaws.com"):
+        if request.action == "GetCallerIdentity" and request.host.startswith(("sts.", "sts-fips.")):
             return Answer(200, self.xml())
         return self.otherwise
 
@@ -118,6 +120,13 @@ class ReceivedRequest:
     path: str
     headers: tuple[tuple[str, str], ...]
     body: bytes
+    head: bytes = b""  # the request line and header lines exactly as they came off the socket
+
+    @property
+    def header_lines(self) -> list[bytes]:
+        """Each header line as sent, without its CRLF: name, colon and value byte for byte (the parsed
+        `headers` lose a value's leading whitespace)."""
+        return [line for line in self.head.split(b"\r\n")[1:] if line]
 
     def header(self, name: str) -> str | None:
         return next((value for key, value in self.headers if key.lower() == name.lower()), None)
@@ -260,15 +269,43 @@ class _FakeHttpServer(ThreadingHTTPServer):
         self.fake = fake
 
 
+class _HeadRecorder(io.BufferedIOBase):
+    """The connection's reader, keeping the lines the server reads (a request's head) as raw bytes."""
+
+    def __init__(self, raw: io.BufferedIOBase) -> None:
+        super().__init__()
+        self._raw = raw
+        self._lines: list[bytes] = []
+
+    def readline(self, limit: int | None = -1) -> bytes:
+        line = self._raw.readline(-1 if limit is None else limit)
+        self._lines.append(line)
+        return line
+
+    def read(self, size: int | None = -1) -> bytes:
+        return self._raw.read(-1 if size is None else size)
+
+    def take_head(self) -> bytes:
+        """The lines read since the last call: this request's line and headers (keep-alive reuses us)."""
+        head, self._lines = b"".join(self._lines), []
+        return head
+
+
 class _FakeRequestHandler(BaseHTTPRequestHandler):
     server: _FakeHttpServer
     protocol_version = "HTTP/1.1"
 
+    def setup(self) -> None:
+        super().setup()
+        self.rfile = _HeadRecorder(self.rfile)
+
     def _serve(self) -> None:
+        assert isinstance(self.rfile, _HeadRecorder)
+        head = self.rfile.take_head()
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         request = ReceivedRequest(
-            method=self.command, path=self.path, headers=tuple(self.headers.items()), body=body
+            method=self.command, path=self.path, headers=tuple(self.headers.items()), body=body, head=head
         )
         behaviour = self.server.fake.next_behaviour(request)
         while isinstance(behaviour, ByAction | StandInSts | Delayed):

@@ -56,7 +56,8 @@ CONTENT_TYPE = re.compile(r"application/x-www-form-urlencoded(; ?charset=utf-8)?
 
 @dataclass(frozen=True, slots=True)
 class StsCall:
-    """A signed GetCallerIdentity that passed every local check, addressed to a known STS endpoint."""
+    """A signed GetCallerIdentity that passed every local check, addressed to a known STS endpoint; `headers`
+    are the signed request's own, in its order and spelling, with Host always among them."""
 
     endpoint: StsEndpoint
     headers: tuple[tuple[str, str], ...]
@@ -120,10 +121,12 @@ def check_signed_request(request: SignedRequest, policy: TokenPolicy, now: datet
     if signed_at - now > policy.max_skew:
         raise Denied(DenyReason.TOKEN_EXPIRED, "token is signed in the future, beyond the allowed clock skew")
 
-    forwarded = tuple((name, value) for name, value in request.headers if name.lower() != "host")
+    # Forwarded exactly as signed (its Host already equals the endpoint's); a client that kept Host out of its
+    # header map (Go) signed the URL's host, which is named here.
+    implicit_host = () if "host" in headers else (("Host", endpoint.host),)
     return StsCall(
         endpoint=endpoint,
-        headers=(("Host", endpoint.host), *forwarded),
+        headers=(*implicit_host, *request.headers),
         body=request.body.encode(),
         access_key_id=authorization["key"],
         signature=authorization["signature"],
