@@ -178,6 +178,7 @@ class FakeAws:
         self._script = _Script()
         self._lock = threading.Lock()
         self._received: list[ReceivedRequest] = []
+        self._answered: list[tuple[ReceivedRequest, Answer]] = []
         self.stopping = threading.Event()
         self._server: _FakeHttpServer | None = None
         self._thread: threading.Thread | None = None
@@ -188,6 +189,7 @@ class FakeAws:
         with self._lock:
             self._script = _Script(list(steps), then)
             self._received.clear()
+            self._answered.clear()
 
     def next_behaviour(self, request: ReceivedRequest) -> Behaviour:
         with self._lock:
@@ -202,6 +204,18 @@ class FakeAws:
     def reset_requests(self) -> None:
         with self._lock:
             self._received.clear()
+            self._answered.clear()
+
+    def record_answer(self, request: ReceivedRequest, answer: Answer) -> None:
+        with self._lock:
+            self._answered.append((request, answer))
+
+    @property
+    def answers(self) -> list[tuple[ReceivedRequest, Answer]]:
+        """Each complete answer given (scripted or relayed from the target), with the request it answered:
+        what AWS handed the code under test (issued credentials among them)."""
+        with self._lock:
+            return list(self._answered)
 
     def count_by_service(self) -> Counter[str]:
         return Counter(request.service for request in self.requests)
@@ -316,7 +330,7 @@ class _FakeRequestHandler(BaseHTTPRequestHandler):
                 behaviour = behaviour.choose(request)
         match behaviour:
             case Answer():
-                self._answer(behaviour)
+                self._answer(behaviour, request)
             case Hang():
                 self.server.fake.stopping.wait(behaviour.seconds)
                 self.close_connection = True
@@ -327,7 +341,8 @@ class _FakeRequestHandler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_DELETE = _serve  # noqa: N815 - BaseHTTPRequestHandler's names
 
-    def _answer(self, answer: Answer) -> None:
+    def _answer(self, answer: Answer, request: ReceivedRequest) -> None:
+        self.server.fake.record_answer(request, answer)
         self.send_response(answer.status)
         for name, value in answer.headers:
             self.send_header(name, value)
@@ -367,7 +382,7 @@ class _FakeRequestHandler(BaseHTTPRequestHandler):
             headers = tuple((k, v) for k, v in response.getheaders() if k.lower() not in _HOP_BY_HOP)
         finally:
             connection.close()
-        self._answer(Answer(response.status, payload, headers))
+        self._answer(Answer(response.status, payload, headers), request)
 
     def log_message(self, format: str, *args: object) -> None:
         """Quiet: a test reads `FakeAws.requests`, not a request log on stderr."""

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+# Libraries that log the wire at DEBUG: botocore writes request headers (the function's X-Amz-Security-Token,
+# signatures) and response bodies (AssumeRole's SecretAccessKey and SessionToken); boto3 and urllib3 their
+# calls. Lambda puts the root logger at DEBUG with ApplicationLogLevel=DEBUG, and these loggers follow the
+# root unless they have a level of their own: WARNING keeps them quiet whatever the root says.
+WIRE_LOGGERS = ("botocore", "boto3", "urllib3")
+for _name in WIRE_LOGGERS:
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 logger = Logger(service="kuma-iam")
 metrics = Metrics(namespace="KumaIam", service="kuma-iam")
