@@ -801,3 +801,33 @@ def test_body_that_is_not_utf8_is_a_400_not_a_500(verify: Verifier) -> None:
     # Then it is refused as malformed, by name
     assert (answer.status, answer.reason) == (400, "invalid_request")
     assert answer.body["message"] == "request body is not valid UTF-8"
+
+
+def test_base64_body_with_non_ascii_text_is_a_400_not_a_500(verify: Verifier) -> None:
+    # Given a hand-made event that says its body is base64 but carries non-ASCII text
+    event = {**verify.event("{}"), "isBase64Encoded": True, "body": "eyJ0b2tlbiI6ICJ4In0=\u00e9"}
+
+    # When the handler gets it
+    answer = verify.invoke(event)
+
+    # Then it is refused as bad base64 (base64 decoding raised ValueError, a 500)
+    assert (answer.status, answer.reason) == (400, "invalid_request")
+    assert answer.body["message"] == "request body is not valid base64"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("body", {"token": "x"}, "event body: Input should be a valid string"),
+        ("isBase64Encoded", "false", "event isBase64Encoded: Input should be a valid boolean"),
+        ("requestContext", None, "event requestContext: Input should be a valid dictionary"),
+        ("headers", "content-type: application/json", "event headers: Input should be a valid dictionary"),
+    ],
+)
+def test_malformed_event_field_is_a_400_naming_it_not_a_500(
+    verify: Verifier, field: str, value: object, message: str
+) -> None:
+    answer = verify.invoke({**verify.event("{}"), field: value})
+
+    assert (answer.status, answer.reason) == (400, "invalid_request")
+    assert answer.body["message"].startswith(message), answer.body
