@@ -37,13 +37,18 @@ def botocore_signed(
 ) -> SignedRequest:
     """GetCallerIdentity signed by a boto3 STS client configured with use_fips_endpoint/use_dualstack_endpoint
     (as AWS_USE_FIPS_ENDPOINT / AWS_USE_DUALSTACK_ENDPOINT would), carrying the server-id header."""
-    client = boto3.client(  # type: ignore[call-overload]
+    client = boto3.client(
         "sts",
         region_name=region,
         aws_access_key_id=credentials["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=credentials["AWS_SECRET_ACCESS_KEY"],
         aws_session_token=credentials.get("AWS_SESSION_TOKEN"),
-        config=Config(use_fips_endpoint=fips, use_dualstack_endpoint=dualstack, retries={"max_attempts": 1}),
+        config=Config(
+            use_fips_endpoint=fips,
+            use_dualstack_endpoint=dualstack,
+            ignore_configured_endpoint_urls=True,  # signs for AWS, whatever AWS_ENDPOINT_URL* says here
+            retries={"max_attempts": 1},
+        ),
     )
 
     def bind_to_server(request: Any, **_: Any) -> None:

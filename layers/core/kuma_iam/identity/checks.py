@@ -81,7 +81,7 @@ def check_signed_request(request: SignedRequest, policy: TokenPolicy, now: datet
     """Raise InvalidRequest for anything malformed, Denied(token_expired) for a stale or future signature."""
     if request.method != "POST":
         raise InvalidRequest(f"method must be POST, not {request.method[:16]!r}")
-    endpoint = _check_url(request.url)
+    endpoint = _check_url(request.url, policy.partition)
     if endpoint.partition != policy.partition:
         raise InvalidRequest(f"URL host is an STS endpoint of another partition than {policy.partition}")
     headers = _check_headers(request.headers)
@@ -134,7 +134,7 @@ def check_signed_request(request: SignedRequest, policy: TokenPolicy, now: datet
     )
 
 
-def _check_url(url: str) -> StsEndpoint:
+def _check_url(url: str, partition: str) -> StsEndpoint:
     if not URL_TEXT.fullmatch(url):
         raise InvalidRequest("URL must be printable ASCII without spaces, at most 512 characters")
     if "?" in url or "#" in url:
@@ -149,9 +149,12 @@ def _check_url(url: str) -> StsEndpoint:
         raise InvalidRequest("URL must not carry credentials or a port")
     if parts.path not in ("", "/"):
         raise InvalidRequest("URL path must be /")
-    endpoint = sts_endpoint_for_host(parts.netloc)
+    endpoint = sts_endpoint_for_host(parts.netloc, partition)
     if endpoint is None:
-        raise InvalidRequest("URL host is not an STS endpoint of a known partition and region")
+        raise InvalidRequest(
+            "URL host is not an STS endpoint of a known partition and region (in any variant botocore"
+            " resolves: regional, FIPS, dual-stack)"
+        )
     return endpoint
 
 
