@@ -183,7 +183,7 @@ class Hostile:
     raw_body: Callable[[object], str] | None = None
     encodings: tuple[str, ...] = BOTH
     principal: str = "backend"
-    sign: Mapping[str, Any] = field(default_factory=dict)  # how it is signed (server_id, at: offset from now)
+    sign: Mapping[str, Any] = field(default_factory=dict)  # signing: server_id, at (an offset from now)
     reaches_sts: bool = False  # False: refused before any network call, which the proxy must confirm
     claim: Mapping[str, Any] = field(default_factory=lambda: CLAIM)
     compact_message: str | None = None  # where the compact encoding refuses it in its own words
@@ -994,7 +994,8 @@ def base_request(signers: Signers, row: Hostile, ours: str) -> SignedRequest:
     if callable(how["server_id"]):
         how["server_id"] = how["server_id"](ours)
     if isinstance(how.get("at"), timedelta):
-        # An offset from now, read when the row runs: a clock read at import would drift with the run's length
+        # Rows give the signing time relative to now, read here: a time read at import grows stale while
+        # earlier tests run, and "6 minutes ahead" would drift inside the allowed skew on a loaded machine.
         how["at"] = datetime.now(UTC) + how["at"]
     if row.principal == "backend-key-swap":
         # another valid key (the intruder's) in the scope, backend's signature and session token kept
