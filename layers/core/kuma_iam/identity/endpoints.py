@@ -40,15 +40,18 @@ def _botocore_data() -> tuple[EndpointProvider, dict[str, Any]]:
     return EndpointProvider(rules, partitions), {p["id"]: p for p in partitions["partitions"]}
 
 
-def _resolve(region: str, *, fips: bool, dualstack: bool, global_endpoint: bool = False) -> tuple[str, str]:
-    """The host botocore sends to, and the region it signs for, for these settings."""
+def _resolve(
+    region: str, *, fips: bool, dualstack: bool, global_endpoint: bool = False
+) -> tuple[str, str] | None:
+    """The host botocore sends to, and the region it signs for, for these settings; None for anything but a
+    plain https://<host>/ (which the forward could not reach as signed), so it is never accepted."""
     provider, _ = _botocore_data()
     resolved = provider.resolve_endpoint(
         Region=region, UseFIPS=fips, UseDualStack=dualstack, UseGlobalEndpoint=global_endpoint
     )
     url = urlsplit(resolved.url)
-    if url.scheme != "https" or url.path not in ("", "/") or url.port is not None or not url.hostname:
-        raise ValueError(f"botocore resolved an STS endpoint this verifier cannot forward to: {resolved.url}")
+    if url.scheme != "https" or url.path not in ("", "/") or url.netloc != url.hostname or not url.hostname:
+        return None
     schemes = resolved.properties.get("authSchemes") or [{}]
     return url.hostname, schemes[0].get("signingRegion", region)
 
@@ -62,13 +65,14 @@ def partition_endpoints(partition: str) -> dict[str, StsEndpoint]:
     for region in partitions[partition]["regions"] if partition in partitions else ():
         if region.endswith("-global"):
             continue
-        for fips, dualstack in VARIANTS:
-            host, signing_region = _resolve(region, fips=fips, dualstack=dualstack)
-            # One host may serve two settings (GovCloud's regional endpoints are its FIPS ones).
-            endpoints.setdefault(host, StsEndpoint(host, signing_region, partition))
-        # STS's legacy global endpoint (sts_regional_endpoints=legacy; signed for us-east-1)
-        host, signing_region = _resolve(region, fips=False, dualstack=False, global_endpoint=True)
-        endpoints.setdefault(host, StsEndpoint(host, signing_region, partition))
+        settings = [{"fips": fips, "dualstack": dualstack} for fips, dualstack in VARIANTS]
+        # and STS's legacy global endpoint (sts_regional_endpoints=legacy; signed for us-east-1)
+        settings.append({"fips": False, "dualstack": False, "global_endpoint": True})
+        for resolved in (_resolve(region, **setting) for setting in settings):
+            if resolved is not None:
+                host, signing_region = resolved
+                # One host may serve two settings (GovCloud's regional endpoints are its FIPS ones).
+                endpoints.setdefault(host, StsEndpoint(host, signing_region, partition))
     return endpoints
 
 
@@ -90,5 +94,5 @@ def sts_endpoint_for_region(
     partition = next((p for p, data in partitions.items() if region in data["regions"]), None)
     if partition is None or region.endswith("-global"):
         return None
-    host, _ = _resolve(region, fips=fips, dualstack=dualstack)
-    return partition_endpoints(partition).get(host)
+    resolved = _resolve(region, fips=fips, dualstack=dualstack)
+    return None if resolved is None else partition_endpoints(partition).get(resolved[0])
