@@ -299,6 +299,10 @@ class _HeadRecorder(io.BufferedIOBase):
     def read(self, size: int | None = -1) -> bytes:
         return self._raw.read(-1 if size is None else size)
 
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
     def take_head(self) -> bytes:
         """The lines read since the last call: this request's line and headers (keep-alive reuses us)."""
         head, self._lines = b"".join(self._lines), []
