@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+import botocore.session
+
 from kuma_iam.identity.token import encode_compact, encode_vault
 from kuma_iam_cli.arguments import server_id
 from kuma_iam_cli.aws_credentials import DEFAULT_REGION, default_credentials
@@ -16,7 +18,9 @@ LOCAL_STACK_TASK_CREDENTIALS = "111111111111-backend-task.env"
 DESCRIPTION = """\
 The sidecar's side: sign an sts:GetCallerIdentity request with the default AWS credentials (on ECS, the
 task role's) for one control plane's server id, and print it as a token for `kuma-iam verify` or the
-control plane. Nothing is sent anywhere.
+control plane. Nothing is sent anywhere. The STS host follows the SDK's settings, as botocore's would:
+AWS_USE_FIPS_ENDPOINT and AWS_USE_DUALSTACK_ENDPOINT (or use_fips_endpoint / use_dualstack_endpoint in the
+profile).
 
 exit status: 0 a token was printed; 2 error (no credentials, a server id or region the verifier refuses)."""
 
@@ -46,11 +50,19 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run(args: argparse.Namespace) -> int:
+    sdk = botocore.session.Session()
     credentials, region = default_credentials(
-        args.region, purpose="sign the token", local_file=LOCAL_STACK_TASK_CREDENTIALS
+        args.region, purpose="sign the token", local_file=LOCAL_STACK_TASK_CREDENTIALS, sdk=sdk
     )
     try:
-        signed = sign_identity_request(credentials, server_id=args.server_id, region=region)
+        signed = sign_identity_request(
+            credentials,
+            server_id=args.server_id,
+            region=region,
+            # The SDK's own settings (AWS_USE_FIPS_ENDPOINT, use_dualstack_endpoint in the profile...).
+            fips=bool(sdk.get_config_variable("use_fips_endpoint")),
+            dualstack=bool(sdk.get_config_variable("use_dualstack_endpoint")),
+        )
     except ValueError as error:
         raise CommandError(f"{error} (--region, or the SDK's AWS_REGION)") from None
     print(encode_compact(signed) if args.format == "compact" else json.dumps(encode_vault(signed)))

@@ -8,6 +8,7 @@ function's environment from the template and holds the dashboard, the alarms and
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -23,6 +24,14 @@ from kuma_iam.rules import RULES
 NAMESPACE = "KumaIam"
 # Powertools adds it to every record; a metric's own dimension may never take this name.
 SERVICE_DIMENSION = "service"
+
+# Libraries that log the wire at DEBUG: botocore writes request headers (the function's X-Amz-Security-Token,
+# signatures) and response bodies (AssumeRole's SecretAccessKey and SessionToken); boto3 and urllib3 their
+# calls. Lambda puts the root logger at DEBUG with ApplicationLogLevel=DEBUG, and these loggers follow the
+# root unless they have a level of their own: WARNING keeps them quiet whatever the root says.
+WIRE_LOGGERS = ("botocore", "boto3", "urllib3")
+for _name in WIRE_LOGGERS:
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 # The service name comes from POWERTOOLS_SERVICE_NAME (Powertools' "service_undefined" when unset).
 logger = Logger()
