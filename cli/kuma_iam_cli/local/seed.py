@@ -152,13 +152,13 @@ def seed_demo_world(aws: EmbeddedAws) -> DemoWorld:
     iam_by_account = {account: _iam(aws, account) for account in accounts}
 
     admins = {
-        account: _create_user(
+        account: create_user(
             iam, account, ADMIN_USER_NAME, [{"Effect": "Allow", "Action": "*", "Resource": "*"}]
         )
         for account, iam in iam_by_account.items()
     }
     ecs_agents = {
-        account: _create_user(
+        account: create_user(
             iam,
             account,
             ECS_AGENT_USER_NAME,
@@ -168,7 +168,7 @@ def seed_demo_world(aws: EmbeddedAws) -> DemoWorld:
     }
 
     home_iam = iam_by_account[HOME_ACCOUNT]
-    verifier = _create_user(
+    verifier = create_user(
         home_iam,
         HOME_ACCOUNT,
         VERIFIER_USER_NAME,
@@ -186,13 +186,13 @@ def seed_demo_world(aws: EmbeddedAws) -> DemoWorld:
             {"Effect": "Allow", "Action": "dynamodb:PutItem", "Resource": "*"},
         ],
     )
-    control_plane = _create_user(
+    control_plane = create_user(
         home_iam,
         HOME_ACCOUNT,
         CONTROL_PLANE_USER_NAME,
         [{"Effect": "Allow", "Action": "execute-api:Invoke", "Resource": "*"}],
     )
-    ci_user = _create_user(
+    ci_user = create_user(
         home_iam,
         HOME_ACCOUNT,
         CI_USER_NAME,
@@ -341,9 +341,10 @@ def _client(world: DemoWorld, service: str, user: UserCredentials) -> Any:
     )
 
 
-def _create_user(
+def create_user(
     iam: IAMClient, account: str, user_name: str, statements: list[dict[str, Any]]
 ) -> UserCredentials:
+    """An IAM user with an inline policy of `statements` and one access key."""
     user = iam.create_user(UserName=user_name)["User"]
     iam.put_user_policy(UserName=user_name, PolicyName=_POLICY_NAME, PolicyDocument=_policy(statements))
     key = iam.create_access_key(UserName=user_name)["AccessKey"]

@@ -41,10 +41,11 @@ MIN_VALID_FOR = timedelta(minutes=1)
 class TokenRequest(VerifyRequest):
     """`POST /v1/tokens`: the identity token and Dataplane of a verify request, the lifetime, and the zone."""
 
-    valid_for: Annotated[timedelta | None, Field(alias="validFor")] = None
+    # The wire's name, not an alias: pydantic would silently ignore a `valid_for` key beside an alias.
+    validFor: timedelta | None = None  # noqa: N815
     zone: Annotated[str | None, Field(min_length=1, max_length=253)] = None
 
-    @field_validator("valid_for", mode="before")
+    @field_validator("validFor", mode="before")
     @classmethod
     def _go_duration(cls, value: Any) -> Any:
         if value is None:
@@ -111,7 +112,7 @@ class TokenIssuer:
         """Raise InvalidRequest, Denied or UpstreamError; return a token only for what the role allows."""
         spec = request.dataplane
         try:
-            valid_for = self.limits.valid_for(request.valid_for)
+            valid_for = self.limits.valid_for(request.validFor)
             self.limits.check(request)
             bound_to = caller_role(caller)
             authorized = self.verifier.authorize(request.token, spec.claim())
