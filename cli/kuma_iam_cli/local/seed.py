@@ -263,6 +263,35 @@ def task_credentials(
     }
 
 
+def task_caller(
+    world: DemoWorld, account: str, role_name: str, session_name: str = "ecs-task"
+) -> tuple[dict[str, str], GatewayCaller]:
+    """Fresh task-role credentials, and the caller API Gateway's IAM authorizer reports for calls they sign
+    (STS names the session: `arn:…:assumed-role/<role>/<session>`, `AROA…:<session>`)."""
+    credentials = task_credentials(world, account, role_name, session_name)
+    sts = cast(
+        "STSClient",
+        boto3.client(
+            "sts",
+            region_name=world.region,
+            endpoint_url=world.endpoint_url,
+            aws_access_key_id=credentials["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=credentials["AWS_SECRET_ACCESS_KEY"],
+            aws_session_token=credentials["AWS_SESSION_TOKEN"],
+        ),
+    )
+    identity = sts.get_caller_identity()
+    caller = GatewayCaller(
+        access_key_id=credentials["AWS_ACCESS_KEY_ID"],
+        secret_access_key=credentials["AWS_SECRET_ACCESS_KEY"],
+        account_id=identity["Account"],
+        user_arn=identity["Arn"],
+        user_id=identity["UserId"],
+        session_token=credentials["AWS_SESSION_TOKEN"],
+    )
+    return credentials, caller
+
+
 def recreate_role(world: DemoWorld, account: str, role_name: str) -> str:
     """Delete the role and create it again alike (path, trust, tags, policies); returns the new RoleId."""
     iam = cast("IAMClient", _client(world, "iam", world.admins[account]))

@@ -13,7 +13,14 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from kuma_iam.tokens.revocations import SCOPE_INDEX
 from kuma_iam_cli.local.embedded_aws import EmbeddedAws
-from kuma_iam_cli.local.seed import HOME_ACCOUNT, READER_ROLE_NAME, UserCredentials, create_user
+from kuma_iam_cli.local.seed import (
+    HOME_ACCOUNT,
+    READER_ROLE_NAME,
+    DemoWorld,
+    UserCredentials,
+    create_user,
+    verifier_environment,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -100,6 +107,23 @@ def seed_token_keys(aws: EmbeddedAws, account: str = HOME_ACCOUNT) -> TokenKeys:
         issuer=issuer,
         pem=pem,
     )
+
+
+def token_issuer_environment(world: DemoWorld, keys: TokenKeys, *, server_id: str) -> dict[str, str]:
+    """The environment the token issuer handler runs with against this world: the verifier's, as the issuer's
+    own user, plus its keys, zone, meshes and revocations table."""
+    return {
+        **verifier_environment(world, server_id=server_id),
+        "AWS_ACCESS_KEY_ID": keys.issuer.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": keys.issuer.secret_access_key,
+        "AWS_ENDPOINT_URL_KMS": world.endpoint_url,
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER": world.endpoint_url,
+        "KUMA_IAM_SIGNING_KEYS": keys.signing_keys,
+        "KUMA_IAM_ZONE": keys.zone,
+        "KUMA_IAM_ZONE_SIGNING_KEYS": f"1={keys.zone_key_alias}",
+        "KUMA_IAM_MESHES": ",".join(keys.meshes),
+        "KUMA_IAM_REVOCATION_TABLE": keys.revocation_table,
+    }
 
 
 def new_kuma_signing_key() -> str:
