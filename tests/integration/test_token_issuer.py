@@ -1,6 +1,6 @@
-"""The token exchange on the embedded AWS: real handler, real task-role credentials, KMS and Secrets Manager on
-moto server with SigV4 on; every token is judged by an independent validator of Kuma's rules with the public
-keys GET /v1/keys publishes."""
+"""The token exchange on the embedded AWS: real handler, real task-role credentials, KMS and Secrets Manager
+on moto server with SigV4 on; every token is judged by an independent validator of Kuma's rules with the
+public keys GET /v1/keys publishes."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ def exchange(
         role: str,
         dataplane: dict[str, Any] | None = None,
         *,
-        caller: GatewayCaller | None | str = "self",
+        caller: GatewayCaller | str | None = "self",
         encoding: str = "compact",
         **fields: Any,
     ) -> IssuerAnswer:

@@ -269,16 +269,13 @@ def task_caller(
     """Fresh task-role credentials, and the caller API Gateway's IAM authorizer reports for calls they sign
     (STS names the session: `arn:…:assumed-role/<role>/<session>`, `AROA…:<session>`)."""
     credentials = task_credentials(world, account, role_name, session_name)
-    sts = cast(
-        "STSClient",
-        boto3.client(
-            "sts",
-            region_name=world.region,
-            endpoint_url=world.endpoint_url,
-            aws_access_key_id=credentials["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=credentials["AWS_SECRET_ACCESS_KEY"],
-            aws_session_token=credentials["AWS_SESSION_TOKEN"],
-        ),
+    sts = boto3.client(
+        "sts",
+        region_name=world.region,
+        endpoint_url=world.endpoint_url,
+        aws_access_key_id=credentials["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=credentials["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=credentials["AWS_SESSION_TOKEN"],
     )
     identity = sts.get_caller_identity()
     caller = GatewayCaller(

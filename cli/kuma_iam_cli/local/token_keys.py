@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 ISSUER_USER_NAME = "kuma-iam-token-issuer"
 DATAPLANE_KEY_ALIAS = "alias/kuma-iam-dataplane-tokens"
 ZONE_KEY_ALIAS = "alias/kuma-iam-zone-tokens"
-PEM_SECRET_NAME = "kuma-iam/dataplane-token-signing-key-1"
+PEM_SECRET_NAME = "kuma-iam/dataplane-token-signing-key-1"  # noqa: S105 - a name, not a secret
 REVOCATION_TABLE = "kuma-iam-token-revocations"
 DEMO_ZONE = "zone-1"
 DEMO_MESHES = ("default", "payments")
@@ -54,7 +54,7 @@ class TokenKeys:
 
     @property
     def signing_keys(self) -> str:
-        """After a rotation: the operator's old PEM key stays published as kid 1, the KMS key signs as kid 2."""
+        """After a rotation: the operator's old PEM key stays published as kid 1, KMS signs as kid 2."""
         return f"1={self.pem_secret_arn},2={self.dataplane_key_alias}"
 
     def to_json(self) -> str:
@@ -86,7 +86,11 @@ def seed_token_keys(aws: EmbeddedAws, account: str = HOME_ACCOUNT) -> TokenKeys:
         [
             # What the verifier needs (the issuer verifies identities the same way)...
             {"Effect": "Allow", "Action": ["iam:GetRole"], "Resource": "*"},
-            {"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": f"arn:aws:iam::*:role/{READER_ROLE_NAME}"},
+            {
+                "Effect": "Allow",
+                "Action": "sts:AssumeRole",
+                "Resource": f"arn:aws:iam::*:role/{READER_ROLE_NAME}",
+            },
             {"Effect": "Allow", "Action": "sts:GetCallerIdentity", "Resource": "*"},
             # ...and signing. moto matches KMS, Secrets Manager and DynamoDB actions against "*" only (it
             # knows no resource ARN for them); the template names the keys, the secrets and the table.
@@ -127,10 +131,12 @@ def token_issuer_environment(world: DemoWorld, keys: TokenKeys, *, server_id: st
 
 
 def new_kuma_signing_key() -> str:
-    """A fresh key in the form kumactl and the control plane write: PKCS#1 `RSA PRIVATE KEY` PEM, 2048 bits."""
+    """A fresh key as kumactl and the control plane write them: PKCS#1 `RSA PRIVATE KEY` PEM, 2048 bits."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
     ).decode("ascii")
 
 
@@ -142,7 +148,10 @@ def create_revocation_table(dynamodb: DynamoDBClient, name: str = REVOCATION_TAB
             {"AttributeName": "jti", "AttributeType": "S"},
             {"AttributeName": "scope", "AttributeType": "S"},
         ],
-        KeySchema=[{"AttributeName": "jti", "KeyType": "HASH"}, {"AttributeName": "scope", "KeyType": "RANGE"}],
+        KeySchema=[
+            {"AttributeName": "jti", "KeyType": "HASH"},
+            {"AttributeName": "scope", "KeyType": "RANGE"},
+        ],
         GlobalSecondaryIndexes=[
             {
                 "IndexName": SCOPE_INDEX,
