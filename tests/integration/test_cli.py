@@ -12,7 +12,6 @@ import queue
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -34,6 +33,7 @@ from kuma_iam_cli.local.events import VERIFIER_CASES, VerifierCase
 from kuma_iam_cli.local.gateway import LocalLambdaContext
 from kuma_iam_cli.local.seed import HOME_ACCOUNT, DemoWorld, UserCredentials, task_credentials
 from kuma_iam_cli.main import main
+from support.cli_process import ISOLATED, KUMA_IAM, CliRun, isolated_environment, run_command
 from support.local_ports import free_port
 from support.project_files import REPO
 from support.token_mutations import read_compact
@@ -41,32 +41,12 @@ from support.verifier_harness import SERVER_ID, TokenFactory, Verifier
 
 pytestmark = pytest.mark.integration
 
-KUMA_IAM = str(Path(sys.executable).parent / "kuma-iam")
 BACKEND_CLAIM = {
     "type": "dataplane",
     "mesh": "default",
     "name": "backend-01",
     "tags": {"kuma.io/service": ["backend"]},
 }
-# No credentials, profile or metadata service but what a test hands over.
-ISOLATED = {
-    "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-    "AWS_CONFIG_FILE": "/dev/null",
-    "AWS_EC2_METADATA_DISABLED": "true",
-}
-
-
-def isolated_environment(**environment: str) -> dict[str, str]:
-    """A subprocess environment without any AWS_* of ours: only `environment` and the isolation above.
-
-    PYTHONUNBUFFERED goes too: a user's shell does not set it, and output buffering is part of what we test.
-    """
-    kept = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("AWS_", "KUMA_", "KMESH_")) and name != "PYTHONUNBUFFERED"
-    }
-    return {**kept, **ISOLATED, **environment}
 
 
 def user_environment(user: UserCredentials, region: str = "us-east-1") -> dict[str, str]:
@@ -75,13 +55,6 @@ def user_environment(user: UserCredentials, region: str = "us-east-1") -> dict[s
         "AWS_SECRET_ACCESS_KEY": user.secret_access_key,
         "AWS_REGION": region,
     }
-
-
-@dataclass(frozen=True)
-class CliRun:
-    code: int
-    out: str
-    err: str
 
 
 @pytest.fixture
@@ -101,14 +74,6 @@ def run_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str])
         return CliRun(code, out, err)
 
     return run
-
-
-def run_command(*argv: str, **environment: str) -> CliRun:
-    """The installed kuma-iam in a subprocess, as a user (or a sidecar's init container) runs it."""
-    done = subprocess.run(
-        [KUMA_IAM, *argv], env=isolated_environment(**environment), capture_output=True, text=True, timeout=60
-    )
-    return CliRun(done.returncode, done.stdout, done.stderr)
 
 
 def printed_decision(output: str) -> tuple[int, dict[str, Any]]:
