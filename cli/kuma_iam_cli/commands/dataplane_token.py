@@ -11,9 +11,8 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-import boto3
-
 from kuma_iam.tokens.duration import parse_go_duration
+from kuma_iam_cli.aws_session import aws_session
 from kuma_iam_cli.issuer_client import Denied, Issued, IssuerClient, Refused, TokenAsk, Unavailable
 from kuma_iam_cli.renewal import Renewal
 from kuma_iam_cli.token_file import write_token_file
@@ -77,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         zone=args.zone,
         valid_for=args.valid_for,
     )
-    client = IssuerClient(boto3.Session(), api_region=args.region)
+    client = IssuerClient(aws_session(), api_region=args.region)
     stop = threading.Event()
     _stop_on_signals(stop)
     renewal = Renewal(

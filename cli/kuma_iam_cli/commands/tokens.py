@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
@@ -29,6 +28,7 @@ from kuma_iam.tokens.revocations import (
     secret_name,
 )
 from kuma_iam.tokens.validator import InvalidToken, validate_token
+from kuma_iam_cli.aws_session import aws_session
 from kuma_iam_cli.issuer_client import IssuerClient
 from kuma_iam_cli.signer import sign_api_call
 
@@ -82,6 +82,7 @@ def _scope_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--kubernetes-namespace", help="print a Kubernetes Secret in this namespace instead of Universal YAML"
     )
+    parser.add_argument("--region", help="region of the table (default: $AWS_REGION, else the SDK's)")
 
 
 def run_revoke(args: argparse.Namespace) -> int:
@@ -91,7 +92,7 @@ def run_revoke(args: argparse.Namespace) -> int:
     bad = [jti for jti in args.jti if not JTI.fullmatch(jti)]
     if bad:
         return _fail(f"{bad[0][:64]!r} is not a token id (letters, digits, '.', '_', '-')")
-    session = boto3.Session()
+    session = aws_session(args.region)
     try:
         operator = session.client("sts").get_caller_identity()["Arn"]
         table = RevocationTable(session.client("dynamodb"), args.table)
@@ -111,7 +112,7 @@ def run_revocations(args: argparse.Namespace) -> int:
     if scope is None or not args.table:
         return _fail("--table (or KUMA_IAM_REVOCATION_TABLE) and a valid --mesh are required")
     try:
-        revoked = RevocationTable(boto3.Session().client("dynamodb"), args.table).revoked(scope)
+        revoked = RevocationTable(aws_session(args.region).client("dynamodb"), args.table).revoked(scope)
     except (UpstreamError, ClientError, BotoCoreError) as error:
         return _fail(_aws_message(error))
     _report(f"{len(revoked)} token id(s) revoked for {secret_name(scope)}")
@@ -164,7 +165,7 @@ class KeysUnavailable(Exception):
 
 def fetch_keys(url: str, region: str | None) -> dict[str, Any]:
     """GET /v1/keys, IAM-signed with the default credentials."""
-    session = boto3.Session()
+    session = aws_session(region)
     credentials = session.get_credentials()
     if credentials is None:
         raise KeysUnavailable("no AWS credentials found to sign the call")
