@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,6 +12,11 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 logger = Logger(service="kuma-iam")
 metrics = Metrics(namespace="KumaIam", service="kuma-iam")
+
+# At DEBUG botocore logs whole requests and answers, signatures included; AWS's answers carry secrets (a Kuma
+# signing key from Secrets Manager, AssumeRole's credentials). Whatever level a function runs at, not those.
+for _wire_logger in ("botocore", "boto3"):
+    logging.getLogger(_wire_logger).setLevel(logging.INFO)
 
 
 def metrics_count(name: str, **dimensions: str) -> None:
