@@ -6,10 +6,10 @@ import argparse
 from collections.abc import Sequence
 
 from kuma_iam import __version__
-from kuma_iam_cli.commands import dataplane_token, events, serve, token, tokens, verify
+from kuma_iam_cli.commands import dataplane_token, events, policy, serve, token, tokens, verify
 
 # Each subcommand is a module of kuma_iam_cli.commands with `register(subparsers)`.
-COMMANDS = (token, verify, dataplane_token, tokens, serve, events)
+COMMANDS = (token, verify, dataplane_token, tokens, serve, events, policy)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -115,12 +115,10 @@ class Signers:
         headers: tuple[tuple[str, str], ...] = (
             ("Content-Type", "application/x-www-form-urlencoded; charset=utf-8"),
         ),
-        offset: timedelta | None = None,
+        at: datetime | None = None,
         keep_host: bool = True,
     ) -> SignedRequest:
-        """SigV4 by botocore, as a sidecar signs; `headers` dress it as another SDK would before signing;
-        `offset` moves the signing clock from now (read here, at signing, never when the rows are built)."""
-        at = datetime.now(UTC) + offset if offset is not None else None
+        """SigV4 by botocore, as a sidecar signs; `headers` dress it as another SDK would before signing."""
         endpoint = sts_endpoint_for_region(region)
         assert endpoint is not None
         host = host or endpoint.host
@@ -199,7 +197,7 @@ class Hostile:
     raw_body: Callable[[object], str] | None = None
     encodings: tuple[str, ...] = BOTH
     principal: str = "backend"
-    sign: Mapping[str, Any] = field(default_factory=dict)  # how the base token is signed (server_id, at...)
+    sign: Mapping[str, Any] = field(default_factory=dict)  # signing: server_id, at (an offset from now)
     reaches_sts: bool = False  # False: refused before any network call, which the proxy must confirm
     claim: Mapping[str, Any] = field(default_factory=lambda: CLAIM)
     compact_message: str | None = None  # where the compact encoding refuses it in its own words
@@ -588,17 +586,15 @@ CATALOGUE: list[Hostile] = [
         "dates",
         "token_expired",
         "more than 900s",
-        sign={"offset": -timedelta(minutes=16)},
+        sign={"at": -timedelta(minutes=16)},
     ),
-    denied(
-        "signed-a-day-ago", "dates", "token_expired", "more than 900s", sign={"offset": -timedelta(days=1)}
-    ),
+    denied("signed-a-day-ago", "dates", "token_expired", "more than 900s", sign={"at": -timedelta(days=1)}),
     denied(
         "signed-6-minutes-ahead",
         "dates",
         "token_expired",
         "signed in the future, beyond the allowed clock skew",
-        sign={"offset": timedelta(minutes=6)},
+        sign={"at": timedelta(minutes=6)},
     ),
     denied(
         "re-dated-a-year-back",
@@ -968,6 +964,10 @@ def base_request(signers: Signers, row: Hostile, ours: str) -> SignedRequest:
     how = {"server_id": ours, **row.sign}
     if callable(how["server_id"]):
         how["server_id"] = how["server_id"](ours)
+    if isinstance(how.get("at"), timedelta):
+        # Rows give the signing time relative to now, read here: a time read at import grows stale while
+        # earlier tests run, and "6 minutes ahead" would drift inside the allowed skew on a loaded machine.
+        how["at"] = datetime.now(UTC) + how["at"]
     if row.principal == "backend-key-swap":
         # another valid key (the intruder's) in the scope, backend's signature and session token kept
         genuine = signers.sign("backend", **how)
