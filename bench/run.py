@@ -31,7 +31,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
-from kuma_iam.aws import aws_client_config
 from kuma_iam.config import TokenIssuerSettings, VerifierSettings
 from kuma_iam.errors import InvalidRequest
 from kuma_iam.identity.checks import check_signed_request
@@ -162,9 +161,7 @@ def measure_tokens(world: DemoWorld, keys: TokenKeys) -> tuple[list[Row], list[t
 
     def minter(signing_keys: str) -> Callable[[], object]:
         settings = TokenIssuerSettings.from_env({**environment, "KUMA_IAM_SIGNING_KEYS": signing_keys})
-        built = build_minter(
-            settings, session, config=aws_client_config(2.5), dynamodb_endpoint_url=world.endpoint_url
-        )
+        built = build_minter(settings, session, timeout_seconds=2.5, dynamodb_endpoint_url=world.endpoint_url)
         built.mint(identity, one_hour)  # keys loaded: a warm container
         return lambda: built.mint(identity, one_hour)
 

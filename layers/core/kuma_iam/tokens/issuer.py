@@ -12,7 +12,6 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
 import boto3
-from botocore.config import Config
 from pydantic import Field, field_validator
 
 from kuma_iam.aws import aws_client_config
@@ -175,10 +174,11 @@ def build_minter(
     settings: TokenSigningSettings,
     session: boto3.Session,
     *,
-    config: Config,
+    timeout_seconds: float,
     dynamodb_endpoint_url: str | None = None,
 ) -> TokenMinter:
     """Signers and the revocations table from settings; keys load on first use and stay for the container."""
+    config = aws_client_config(timeout_seconds)
     kms = session.client("kms", endpoint_url=settings.kms_endpoint_url, config=config)
     secrets = session.client(
         "secretsmanager", endpoint_url=settings.secretsmanager_endpoint_url, config=config
@@ -190,7 +190,10 @@ def build_minter(
         if settings.zone_signing_keys is not None
         else None
     )
-    dynamodb = session.client("dynamodb", endpoint_url=dynamodb_endpoint_url, config=config)
+    # One attempt: a read the caller may simply retry, kept out of the function's timeout budget.
+    dynamodb = session.client(
+        "dynamodb", endpoint_url=dynamodb_endpoint_url, config=aws_client_config(timeout_seconds, attempts=1)
+    )
     return TokenMinter(dataplane_keys, zone_keys, RevocationTable(dynamodb, settings.revocation_table_name))
 
 
@@ -202,7 +205,7 @@ def build_token_issuer(settings: TokenIssuerSettings, session: boto3.Session | N
         minter=build_minter(
             settings,
             session,
-            config=aws_client_config(settings.upstream_timeout_seconds),
+            timeout_seconds=settings.upstream_timeout_seconds,
             dynamodb_endpoint_url=settings.dynamodb_endpoint_url,
         ),
         limits=IssuerLimits(settings.meshes, settings.zone, settings.token_max_valid_for),
