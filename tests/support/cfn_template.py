@@ -4,18 +4,27 @@
 (AllowedValues, AllowedPattern), evaluates the Conditions, drops the resources and outputs whose condition
 is false, and resolves the intrinsic functions our templates use: Ref, Fn::Sub, Fn::GetAtt (Arn of roles
 and rules), Fn::If, Fn::Equals, Fn::Or, Fn::And, Fn::Not, Fn::Split, Fn::Join and AWS::NoValue.
+
+`Template.load(path, **parameters)` is the same resolver for tests that follow references rather than read
+ARNs (every function's environment, its role, its log group, the dashboard): a resource reference resolves
+to a placeholder naming it (`<VerifierApi>`, `<ReplayTable.Arn>`), parameters default, and the pseudo
+parameters are fixed (the stack name above all, which names metrics and alarms).
+`cloudformation_templates()` finds every template of the project.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cfnlint.decode import decode_str  # type: ignore[import-untyped]
+
+from support.project_files import REPO
 
 _NO_VALUE = object()
 _SUB_REFERENCE = re.compile(r"\$\{(!?)([^}]+)\}")
@@ -200,3 +209,150 @@ class _Resolver:
             name = self._value(resource["Properties"]["Name"])
             return f"{arn}:events:{self._pseudo['AWS::Region']}:{self._pseudo['AWS::AccountId']}:rule/{name}"
         raise NotImplementedError(f"Fn::GetAtt {resource['Type']}.{attribute} is not modelled")
+
+
+# --- references as placeholders: Template ------------------------------------------------------------
+
+STACK_NAME = "kuma-iam-test"
+REGION = "eu-west-1"
+ACCOUNT = "123456789012"
+# Required parameters of template.yaml without a default: values their patterns accept.
+_REQUIRED_EXAMPLES = {"AuthorizedAccountIds": f"{ACCOUNT},210987654321", "ServerId": "kuma-test"}
+
+
+def placeholder(logical_id: str, attribute: str | None = None) -> str:
+    return f"<{logical_id}.{attribute}>" if attribute else f"<{logical_id}>"
+
+
+def cloudformation_templates() -> list[Path]:
+    """Every CloudFormation template of the project (template.yaml and any other deployable one)."""
+    found = []
+    for folder, subfolders, files in os.walk(REPO):
+        # Hidden folders hold the venv, builds and caches, never a template of ours.
+        subfolders[:] = sorted(
+            name for name in subfolders if not name.startswith(".") and name != "node_modules"
+        )
+        for name in sorted(files):
+            if name.endswith((".yaml", ".yml")):
+                path = Path(folder) / name
+                head = path.read_text(errors="replace")[:4000]
+                if "AWSTemplateFormatVersion" in head or "AWS::Serverless" in head:
+                    found.append(path)
+    return sorted(found)
+
+
+class _PlaceholderResolver(_Resolver):
+    """The deployment resolver, with references to resources left as placeholders naming them."""
+
+    def __init__(self, template: dict[str, Any], parameters: Mapping[str, str]) -> None:
+        super().__init__(template, parameters, REGION, "aws", ACCOUNT, STACK_NAME)
+        self._pseudo["AWS::StackId"] = (
+            f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{STACK_NAME}/0a1b2c3d-0000-4000-8000"
+        )
+
+    def _checked_parameters(self, given: Mapping[str, str]) -> dict[str, str]:
+        # Given values are checked as CloudFormation would; a required one nobody gave stands as a
+        # placeholder (these tests follow references, not values).
+        declared = self._template.get("Parameters", {})
+        missing = {
+            name: f"<{name}>"
+            for name, spec in declared.items()
+            if name not in given and "Default" not in spec
+        }
+        template = self._template
+        self._template = {**template, "Parameters": {n: v for n, v in declared.items() if n not in missing}}
+        try:
+            checked = super()._checked_parameters(given)
+        finally:
+            self._template = template
+        return {**checked, **missing}
+
+    def _ref(self, name: str) -> Any:
+        if name in self._template.get("Resources", {}) and name not in self._parameters:
+            return placeholder(name)
+        return super()._ref(name)
+
+    def _attribute(self, logical_id: str, attribute: str) -> str:
+        assert logical_id in self._template["Resources"], f"Fn::GetAtt of unknown {logical_id}"
+        return placeholder(logical_id, attribute)
+
+    def _function(self, function: str, argument: Any) -> Any:
+        if function == "Fn::Select":
+            index, items = argument
+            return self._value(items)[int(self._value(index))]
+        if function == "Fn::FindInMap":
+            mapping, first, second = (self._value(item) for item in argument[:3])
+            return self._template["Mappings"][mapping][first][second]
+        if function in ("Fn::Base64", "Fn::ToJsonString"):
+            resolved = self._value(argument)
+            return resolved if isinstance(resolved, str) else json.dumps(resolved)
+        if function == "Fn::ImportValue":
+            return f"<import {self._value(argument)}>"
+        return super()._function(function, argument)
+
+    def value(self, node: Any) -> Any:
+        return self._value(node)
+
+    def condition(self, name: str) -> bool:
+        return self._condition(name)
+
+
+@dataclass
+class Template:
+    path: Path
+    body: dict[str, Any]
+    parameters: dict[str, str] = field(default_factory=dict)
+    _resolver: _PlaceholderResolver | None = None
+
+    @classmethod
+    def load(cls, path: Path = REPO / "template.yaml", **parameters: str) -> Template:
+        body = load(path)
+        declared = body.get("Parameters", {})
+        values = {name: value for name, value in _REQUIRED_EXAMPLES.items() if name in declared}
+        for name, spec in declared.items():
+            if "Default" in spec:
+                values[name] = str(spec["Default"])
+            elif "AllowedValues" in spec:
+                values.setdefault(name, str(spec["AllowedValues"][0]))
+        values.update(parameters)
+        resolver = _PlaceholderResolver(body, values)
+        return cls(path=path, body=body, parameters=resolver._parameters, _resolver=resolver)
+
+    @property
+    def resources(self) -> dict[str, dict[str, Any]]:
+        """The resources this parameter set creates (a false Condition leaves one out)."""
+        return {
+            name: resource
+            for name, resource in self.body.get("Resources", {}).items()
+            if "Condition" not in resource or self.condition(resource["Condition"])
+        }
+
+    def of_type(self, resource_type: str) -> dict[str, dict[str, Any]]:
+        return {name: res for name, res in self.resources.items() if res["Type"] == resource_type}
+
+    def properties(self, logical_id: str) -> dict[str, Any]:
+        resolved = self.resolve(self.resources[logical_id].get("Properties", {}))
+        assert isinstance(resolved, dict)
+        return resolved
+
+    def condition(self, name: str) -> bool:
+        assert self._resolver is not None
+        return self._resolver.condition(name)
+
+    def function_environment(self, logical_id: str) -> dict[str, str]:
+        """What the function's environment holds when deployed: Globals merged with its own, resolved."""
+        variables = {
+            **self.body.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {}),
+            **self.body["Resources"][logical_id]
+            .get("Properties", {})
+            .get("Environment", {})
+            .get("Variables", {}),
+        }
+        resolved = self.resolve(variables)
+        assert isinstance(resolved, dict)
+        return {name: str(value) for name, value in resolved.items()}
+
+    def resolve(self, value: Any) -> Any:
+        """The value with every intrinsic resolved; AWS::NoValue items and properties left out."""
+        assert self._resolver is not None
+        return self._resolver.value(value)

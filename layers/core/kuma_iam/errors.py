@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Literal
 
 
 class DenyReason(StrEnum):
@@ -21,6 +22,10 @@ class DenyReason(StrEnum):
     # The token issuer's own: the API call was not signed by the identity token's role, or names another zone.
     CALLER_MISMATCH = "caller_mismatch"
     ZONE_MISMATCH = "zone_mismatch"
+
+
+# The AWS services the functions call (DESIGN.md): an UpstreamError names one, and so does its metric.
+Upstream = Literal["sts", "iam", "dynamodb", "kms", "secretsmanager", "ecs", "sns", "events", "securityhub"]
 
 
 class KumaIamError(Exception):
@@ -49,7 +54,7 @@ class UpstreamError(KumaIamError):
     status = 503
     code = "upstream_unavailable"
 
-    def __init__(self, service: str, message: str, *, retry_after: int = 1) -> None:
+    def __init__(self, service: Upstream, message: str, *, retry_after: int = 1) -> None:
         super().__init__(message)
         self.service = service
         self.retry_after = retry_after

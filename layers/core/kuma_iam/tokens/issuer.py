@@ -17,7 +17,7 @@ from pydantic import Field, field_validator
 from kuma_iam.aws import aws_client_config
 from kuma_iam.config import TokenIssuerSettings, TokenSigningSettings
 from kuma_iam.errors import Denied, DenyReason, InvalidRequest
-from kuma_iam.observability import logger, metrics_count
+from kuma_iam.observability import TOKEN_DENIED, TOKEN_ISSUED, logger, metrics_count
 from kuma_iam.rules import SERVICE_TAG, ProxyType
 from kuma_iam.tokens.binding import ApiCaller, caller_role, check_bound
 from kuma_iam.tokens.claims import TokenIdentity, dataplane_identity, zone_identity
@@ -117,7 +117,7 @@ class TokenIssuer:
             authorized = self.verifier.authorize(request.token, spec.claim())
             check_bound(bound_to, authorized)
         except Denied as denied:
-            metrics_count("TokenDenied", reason=denied.reason.value)
+            metrics_count(TOKEN_DENIED, reason=denied.reason.value)
             logger.info(
                 "token denied",
                 extra={"reason": denied.reason.value, "detail": denied.message, "dataplane": spec.name},
@@ -132,7 +132,7 @@ class TokenIssuer:
             assert self.limits.zone is not None  # checked above
             identity = zone_identity(authorized.tags, self.limits.zone)
         issued = self.minter.mint(identity, valid_for)
-        metrics_count("TokenIssued")
+        metrics_count(TOKEN_ISSUED)
         logger.info(
             "token issued",
             extra={

@@ -13,8 +13,8 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 
 from kuma_iam.aws import aws_errors
-from kuma_iam.errors import ConfigError, UpstreamUnavailable
-from kuma_iam.observability import timed
+from kuma_iam.errors import ConfigError, Upstream, UpstreamUnavailable
+from kuma_iam.observability import KMS_SIGN_LATENCY, timed
 
 if TYPE_CHECKING:
     from mypy_boto3_kms import KMSClient
@@ -36,7 +36,7 @@ class Signer(Protocol):
     def public_key(self) -> RSAPublicKey: ...
 
     @property
-    def service(self) -> str:
+    def service(self) -> Upstream:
         """The AWS service the signature comes from (kms, secretsmanager): for errors and metrics."""
         ...
 
@@ -46,7 +46,7 @@ class Signer(Protocol):
 class KmsSigner:
     """An asymmetric KMS key (RSA, SIGN_VERIFY): each signature is one kms:Sign call with MessageType RAW."""
 
-    service = "kms"
+    service: Upstream = "kms"
 
     def __init__(self, kms: KMSClient, key: str, public_key: RSAPublicKey, key_id: str) -> None:
         self._kms = kms
@@ -76,7 +76,7 @@ class KmsSigner:
 
     def sign(self, message: bytes) -> bytes:
         _check_size(message)
-        with aws_errors("kms", f"cannot sign with {self._key}"), timed("KmsSignLatency"):
+        with aws_errors("kms", f"cannot sign with {self._key}"), timed(KMS_SIGN_LATENCY):
             answer = self._kms.sign(
                 KeyId=self._key,
                 Message=message,
@@ -96,7 +96,7 @@ class KmsSigner:
 class PemSigner:
     """A Kuma signing key (PKCS#1 `RSA PRIVATE KEY` PEM, as kumactl and the control plane write them)."""
 
-    def __init__(self, private_key: RSAPrivateKey, *, service: str = "secretsmanager") -> None:
+    def __init__(self, private_key: RSAPrivateKey, *, service: Upstream = "secretsmanager") -> None:
         self._private_key = private_key
         self._public_key = private_key.public_key()
         self.service = service
@@ -106,7 +106,7 @@ class PemSigner:
         return self._public_key
 
     @classmethod
-    def from_pem(cls, pem: bytes, what: str, *, service: str = "secretsmanager") -> PemSigner:
+    def from_pem(cls, pem: bytes, what: str, *, service: Upstream = "secretsmanager") -> PemSigner:
         pem = pem.strip()
         if not pem.startswith(PRIVATE_PEM_HEADER):
             raise ConfigError(f"{what} is not a Kuma signing key (a PKCS#1 'RSA PRIVATE KEY' PEM)")
