@@ -331,7 +331,7 @@ def main() -> int:
             if isinstance(handler, logging.StreamHandler):
                 handler.setStream(devnull)
         world = seed_demo_world(aws)
-        keys = seed_token_keys(aws)
+        keys = seed_token_keys(aws, world)
         aws.enable_signature_checks()
         rows = measure(world)
         token_rows, rates = measure_tokens(world, keys)

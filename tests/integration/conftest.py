@@ -55,7 +55,7 @@ def embedded_aws() -> Iterator[EmbeddedAws]:
 @pytest.fixture(scope="session")
 def seeded(embedded_aws: EmbeddedAws) -> tuple[DemoWorld, TokenKeys]:
     world = seed_demo_world(embedded_aws)
-    keys = seed_token_keys(embedded_aws)
+    keys = seed_token_keys(embedded_aws, world)
     embedded_aws.enable_signature_checks()
     return world, keys
 

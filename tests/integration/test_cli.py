@@ -32,6 +32,7 @@ from botocore.credentials import Credentials
 from kuma_iam_cli.local.events import VERIFIER_CASES, VerifierCase
 from kuma_iam_cli.local.gateway import LocalLambdaContext
 from kuma_iam_cli.local.seed import HOME_ACCOUNT, DemoWorld, UserCredentials, task_credentials
+from kuma_iam_cli.local.token_events import TOKEN_ISSUER_CASES
 from kuma_iam_cli.main import main
 from support.cli_process import ISOLATED, KUMA_IAM, CliRun, isolated_environment, run_command
 from support.local_ports import free_port
@@ -535,7 +536,11 @@ def test_events_writes_every_case_and_the_sam_env_file(
     written_events: WrittenEvents, demo_world: DemoWorld
 ) -> None:
     out = written_events.folder
-    expected = [out / "verifier" / f"{case.name}.json" for case in VERIFIER_CASES] + [out / "env.json"]
+    expected = [
+        *(out / "verifier" / f"{case.name}.json" for case in VERIFIER_CASES),
+        *(out / "token_issuer" / f"{case.name}.json" for case in TOKEN_ISSUER_CASES),
+        out / "env.json",
+    ]
 
     assert written_events.code == 0
     assert written_events.printed == [str(path) for path in expected]

@@ -19,8 +19,9 @@ from typing import Any
 
 import pytest
 
-from kuma_iam_cli.local.gateway import GatewayCaller, LocalGateway
+from kuma_iam_cli.local.gateway import GatewayCaller, LocalGateway, LocalLambdaContext
 from kuma_iam_cli.local.seed import HOME_ACCOUNT, DemoWorld, control_plane_caller, task_caller
+from kuma_iam_cli.local.token_events import TOKEN_ISSUER_CASES, TokenIssuerCase, token_issuer_event
 from kuma_iam_cli.local.token_keys import TokenKeys
 from support.cli_process import KUMA_IAM, CliRun, isolated_environment, run_command
 from support.fake_aws import Answer, FakeAws
@@ -432,3 +433,55 @@ def test_validate_says_whether_a_token_is_valid(issuer_api: IssuerApi, tmp_path:
     invalid = run_command("tokens", "validate", "--token-file", str(output), "--keys-file", str(keys))
     assert invalid.code == 1
     assert "signature does not verify" in one_line(invalid)
+
+
+# --- the sample events under events/token_issuer ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", TOKEN_ISSUER_CASES, ids=lambda case: case.name)
+def test_each_sample_event_gets_its_case_answer_from_the_handler(
+    case: TokenIssuerCase,
+    issuer: TokenIssuer,
+    issuer_module: ModuleType,
+    demo_world: DemoWorld,
+    server_id: str,
+    token_keys: TokenKeys,
+) -> None:
+    # Given the case's event, as `sam local invoke -e` would pass it
+    event = token_issuer_event(demo_world, case, server_id=server_id)
+    context = LocalLambdaContext(
+        function_name="TokenIssuerFunction",
+        aws_request_id=str(uuid.uuid4()),
+        region=demo_world.region,
+        account_id=demo_world.home_account,
+    )
+    # When the handler answers it
+    result = issuer_module.lambda_handler(event, context)
+    body = json.loads(result["body"])
+    # Then the answer is the case's
+    assert result["statusCode"] == case.expected_status, body
+    if case.expected_status == 403:
+        assert body["reason"] == case.expected_reason, body
+    elif case.expected_status == 400:
+        assert body["error"] == case.expected_reason, body
+    elif case.route == "GET /v1/keys":
+        assert dataplane_keys_for(body, "default")
+        assert zone_keys_for(body)
+    elif "zone" in case.fields:
+        validate_zone_token(
+            body["token"],
+            zone_keys_for(issuer.keys(None).body),
+            now=time.time(),
+            zone=token_keys.zone,
+            scope="ingress",
+        )
+    else:
+        spec = case.dataplane
+        validate_dataplane_token(
+            body["token"],
+            dataplane_keys_for(issuer.keys(None).body, spec["mesh"]),
+            now=time.time(),
+            mesh=spec["mesh"],
+            name=spec["name"],
+            tags=spec["tags"],
+        )

@@ -23,6 +23,7 @@ from typing import Any
 from kuma_iam_cli.local.embedded_aws import EmbeddedAws
 from kuma_iam_cli.local.events import sam_env_vars
 from kuma_iam_cli.local.seed import DemoWorld
+from kuma_iam_cli.local.token_keys import TokenKeys
 from support.local_ports import free_port
 from support.project_files import REPO
 
@@ -241,9 +242,13 @@ def sam_environment(engine: dict[str, str], world: DemoWorld | None = None) -> d
     return environment
 
 
-def container_env_vars(world: DemoWorld, aws: EmbeddedAws) -> dict[str, dict[str, str]]:
+def container_env_vars(
+    world: DemoWorld, aws: EmbeddedAws, token_keys: TokenKeys | None = None
+) -> dict[str, dict[str, str]]:
     """The `--env-vars` content for this run: the embedded AWS as a container reaches it."""
-    return sam_env_vars(world, endpoint_url=f"http://{CONTAINER_HOST}:{aws.port}", server_id=SERVER_ID)
+    return sam_env_vars(
+        world, endpoint_url=f"http://{CONTAINER_HOST}:{aws.port}", server_id=SERVER_ID, token_keys=token_keys
+    )
 
 
 def write_env_file(path: Path, env_vars: dict[str, dict[str, str]]) -> Path:

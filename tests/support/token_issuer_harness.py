@@ -11,9 +11,9 @@ from typing import Any
 
 from kuma_iam_cli.local.gateway import GatewayCaller, GatewayRequest, LocalLambdaContext, build_event
 from kuma_iam_cli.local.seed import DemoWorld
+from kuma_iam_cli.local.token_events import KEYS_ROUTE, TOKENS_ROUTE
 
-TOKENS_ROUTE = "POST /v1/tokens"
-KEYS_ROUTE = "GET /v1/keys"
+__all__ = ["BACKEND_CLAIM", "KEYS_ROUTE", "TOKENS_ROUTE", "IssuerAnswer", "TokenIssuer"]
 BACKEND_CLAIM = {"mesh": "default", "name": "backend-01", "tags": {"kuma.io/service": ["backend"]}}
 
 

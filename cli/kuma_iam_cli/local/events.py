@@ -22,6 +22,8 @@ from kuma_iam_cli.local.seed import (
     task_credentials,
     verifier_environment,
 )
+from kuma_iam_cli.local.token_events import write_token_issuer_events
+from kuma_iam_cli.local.token_keys import TokenKeys, token_settings
 from kuma_iam_cli.signer import sign_identity_request
 
 VERIFY_ROUTE = "POST /v1/verify"
@@ -175,7 +177,7 @@ def verify_event(world: DemoWorld, case: VerifierCase, *, server_id: str) -> dic
 
 
 def write_events(world: DemoWorld, out_dir: Path, *, server_id: str) -> list[Path]:
-    """Write out_dir/verifier/<case>.json for every case; returns the paths written."""
+    """Write out_dir/<function>/<case>.json for every case of every function; returns the paths written."""
     folder = out_dir / "verifier"
     folder.mkdir(parents=True, exist_ok=True)
     written = []
@@ -183,11 +185,13 @@ def write_events(world: DemoWorld, out_dir: Path, *, server_id: str) -> list[Pat
         path = folder / f"{case.name}.json"
         path.write_text(json.dumps(verify_event(world, case, server_id=server_id), indent=2) + "\n")
         written.append(path)
-    return written
+    return written + write_token_issuer_events(world, out_dir, server_id=server_id)
 
 
-def sam_env_vars(world: DemoWorld, *, endpoint_url: str, server_id: str) -> dict[str, dict[str, str]]:
-    """`sam local invoke --env-vars` content: the verifier reaches the embedded AWS at `endpoint_url`.
+def sam_env_vars(
+    world: DemoWorld, *, endpoint_url: str, server_id: str, token_keys: TokenKeys | None = None
+) -> dict[str, dict[str, str]]:
+    """`sam local invoke --env-vars` content: the functions reach the embedded AWS at `endpoint_url`.
 
     SAM overrides only variables the template declares; credentials and region come from sam's own
     environment instead (tools/sam-local/sam-env.sh exports them).
@@ -198,4 +202,11 @@ def sam_env_vars(world: DemoWorld, *, endpoint_url: str, server_id: str) -> dict
         if name not in SAM_OWN_VARIABLES
     }
     environment["KUMA_IAM_HOME_ACCOUNT_ID"] = world.home_account
-    return {"VerifierFunction": environment}
+    functions = {"VerifierFunction": environment}
+    if token_keys is not None:
+        issuer = {**environment, **token_settings(world, token_keys)}
+        functions["TokenIssuerFunction"] = {
+            name: endpoint_url if name.startswith("AWS_ENDPOINT_URL") else value
+            for name, value in issuer.items()
+        }
+    return functions

@@ -14,7 +14,6 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from kuma_iam.tokens.revocations import SCOPE_INDEX
 from kuma_iam_cli.local.embedded_aws import EmbeddedAws
 from kuma_iam_cli.local.seed import (
-    HOME_ACCOUNT,
     READER_ROLE_NAME,
     DemoWorld,
     UserCredentials,
@@ -24,6 +23,7 @@ from kuma_iam_cli.local.seed import (
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_iam import IAMClient
     from mypy_boto3_kms import KMSClient
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
@@ -68,8 +68,11 @@ class TokenKeys:
         return cls(**data)
 
 
-def seed_token_keys(aws: EmbeddedAws, account: str = HOME_ACCOUNT) -> TokenKeys:
-    """Create the issuer's keys, table and user; call before `enable_signature_checks`."""
+def seed_token_keys(aws: EmbeddedAws, world: DemoWorld) -> TokenKeys:
+    """Create the issuer's keys, table and user in the world's home account; call before
+    `enable_signature_checks`. The world's verifier user may issue too: `kuma-iam serve` and `sam local` run
+    every function in one environment, so as one principal."""
+    account = world.home_account
     kms = cast("KMSClient", aws.client_in_account("kms", account))
     dataplane_key = _signing_key(kms, DATAPLANE_KEY_ALIAS, "kuma-iam dataplane tokens")
     zone_key = _signing_key(kms, ZONE_KEY_ALIAS, "kuma-iam zone tokens")
@@ -79,25 +82,27 @@ def seed_token_keys(aws: EmbeddedAws, account: str = HOME_ACCOUNT) -> TokenKeys:
         Name=PEM_SECRET_NAME, SecretString=pem, Description="a Kuma signing key made by kumactl"
     )["ARN"]
     create_revocation_table(cast("DynamoDBClient", aws.client_in_account("dynamodb", account)))
-    issuer = create_user(
-        aws.client_in_account("iam", account),  # type: ignore[arg-type]
-        account,
-        ISSUER_USER_NAME,
-        [
-            # What the verifier needs (the issuer verifies identities the same way)...
-            {"Effect": "Allow", "Action": ["iam:GetRole"], "Resource": "*"},
-            {
-                "Effect": "Allow",
-                "Action": "sts:AssumeRole",
-                "Resource": f"arn:aws:iam::*:role/{READER_ROLE_NAME}",
-            },
-            {"Effect": "Allow", "Action": "sts:GetCallerIdentity", "Resource": "*"},
-            # ...and signing. moto matches KMS, Secrets Manager and DynamoDB actions against "*" only (it
-            # knows no resource ARN for them); the template names the keys, the secrets and the table.
-            {"Effect": "Allow", "Action": ["kms:Sign", "kms:GetPublicKey"], "Resource": "*"},
-            {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": "*"},
-            {"Effect": "Allow", "Action": ["dynamodb:Query", "dynamodb:PutItem"], "Resource": "*"},
-        ],
+    statements: list[dict[str, Any]] = [
+        # What the verifier needs (the issuer verifies identities the same way)...
+        {"Effect": "Allow", "Action": ["iam:GetRole"], "Resource": "*"},
+        {
+            "Effect": "Allow",
+            "Action": "sts:AssumeRole",
+            "Resource": f"arn:aws:iam::*:role/{READER_ROLE_NAME}",
+        },
+        {"Effect": "Allow", "Action": "sts:GetCallerIdentity", "Resource": "*"},
+        # ...and signing. moto matches KMS, Secrets Manager and DynamoDB actions against "*" only (it
+        # knows no resource ARN for them); the template names the keys, the secrets and the table.
+        {"Effect": "Allow", "Action": ["kms:Sign", "kms:GetPublicKey"], "Resource": "*"},
+        {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": "*"},
+        {"Effect": "Allow", "Action": ["dynamodb:Query", "dynamodb:PutItem"], "Resource": "*"},
+    ]
+    iam = cast("IAMClient", aws.client_in_account("iam", account))
+    issuer = create_user(iam, account, ISSUER_USER_NAME, statements)
+    iam.put_user_policy(
+        UserName=world.verifier.user_name,
+        PolicyName=ISSUER_USER_NAME,
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": statements}),
     )
     return TokenKeys(
         dataplane_key_alias=DATAPLANE_KEY_ALIAS,
@@ -114,12 +119,18 @@ def seed_token_keys(aws: EmbeddedAws, account: str = HOME_ACCOUNT) -> TokenKeys:
 
 
 def token_issuer_environment(world: DemoWorld, keys: TokenKeys, *, server_id: str) -> dict[str, str]:
-    """The environment the token issuer handler runs with against this world: the verifier's, as the issuer's
-    own user, plus its keys, zone, meshes and revocations table."""
+    """The token issuer handler's environment against this world, as its own least-privilege user."""
     return {
         **verifier_environment(world, server_id=server_id),
+        **token_settings(world, keys),
         "AWS_ACCESS_KEY_ID": keys.issuer.access_key_id,
         "AWS_SECRET_ACCESS_KEY": keys.issuer.secret_access_key,
+    }
+
+
+def token_settings(world: DemoWorld, keys: TokenKeys) -> dict[str, str]:
+    """What the issuer adds to the verifier's environment: its endpoints, keys, zone, meshes and table."""
+    return {
         "AWS_ENDPOINT_URL_KMS": world.endpoint_url,
         "AWS_ENDPOINT_URL_SECRETS_MANAGER": world.endpoint_url,
         "KUMA_IAM_SIGNING_KEYS": keys.signing_keys,
