@@ -11,6 +11,7 @@ import os
 import queue
 import re
 import signal
+import stat
 import subprocess
 import threading
 import time
@@ -487,6 +488,20 @@ def test_serve_prints_commands_that_give_the_documented_answers_and_stops_on_ctr
             for name in ("allowed", "mesh-mismatch", "malformed-token")
         }
 
+        # And runs the token issuer's commands in their order: get a token, show the keys, validate it
+        token_commands = dict(re.findall(r"^# (token|keys|validate): .*\n(.+)$", instructions, re.MULTILINE))
+        token_results = {
+            name: subprocess.run(
+                ["bash", "-c", token_commands[name]],
+                cwd=tmp_path,
+                env=isolated_environment(),
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            for name in ("token", "keys", "validate")
+        }
+
         # And then presses Ctrl-C
         code, rest, stderr = serve.interrupt()
 
@@ -501,6 +516,16 @@ def test_serve_prints_commands_that_give_the_documented_answers_and_stops_on_ctr
         400,
         {"error": "invalid_request", "message": printed_decision(malformed.stdout)[1]["message"]},
     )
+    # And the token commands got a token (a file only its owner reads), printed the kuma-cp settings, and
+    # found the token valid under them
+    assert [token_results[name].returncode for name in ("token", "keys", "validate")] == [0, 0, 0], (
+        token_results
+    )
+    token_file = tmp_path / ".local" / "backend.token"
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    assert "-----BEGIN RSA PUBLIC KEY-----" in token_results["keys"].stdout
+    validated = json.loads(token_results["validate"].stdout)
+    assert (validated["valid"], validated["kid"], validated["claims"]["Name"]) == (True, "2", "backend-01")
     # And the stack stopped cleanly
     assert code == 0
     assert "stopping" in rest
