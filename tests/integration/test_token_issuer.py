@@ -613,3 +613,12 @@ def test_a_token_issued_now_is_accepted_for_a_minute_after_a_slow_clock(
     body = assert_issued(exchange(HOME_ACCOUNT, "backend-task", BACKEND_CLAIM))
     behind = time.time() - timedelta(minutes=2).total_seconds()
     parse_and_verify(body["token"], dataplane_keys_for(published(), "default"), now=behind)
+
+
+def test_claims_too_large_to_sign_are_a_400(exchange: Callable[..., IssuerAnswer]) -> None:
+    # Given a role without a service tag asking for 64 long service names (KMS signs at most 4096 bytes)
+    services = [f"svc-{index:02d}-" + "x" * 200 for index in range(64)]
+    answer = exchange(HOME_ACCOUNT, "frontend-task", claim("default", *services))
+    # Then it is refused precisely, not a 500 and not a token
+    assert (answer.status, answer.reason) == (400, "invalid_request"), answer.body
+    assert "at most 4096 can be signed" in answer.body["message"]
