@@ -25,7 +25,7 @@ from kuma_iam.tokens.claims import (
     token_claims,
     zone_identity,
 )
-from kuma_iam.tokens.keys import public_key_pem
+from kuma_iam.tokens.keys import KeySet, public_key_pem
 from kuma_iam.tokens.signers import PemSigner
 from kuma_iam.tokens.validator import InvalidToken, validate_token
 from support.kuma_rules import Rejected, validate_dataplane_token, validate_zone_token
@@ -270,6 +270,12 @@ def test_a_broken_token_fails_kumas_rules_and_ours(broken: Broken, signers: list
     # And so does our own validator
     with pytest.raises(InvalidToken, match=broken.ours):
         validate_token(token, our_keys(k1=signers[0], k2=signers[1]), now=NOW)
+
+
+def test_a_key_sets_public_keys_validate_its_tokens(signers: list[PemSigner]) -> None:
+    keys = KeySet({1: signers[0], 2: signers[1]})
+    token = sign(keys.signer, keys.signing_kid, token_claims(BACKEND, registered()))
+    assert validate_token(token, keys.public_keys(), now=NOW).kid == "2"
 
 
 def test_the_good_token_passes_both(signers: list[PemSigner]) -> None:

@@ -137,6 +137,10 @@ class KeySet:
     def published(self) -> list[PublishedKey]:
         return [PublishedKey(str(kid), self.signers[kid].public_key) for kid in sorted(self.signers)]
 
+    def public_keys(self) -> dict[str, RSAPublicKey]:
+        """kid -> public key, as `validator.validate_token` takes them."""
+        return {key.kid: key.public_key for key in self.published()}
+
 
 class KeyRing:
     """The key set of one kind of token, loaded on first use and kept for the container's life.
