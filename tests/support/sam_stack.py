@@ -148,6 +148,11 @@ class SamStack:
             )
         # stdout carries only the function's result; logs and SAM's chatter go to stderr.
         answer = json.loads(completed.stdout.strip().splitlines()[-1])
+        if "statusCode" not in answer:
+            # An unhandled error (errorType, errorMessage): the function's answer is not an HTTP one.
+            raise AssertionError(
+                f"sam local invoke {function} {event}: {completed.stdout[-2000:]}\n{completed.stderr[-4000:]}"
+            )
         return InvokeResult(
             status=answer["statusCode"],
             body=json.loads(answer.get("body") or "{}"),
