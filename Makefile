@@ -36,7 +36,7 @@ $(VENV)/.installed: pyproject.toml layers/core/requirements.txt
 	@test -n "$(PYTHON313)" || { echo "python3.13 not found: install it (e.g. 'pyenv install 3.13' or 'apt-get install python3.13')" >&2; exit 1; }
 	$(PYTHON313) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet --editable '.[dev]'
+	$(BIN)/python -m pip install --quiet --editable '.[dev,cli]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -68,7 +68,9 @@ lint-template: install $(CHECKOV_VENV)/.installed
 	$(CHECKOV) --file template.yaml
 	@mkdir -p .aws-sam/scan
 	$(BIN)/python tools/lint-template/translate.py template.yaml \
-		--set ReplayProtection=Enabled --set AlarmEmail=alarms@example.com --set ZoneName=zone-1 \
+		--set ReplayProtection=Enabled --set AlarmEmail=alarms@example.com \
+		--set ComplianceMode=enforce --set SecurityHub=Enabled --set OrganizationId=o-a1b2c3d4e5 \
+		--set ZoneName=zone-1 \
 		--set SigningKeySecretArns=arn:aws:secretsmanager:us-east-1:111111111111:secret:kuma-key-AbCdEf \
 		--set AdditionalSigningKmsKeyArns=arn:aws:kms:us-east-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab \
 		> .aws-sam/scan/template.json
@@ -128,4 +130,4 @@ test-load: install
 	$(PYTEST) -m load tests/load
 
 bench: install
-	$(BIN)/python bench/run.py
+	PYTHONPATH=tests $(BIN)/python bench/run.py

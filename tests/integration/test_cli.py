@@ -30,12 +30,14 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from kuma_iam_cli.local.compliance_events import COMPLIANCE_CASES
 from kuma_iam_cli.local.events import VERIFIER_CASES, VerifierCase
 from kuma_iam_cli.local.gateway import LocalLambdaContext
 from kuma_iam_cli.local.seed import HOME_ACCOUNT, DemoWorld, UserCredentials, task_credentials
 from kuma_iam_cli.local.token_events import TOKEN_ISSUER_CASES
 from kuma_iam_cli.main import main
-from support.cli_process import ISOLATED, KUMA_IAM, CliRun, isolated_environment, run_command
+from support.cli_environment import ISOLATED, isolated_environment
+from support.cli_process import KUMA_IAM, CliRun, run_command
 from support.local_ports import free_port
 from support.project_files import REPO
 from support.token_mutations import read_compact
@@ -533,6 +535,44 @@ def test_serve_prints_commands_that_give_the_documented_answers_and_stops_on_ctr
     assert (tmp_path / ".local" / "world.json").is_file()
 
 
+def test_serve_prints_a_sweep_and_an_event_that_find_what_they_say(tmp_path: Path) -> None:
+    # Given the local stack, started as `make run` does
+    with serving(tmp_path) as serve:
+        instructions = serve.read_until("Ctrl-C stops the stack.", timeout=60)
+        sweep_command = re.search(r"^# sweep every role.*\n(.+)$", instructions, re.MULTILINE)
+        event_command = re.search(
+            r"^# an IAM event as EventBridge delivers it.*\n(.+)$", instructions, re.MULTILINE
+        )
+        assert sweep_command
+        assert event_command
+
+        # When a user pastes the sweep and, twice, the event
+        def run(command: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                ["bash", "-c", command],
+                cwd=tmp_path,
+                env=isolated_environment(COLUMNS="200"),
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+
+        swept = run(sweep_command[1])
+        first, again = run(event_command[1]), run(event_command[1])
+        serve.interrupt()
+
+    # Then the sweep shows the demo's broken roles and exits 1, and the event finds the unauthorized change
+    assert swept.returncode == 1, swept.stderr
+    for role in ("typo-task", "shouting-task", "ledger-task"):
+        assert role in swept.stdout
+    assert "Traceback" not in swept.stderr
+    summary = json.loads(first.stdout)
+    assert [(f["rule"], f["roleName"]) for f in summary["findings"]] == [
+        ("kuma-tag-change-unauthorized", "orders-task")
+    ]
+    assert json.loads(again.stdout) == summary  # the same event id: the stored answer
+
+
 # --- kuma-iam events: sample events re-signed against the running world ---------------------------------
 
 
@@ -563,6 +603,7 @@ def test_events_writes_every_case_and_the_sam_env_file(
     out = written_events.folder
     expected = [
         *(out / "verifier" / f"{case.name}.json" for case in VERIFIER_CASES),
+        *(out / "tag_compliance" / f"{case.name}.json" for case in COMPLIANCE_CASES),
         *(out / "token_issuer" / f"{case.name}.json" for case in TOKEN_ISSUER_CASES),
         out / "env.json",
     ]
@@ -577,6 +618,10 @@ def test_events_writes_every_case_and_the_sam_env_file(
     assert environment["KUMA_IAM_SERVER_ID"] == SERVER_ID
     assert environment["KUMA_IAM_HOME_ACCOUNT_ID"] == demo_world.home_account
     assert "AWS_ACCESS_KEY_ID" not in environment  # sam passes its own credentials; see sam-env.sh
+    compliance = json.loads((out / "env.json").read_text())["TagComplianceFunction"]
+    assert compliance["AWS_ENDPOINT_URL_IAM"] == f"http://host.docker.internal:{moto_port}"
+    assert compliance["KUMA_IAM_IDEMPOTENCY_TABLE"]
+    assert "AWS_ACCESS_KEY_ID" not in compliance
 
 
 @pytest.mark.parametrize("case", VERIFIER_CASES, ids=lambda case: case.name)

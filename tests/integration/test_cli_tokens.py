@@ -23,7 +23,8 @@ from kuma_iam_cli.local.gateway import GatewayCaller, LocalGateway, LocalLambdaC
 from kuma_iam_cli.local.seed import HOME_ACCOUNT, DemoWorld, control_plane_caller, task_caller
 from kuma_iam_cli.local.token_events import TOKEN_ISSUER_CASES, TokenIssuerCase, token_issuer_event
 from kuma_iam_cli.local.token_keys import TokenKeys
-from support.cli_process import KUMA_IAM, CliRun, isolated_environment, run_command
+from support.cli_environment import isolated_environment
+from support.cli_process import KUMA_IAM, CliRun, run_command
 from support.fake_aws import Answer, FakeAws
 from support.kuma_rules import (
     Rejected,

@@ -105,4 +105,5 @@ def sam_stack(tmp_path_factory: pytest.TempPathFactory, timings: Timings) -> Ite
             env_vars=env_vars,
             process_env=sam_environment(engine, world),
             timings=timings,
+            token_keys=token_keys,
         )

@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 from cfnlint.decode import decode_str
 
+from kuma_iam_cli.local.compliance_events import COMPLIANCE_CASES, ComplianceCase
 from kuma_iam_cli.local.events import VERIFIER_CASES, VerifierCase, write_events
+from kuma_iam_cli.local.seed import UserCredentials
 from kuma_iam_cli.local.token_events import TOKEN_ISSUER_CASES, TokenIssuerCase
 from support.kuma_rules import dataplane_keys_for, parse_and_verify, zone_keys_for
 from support.project_files import REPO
@@ -54,6 +56,8 @@ def test_every_committed_event_is_a_case_of_a_function_in_the_template() -> None
     assert {_function_of(folder) for folder in folders} <= functions
     committed = {path.stem for path in (REPO / "events" / "verifier").glob("*.json")}
     assert committed == {case.name for case in VERIFIER_CASES}
+    committed = {path.stem for path in (REPO / "events" / "tag_compliance").glob("*.json")}
+    assert committed == {case.name for case in COMPLIANCE_CASES}
     committed = {path.stem for path in (REPO / "events" / "token_issuer").glob("*.json")}
     assert committed == {case.name for case in TOKEN_ISSUER_CASES}
 
@@ -78,10 +82,12 @@ def test_readme_command_on_the_committed_events(sam_stack: SamStack, tmp_path: P
     (project / ".aws-sam").mkdir()
     (project / ".aws-sam" / "build").symlink_to(sam_stack.build_template.parent, target_is_directory=True)
     written = write_events(sam_stack.world, project / "events", server_id=SERVER_ID)
-    # (the refresh rewrites the committed files; it adds none)
+    # (the refresh rewrites the committed files; it adds none, and tag compliance's come out unchanged)
     assert {path.relative_to(project) for path in written} == {
         path.relative_to(REPO) for path in (REPO / "events").glob("*/*.json")
     }
+    for path in (REPO / "events" / "tag_compliance").glob("*.json"):
+        assert (project / path.relative_to(REPO)).read_text() == path.read_text(), path.name
     (project / "events" / "env.json").write_text(json.dumps(sam_stack.env_vars, indent=2) + "\n")
     (case,) = [case for case in VERIFIER_CASES if case.name == "allowed"]
 
@@ -116,11 +122,43 @@ def test_replay_table_makes_a_token_single_use(sam_stack: SamStack, tmp_path: Pa
     assert (second.status, second.body.get("reason")) == (200, "replayed"), second.explain()
 
 
+@pytest.mark.parametrize("case", COMPLIANCE_CASES, ids=lambda case: case.name)
+def test_sam_local_invoke_tag_compliance_summarizes_each_case(
+    case: ComplianceCase, sam_stack: SamStack
+) -> None:
+    # Given the committed event (CloudTrail via EventBridge, or the schedule's tick)
+    event = REPO / "events" / "tag_compliance" / f"{case.name}.json"
+
+    # When the built function takes it in a Lambda container, with the compliance principal's keys
+    result = sam_stack.invoke(
+        "TagComplianceFunction", event, label=case.name, user=sam_stack.world.compliance
+    )
+
+    # Then its summary is the case's
+    summary = result.body
+    if case.error:
+        assert summary["error"]["code"] == "invalid_event", result.explain()
+        return
+    assert "error" not in summary, result.explain()
+    assert "findings" in summary, result.explain()
+    found = {(finding["rule"], finding["roleName"]) for finding in summary["findings"]}
+    if case.only_these:
+        assert found == set(case.findings), result.explain()
+    else:
+        assert set(case.findings) <= found, result.explain()
+    if case.evaluated is not None:
+        assert summary["evaluated"] == case.evaluated, result.explain()
+    assert summary["remediations"] == []
+
+
 @pytest.fixture(scope="module")
 def published_keys(sam_stack: SamStack) -> dict[str, Any]:
     """GET /v1/keys answered by the built function once: the keys a control plane would be given."""
     answer = sam_stack.invoke(
-        "TokenIssuerFunction", sam_stack.events_dir / "token_issuer" / "keys.json", label="keys"
+        "TokenIssuerFunction",
+        sam_stack.events_dir / "token_issuer" / "keys.json",
+        label="keys",
+        user=_issuer(sam_stack),
     )
     assert answer.status == 200, answer.explain()
     return answer.body
@@ -134,7 +172,7 @@ def test_sam_local_invoke_answers_each_token_issuer_case(
     event = sam_stack.events_dir / "token_issuer" / f"{case.name}.json"
 
     # When the built token issuer runs it in a Lambda container (KMS, Secrets Manager, DynamoDB on moto)
-    result = sam_stack.invoke("TokenIssuerFunction", event, label=case.name)
+    result = sam_stack.invoke("TokenIssuerFunction", event, label=case.name, user=_issuer(sam_stack))
 
     # Then the answer is the case's: a token a control plane accepts, the keys, or the refusal
     assert result.status == case.expected_status, result.explain()
@@ -157,3 +195,9 @@ def test_sam_local_invoke_answers_each_token_issuer_case(
         )
         claims = parse_and_verify(result.body["token"], keys, now=time.time())
         assert ("Zone" in claims) == zone, claims
+
+
+def _issuer(sam_stack: SamStack) -> UserCredentials:
+    """The token issuer's own principal: sam local hands a function the keys of its environment."""
+    assert sam_stack.token_keys is not None
+    return sam_stack.token_keys.issuer

@@ -42,8 +42,9 @@ def test_start_api_serves_the_token_issuer_routes(sam_stack: SamStack) -> None:
     body = json.loads((sam_stack.events_dir / "token_issuer" / "allowed.json").read_text())["body"]
     http = urllib3.PoolManager(timeout=urllib3.Timeout(connect=5, read=120), retries=False)
 
-    # When the keys are read and the body is POSTed on `sam local start-api`
-    with sam_stack.start_api() as base_url:
+    # When the keys are read and the body is POSTed on `sam local start-api`, run as the issuer's principal
+    assert sam_stack.token_keys is not None
+    with sam_stack.start_api(user=sam_stack.token_keys.issuer) as base_url:
         with sam_stack.timings.step("start-api: GET /v1/keys"):
             keys = http.request("GET", f"{base_url}/v1/keys")
         with sam_stack.timings.step("start-api: POST /v1/tokens (no IAM caller)"):

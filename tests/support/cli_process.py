@@ -3,19 +3,14 @@ settings but those a test hands over."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from support.cli_environment import isolated_environment
+
 KUMA_IAM = str(Path(sys.executable).parent / "kuma-iam")
-# No credentials, profile or metadata service but what a test hands over.
-ISOLATED = {
-    "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-    "AWS_CONFIG_FILE": "/dev/null",
-    "AWS_EC2_METADATA_DISABLED": "true",
-}
 
 
 @dataclass(frozen=True)
@@ -23,19 +18,6 @@ class CliRun:
     code: int
     out: str
     err: str
-
-
-def isolated_environment(**environment: str) -> dict[str, str]:
-    """A subprocess environment without any AWS_* of ours: only `environment` and the isolation above.
-
-    PYTHONUNBUFFERED goes too: a user's shell does not set it, and output buffering is part of what we test.
-    """
-    kept = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("AWS_", "KUMA_", "KMESH_")) and name != "PYTHONUNBUFFERED"
-    }
-    return {**kept, **ISOLATED, **environment}
 
 
 def run_command(*argv: str, timeout: float = 60, **environment: str) -> CliRun:

@@ -3,7 +3,8 @@
 Both are one small threaded stdlib HTTP server on 127.0.0.1 (`FakeAws`) that records every request it
 receives, so a test can assert what reached "AWS" (and that nothing did) instead of trusting the code under
 test to say so. In front of moto it passes requests on unchanged; a script can hold some back (`Delayed`),
-answer the forwarded identity token itself (`StandInSts`), or fail them (`Answer`, `Hang`, `Trickle`).
+answer the forwarded identity token itself (`StandInSts`), answer from the request (`Computed`), or fail
+them (`Answer`, `Hang`, `Trickle`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -109,7 +110,15 @@ class StandInSts:
         ).encode()
 
 
-Behaviour = Answer | Hang | Trickle | PassThrough | ByAction | Delayed | StandInSts
+@dataclass(frozen=True)
+class Computed:
+    """Decide per request with `choose(request) -> Behaviour` (a stand-in that answers from what was asked,
+    such as an IAM listing that pages by Marker)."""
+
+    choose: Callable[[ReceivedRequest], Behaviour]
+
+
+Behaviour = Answer | Hang | Trickle | PassThrough | ByAction | Delayed | StandInSts | Computed
 
 
 @dataclass(frozen=True)
@@ -254,6 +263,25 @@ def counting_proxy(target_url: str, *, name: str = "counting-proxy") -> FakeAws:
     return proxy
 
 
+def forward(target_url: str, request: ReceivedRequest) -> Answer:
+    """Send the request on unchanged (Host included, so signatures hold) and return the answer."""
+    target = urlsplit(target_url)
+    connection = http.client.HTTPConnection(target.hostname or "127.0.0.1", target.port, timeout=30)
+    try:
+        connection.putrequest(request.method, request.path, skip_host=True, skip_accept_encoding=True)
+        for name, value in request.headers:
+            if name.lower() not in _HOP_BY_HOP:
+                connection.putheader(name, value)
+        connection.putheader("Content-Length", str(len(request.body)))
+        connection.endheaders(request.body)
+        response = connection.getresponse()
+        payload = response.read()
+        headers = tuple((k, v) for k, v in response.getheaders() if k.lower() not in _HOP_BY_HOP)
+    finally:
+        connection.close()
+    return Answer(response.status, payload, headers)
+
+
 class _FakeHttpServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False  # a Hang must not hold up shutdown
@@ -275,7 +303,7 @@ class _FakeRequestHandler(BaseHTTPRequestHandler):
             method=self.command, path=self.path, headers=tuple(self.headers.items()), body=body
         )
         behaviour = self.server.fake.next_behaviour(request)
-        while isinstance(behaviour, ByAction | StandInSts | Delayed):
+        while isinstance(behaviour, ByAction | StandInSts | Delayed | Computed):
             if isinstance(behaviour, Delayed):
                 self.server.fake.stopping.wait(behaviour.seconds)
                 behaviour = behaviour.then
@@ -320,21 +348,7 @@ class _FakeRequestHandler(BaseHTTPRequestHandler):
             return
 
     def _pass_through(self, target_url: str, request: ReceivedRequest) -> None:
-        target = urlsplit(target_url)
-        connection = http.client.HTTPConnection(target.hostname or "127.0.0.1", target.port, timeout=30)
-        try:
-            connection.putrequest(request.method, request.path, skip_host=True, skip_accept_encoding=True)
-            for name, value in request.headers:
-                if name.lower() not in _HOP_BY_HOP:
-                    connection.putheader(name, value)
-            connection.putheader("Content-Length", str(len(request.body)))
-            connection.endheaders(request.body)
-            response = connection.getresponse()
-            payload = response.read()
-            headers = tuple((k, v) for k, v in response.getheaders() if k.lower() not in _HOP_BY_HOP)
-        finally:
-            connection.close()
-        self._answer(Answer(response.status, payload, headers))
+        self._answer(forward(target_url, request))
 
     def log_message(self, format: str, *args: object) -> None:
         """Quiet: a test reads `FakeAws.requests`, not a request log on stderr."""

@@ -22,7 +22,7 @@ from typing import Any
 
 from kuma_iam_cli.local.embedded_aws import EmbeddedAws
 from kuma_iam_cli.local.events import sam_env_vars
-from kuma_iam_cli.local.seed import DemoWorld
+from kuma_iam_cli.local.seed import DemoWorld, UserCredentials
 from kuma_iam_cli.local.token_keys import TokenKeys
 from support.local_ports import free_port
 from support.project_files import REPO
@@ -102,14 +102,26 @@ class SamStack:
     env_vars: dict[str, dict[str, str]]
     process_env: dict[str, str]
     timings: Timings
+    token_keys: TokenKeys | None = None  # the token issuer's keys, table and principal
 
     def run_sam(
-        self, args: Sequence[str], *, cwd: Path = REPO, timeout: float = SAM_TIMEOUT_SECONDS
+        self,
+        args: Sequence[str],
+        *,
+        cwd: Path = REPO,
+        timeout: float = SAM_TIMEOUT_SECONDS,
+        user: UserCredentials | None = None,
     ) -> subprocess.CompletedProcess[str]:
+        """`sam` with the session's environment; `user`'s keys become the function's credentials (sam local
+        hands a function the credentials of its own environment, one principal per function in the demo)."""
+        environment = dict(self.process_env)
+        if user is not None:
+            environment["AWS_ACCESS_KEY_ID"] = user.access_key_id
+            environment["AWS_SECRET_ACCESS_KEY"] = user.secret_access_key
         return subprocess.run(
             [str(SAM), *args],
             cwd=cwd,
-            env=self.process_env,
+            env=environment,
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -125,6 +137,7 @@ class SamStack:
         env_file: Path | None = None,
         cwd: Path = REPO,
         as_typed: bool = False,
+        user: UserCredentials | None = None,
     ) -> InvokeResult:
         """`sam local invoke` with samconfig's `local` environment, on this session's build and env file.
 
@@ -136,7 +149,7 @@ class SamStack:
                 *self.build_flags(), "--env-vars", str(env_file or self.env_file),
             ]  # fmt: skip
         began = time.perf_counter()
-        completed = self.run_sam(args, cwd=cwd)
+        completed = self.run_sam(args, cwd=cwd, user=user)
         wall = time.perf_counter() - began
         reported = _REPORT_DURATION.search(completed.stderr)
         duration_ms = float(reported.group(1)) if reported else None
@@ -148,11 +161,13 @@ class SamStack:
             )
         # stdout carries only the function's result; logs and SAM's chatter go to stderr.
         answer = json.loads(completed.stdout.strip().splitlines()[-1])
-        if "statusCode" not in answer:
-            # An unhandled error (errorType, errorMessage): the function's answer is not an HTTP one.
+        if "errorType" in answer:
+            # An unhandled error (errorType, errorMessage): the function gave no answer of its own.
             raise AssertionError(
                 f"sam local invoke {function} {event}: {completed.stdout[-2000:]}\n{completed.stderr[-4000:]}"
             )
+        if "statusCode" not in answer:  # an EventBridge-invoked function answers its summary itself
+            return InvokeResult(200, answer, wall, duration_ms, completed.stderr)
         return InvokeResult(
             status=answer["statusCode"],
             body=json.loads(answer.get("body") or "{}"),
@@ -166,9 +181,14 @@ class SamStack:
         return ["--template", str(self.build_template), "--config-file", str(REPO / "samconfig.toml")]
 
     @contextlib.contextmanager
-    def start_api(self) -> Iterator[str]:
-        """`sam local start-api` on a free port; yields its base URL once it accepts connections."""
+    def start_api(self, user: UserCredentials | None = None) -> Iterator[str]:
+        """`sam local start-api` on a free port; yields its base URL once it accepts connections. Every
+        function it serves runs with `user`'s keys (default: the session's, the verifier's)."""
         port = free_port()
+        environment = dict(self.process_env)
+        if user is not None:
+            environment["AWS_ACCESS_KEY_ID"] = user.access_key_id
+            environment["AWS_SECRET_ACCESS_KEY"] = user.secret_access_key
         args = [
             "local", "start-api", "--config-env", CONFIG_ENV, *self.build_flags(),
             "--env-vars", str(self.env_file), "--host", "127.0.0.1", "--port", str(port),
@@ -177,7 +197,7 @@ class SamStack:
         with log.open("w") as sink:
             began = time.perf_counter()
             process = subprocess.Popen(
-                [str(SAM), *args], cwd=REPO, env=self.process_env, stdout=sink, stderr=subprocess.STDOUT
+                [str(SAM), *args], cwd=REPO, env=environment, stdout=sink, stderr=subprocess.STDOUT
             )
             try:
                 _wait_for_port(port, process, log, timeout=120)

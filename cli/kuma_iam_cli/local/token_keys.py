@@ -69,9 +69,8 @@ class TokenKeys:
 
 
 def seed_token_keys(aws: EmbeddedAws, world: DemoWorld) -> TokenKeys:
-    """Create the issuer's keys, table and user in the world's home account; call before
-    `enable_signature_checks`. The world's verifier user may issue too: `kuma-iam serve` and `sam local` run
-    every function in one environment, so as one principal."""
+    """Create the issuer's keys, table and user (its own principal, as each function has its own role) in the
+    world's home account; call before `enable_signature_checks`."""
     account = world.home_account
     kms = cast("KMSClient", aws.client_in_account("kms", account))
     dataplane_key = _signing_key(kms, DATAPLANE_KEY_ALIAS, "kuma-iam dataplane tokens")
@@ -99,11 +98,6 @@ def seed_token_keys(aws: EmbeddedAws, world: DemoWorld) -> TokenKeys:
     ]
     iam = cast("IAMClient", aws.client_in_account("iam", account))
     issuer = create_user(iam, account, ISSUER_USER_NAME, statements)
-    iam.put_user_policy(
-        UserName=world.verifier.user_name,
-        PolicyName=ISSUER_USER_NAME,
-        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": statements}),
-    )
     return TokenKeys(
         dataplane_key_alias=DATAPLANE_KEY_ALIAS,
         dataplane_key_arn=dataplane_key,

@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from pydantic import BaseModel, ValidationError
 
-from kuma_iam.errors import Denied, InvalidRequest, UpstreamError
+from kuma_iam.errors import Denied, InvalidRequest, UpstreamError, first_problem
 from kuma_iam.observability import INVALID_REQUEST, UPSTREAM_ERROR, logger, metrics_count
 from kuma_iam.strict_json import load_strict_json
 from kuma_iam.tokens.binding import ApiCaller
@@ -64,10 +64,7 @@ def parse_body[T: BaseModel](model: type[T], body: bytes | str | None) -> T:
     try:
         return model.model_validate_json(body)
     except ValidationError as error:
-        first = error.errors(include_input=False, include_url=False)[0]
-        # Field names can be the caller's own (extra keys, tag names): echo at most a little of each.
-        where = ".".join(str(part)[:64] for part in first["loc"]) or "body"
-        raise InvalidRequest(f"{where}: {first['msg']}") from None
+        raise InvalidRequest(first_problem(error)) from None
 
 
 def install_error_handlers(app: APIGatewayHttpResolver) -> None:

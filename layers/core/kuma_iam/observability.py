@@ -19,6 +19,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from kuma_iam.errors import DenyReason, Upstream
+from kuma_iam.rules import RULES
 
 NAMESPACE = "KumaIam"
 # Powertools adds it to every record; a metric's own dimension may never take this name.
@@ -93,6 +94,30 @@ TOKEN_DENIED = MetricSpec(
     (Dimension("reason", tuple(reason.value for reason in DenyReason)),),
 )
 KMS_SIGN_LATENCY = MetricSpec("KmsSignLatency", MetricUnit.Milliseconds, "time of each kms:Sign of a token")
+IAM_LATENCY = MetricSpec(
+    "IamLatency", MetricUnit.Milliseconds, "time of each IAM read (GetRole, a listing page)"
+)
+
+COMPLIANCE_FINDING = MetricSpec(
+    "ComplianceFinding",
+    MetricUnit.Count,
+    "tag-compliance findings, by rule (kuma_iam/rules.py; HighSeverityFindingsAlarm watches the HIGH ones)",
+    (Dimension("rule", tuple(RULES)),),
+)
+COMPLIANCE_REMEDIATION = MetricSpec(
+    "ComplianceRemediation", MetricUnit.Count, "roles whose kuma.io tags enforce mode removed"
+)
+COMPLIANCE_OUTPUT_ERROR = MetricSpec(
+    "ComplianceOutputError",
+    MetricUnit.Count,
+    "findings an output refused (the invocation fails and is retried), by output",
+    (Dimension("output", ("sns", "events", "securityhub")),),
+)
+INVALID_EVENT = MetricSpec(
+    "InvalidEvent", MetricUnit.Count, "events tag compliance refused as malformed (never retried)"
+)
+SWEEP_DURATION = MetricSpec("SweepDuration", MetricUnit.Milliseconds, "time of each scheduled sweep")
+ROLES_EVALUATED = MetricSpec("RolesEvaluated", MetricUnit.Count, "roles each scheduled sweep evaluated")
 
 # Every metric the functions emit. A new one is declared here, and only what is declared can be emitted.
 METRICS: tuple[MetricSpec, ...] = (
@@ -107,6 +132,12 @@ METRICS: tuple[MetricSpec, ...] = (
     TOKEN_ISSUED,
     TOKEN_DENIED,
     KMS_SIGN_LATENCY,
+    COMPLIANCE_FINDING,
+    COMPLIANCE_REMEDIATION,
+    COMPLIANCE_OUTPUT_ERROR,
+    INVALID_EVENT,
+    SWEEP_DURATION,
+    ROLES_EVALUATED,
 )
 
 
