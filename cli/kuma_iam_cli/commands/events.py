@@ -20,7 +20,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="where a `sam local` container reaches the embedded AWS (default: host.docker.internal)",
     )
     events.add_argument(
-        "--tokens", default=".local/tokens.json", help="the token issuer's keys `serve` wrote (optional)"
+        "--tokens", help="the token issuer's keys `serve` wrote (default: tokens.json beside the world file)"
     )
     events.add_argument("--server-id", default="kuma-demo")
     events.set_defaults(run=run)
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     written = write_events(world, out, server_id=args.server_id)
     endpoint = args.container_endpoint or f"http://host.docker.internal:{urlsplit(world.endpoint_url).port}"
     env_file = out / "env.json"
-    tokens_file = Path(args.tokens)
+    tokens_file = Path(args.tokens) if args.tokens else world_file.parent / "tokens.json"
     token_keys = TokenKeys.from_json(tokens_file.read_text()) if tokens_file.is_file() else None
     env_file.write_text(
         json.dumps(
