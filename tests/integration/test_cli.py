@@ -170,6 +170,51 @@ def test_region_flag_signs_for_that_regions_sts_endpoint(
     assert (answer.status, answer.reason) == (200, None)
 
 
+@pytest.mark.parametrize(
+    ("setting", "host"),
+    [
+        ({"AWS_USE_FIPS_ENDPOINT": "true"}, "sts-fips.us-east-1.amazonaws.com"),
+        ({"AWS_USE_DUALSTACK_ENDPOINT": "true"}, "sts.us-east-1.api.aws"),
+        (
+            {"AWS_USE_FIPS_ENDPOINT": "true", "AWS_USE_DUALSTACK_ENDPOINT": "true"},
+            "sts-fips.us-east-1.api.aws",
+        ),
+        (
+            {"profile": "use_fips_endpoint = true\nuse_dualstack_endpoint = true"},
+            "sts-fips.us-east-1.api.aws",
+        ),
+        ({"AWS_USE_FIPS_ENDPOINT": "false"}, "sts.us-east-1.amazonaws.com"),
+    ],
+    ids=["fips-env", "dualstack-env", "both-env", "both-in-the-profile", "fips-off"],
+)
+def test_token_signs_for_the_endpoint_variant_the_sdk_is_set_to(
+    setting: dict[str, str],
+    host: str,
+    verify: Verifier,
+    demo_world: DemoWorld,
+    server_id: str,
+    run_cli: Callable[..., CliRun],
+    tmp_path: Path,
+) -> None:
+    # Given a sidecar whose SDK is set to a FIPS or dual-stack endpoint, by environment or in its profile
+    credentials = task_credentials(demo_world, HOME_ACCOUNT, "backend-task")
+    environment = {name: value for name, value in setting.items() if name != "profile"}
+    if "profile" in setting:
+        config = tmp_path / "config"
+        config.write_text("[default]\n" + setting["profile"] + "\n")
+        environment["AWS_CONFIG_FILE"] = str(config)
+
+    # When it prints a token
+    run = run_cli("token", "--server-id", server_id, AWS_REGION="us-east-1", **credentials, **environment)
+
+    # Then the token is signed for that variant's host, as botocore would send to it, and is allowed
+    assert run.code == 0, run.err
+    document = read_compact(run.out.strip())
+    assert (document["url"], document["headers"]["Host"]) == (f"https://{host}/", host)
+    answer = verify(run.out.strip(), BACKEND_CLAIM)
+    assert (answer.status, answer.reason) == (200, None), answer.body
+
+
 @contextlib.contextmanager
 def container_credentials_endpoint(credentials: dict[str, str]) -> Iterator[tuple[str, list[str | None]]]:
     """A stand-in for the ECS agent's task credentials endpoint; yields its URL and the Authorization values

@@ -25,14 +25,17 @@ NAMESPACE = "KumaIam"
 # Powertools adds it to every record; a metric's own dimension may never take this name.
 SERVICE_DIMENSION = "service"
 
+# Libraries that log the wire at DEBUG: botocore writes request headers (the function's X-Amz-Security-Token,
+# signatures) and response bodies (AssumeRole's SecretAccessKey and SessionToken, a Kuma signing key from
+# Secrets Manager); boto3 and urllib3 their calls. Lambda puts the root logger at DEBUG with ApplicationLogLevel=DEBUG, and these loggers follow the
+# root unless they have a level of their own: WARNING keeps them quiet whatever the root says.
+WIRE_LOGGERS = ("botocore", "boto3", "urllib3")
+for _name in WIRE_LOGGERS:
+    logging.getLogger(_name).setLevel(logging.WARNING)
+
 # The service name comes from POWERTOOLS_SERVICE_NAME (Powertools' "service_undefined" when unset).
 logger = Logger()
 metrics = Metrics(namespace=NAMESPACE, service=logger.service)
-
-# At DEBUG botocore logs whole requests and answers, signatures included; AWS's answers carry secrets (a Kuma
-# signing key from Secrets Manager, AssumeRole's credentials). Whatever level a function runs at, not those.
-for _wire_logger in ("botocore", "boto3"):
-    logging.getLogger(_wire_logger).setLevel(logging.INFO)
 
 
 @dataclass(frozen=True)

@@ -132,7 +132,9 @@ class _CacheEntry:
 
 
 class RoleDirectory:
-    """Roles by (account, name). Concurrent misses for one role wait on a single IAM call."""
+    """Roles by (account, name), the name compared as IAM compares it: without case (`Backend-Task` and
+    `backend-task` are one role, which IAM reports in its own spelling). Concurrent misses for one role wait
+    on a single IAM call."""
 
     def __init__(
         self,
@@ -150,7 +152,7 @@ class RoleDirectory:
 
     def get(self, account: str, name: str, *, role_id: str) -> RoleRecord:
         """The role, re-read once when STS names a RoleId the cache has not seen (a re-created role?)."""
-        key = (account, name)
+        key = (account, name.casefold())
         entry = self._entries.get(key)
         if entry is not None and entry.answers(role_id, self._clock()):
             metrics_count(ROLE_CACHE_HIT)
@@ -181,6 +183,6 @@ class RoleDirectory:
                 if error.response.get("Error", {}).get("Code") == "NoSuchEntity":
                     return None
                 raise
-            if role["RoleName"] != name or role["Arn"].split(":")[4:5] != [account]:
+            if role["RoleName"].casefold() != name.casefold() or role["Arn"].split(":")[4:5] != [account]:
                 raise UpstreamUnavailable("iam", f"IAM answered for another role than {name} in {account}")
             return RoleRecord.from_iam(account, role)
