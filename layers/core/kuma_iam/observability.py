@@ -27,8 +27,9 @@ SERVICE_DIMENSION = "service"
 
 # Libraries that log the wire at DEBUG: botocore writes request headers (the function's X-Amz-Security-Token,
 # signatures) and response bodies (AssumeRole's SecretAccessKey and SessionToken, a Kuma signing key from
-# Secrets Manager); boto3 and urllib3 their calls. Lambda puts the root logger at DEBUG with ApplicationLogLevel=DEBUG, and these loggers follow the
-# root unless they have a level of their own: WARNING keeps them quiet whatever the root says.
+# Secrets Manager); boto3 and urllib3 their calls. Lambda puts the root logger at DEBUG with
+# ApplicationLogLevel=DEBUG, and these loggers follow the root unless they have a level of their own:
+# WARNING keeps them quiet whatever the root says.
 WIRE_LOGGERS = ("botocore", "boto3", "urllib3")
 for _name in WIRE_LOGGERS:
     logging.getLogger(_name).setLevel(logging.WARNING)
