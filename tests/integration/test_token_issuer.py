@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from kuma_iam.tokens.revocations import RevocationTable, mesh_scope
-from kuma_iam_cli.local.gateway import GatewayCaller
+from kuma_iam_cli.local.gateway import GatewayCaller, LocalLambdaContext
 from kuma_iam_cli.local.seed import (
     HOME_ACCOUNT,
     OUTSIDER_ACCOUNT,
@@ -622,3 +622,19 @@ def test_claims_too_large_to_sign_are_a_400(exchange: Callable[..., IssuerAnswer
     # Then it is refused precisely, not a 500 and not a token
     assert (answer.status, answer.reason) == (400, "invalid_request"), answer.body
     assert "at most 4096 can be signed" in answer.body["message"]
+
+
+@pytest.mark.parametrize(
+    "event",
+    [{}, {"version": "2.0", "routeKey": "POST /v1/tokens"}, []],
+    ids=["empty", "no-context", "a-list"],
+)
+def test_a_malformed_event_is_a_400_not_a_500(
+    event: object, issuer: TokenIssuer, demo_world: DemoWorld
+) -> None:
+    context = LocalLambdaContext(
+        function_name="TokenIssuerFunction", aws_request_id="r-1", region="us-east-1", account_id=HOME_ACCOUNT
+    )
+    result = issuer.module.lambda_handler(event, context)
+    assert result["statusCode"] == 400
+    assert '"invalid_request"' in result["body"]

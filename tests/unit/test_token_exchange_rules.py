@@ -8,9 +8,10 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
 from kuma_iam.errors import Denied, DenyReason, InvalidRequest
-from kuma_iam.http import parse_body
+from kuma_iam.http import api_caller, parse_body
 from kuma_iam.identity.caller import AssumedRoleCaller
 from kuma_iam.roles import RoleRecord
 from kuma_iam.rules import ProxyType, RoleTags
@@ -256,3 +257,40 @@ def test_an_identity_of_any_other_role_is_refused(identity: AuthenticatedRole) -
         check_bound(CallerRole("aws", "111111111111", "backend-task", ROLE_ID), identity)
     assert denied.value.reason is DenyReason.CALLER_MISMATCH
     assert "not by the identity token's role" in denied.value.message
+
+
+# --- the caller as the event reports it ---------------------------------------------------------------------
+
+IAM_AUTHORIZER = {"accountId": "111111111111", "userArn": ROLE_ARN, "userId": f"{ROLE_ID}:ecs-task"}
+
+
+@pytest.mark.parametrize(
+    ("request_context", "expected"),
+    [
+        ({"authorizer": {"iam": IAM_AUTHORIZER}}, ApiCaller("111111111111", ROLE_ARN, f"{ROLE_ID}:ecs-task")),
+        ({}, None),
+        ({"authorizer": None}, None),
+        ({"authorizer": {"jwt": {"claims": {}}}}, None),
+        ({"authorizer": {"iam": "arn:aws:iam::111111111111:root"}}, None),
+        ({"authorizer": {"iam": {**IAM_AUTHORIZER, "userArn": 7}}}, None),
+        ({"authorizer": {"iam": {**IAM_AUTHORIZER, "userId": None}}}, None),
+        ({"authorizer": {"iam": {"accountId": "111111111111"}}}, None),
+    ],
+    ids=[
+        "iam",
+        "no-authorizer",
+        "authorizer-null",
+        "jwt-authorizer",
+        "iam-a-string",
+        "arn-a-number",
+        "user-id-null",
+        "fields-missing",
+    ],
+)
+def test_the_api_caller_is_read_from_the_iam_authorizer_or_is_none(
+    request_context: dict[str, Any], expected: ApiCaller | None
+) -> None:
+    # Given an event whose authorizer context is well-formed, absent, or of another shape
+    event = APIGatewayProxyEventV2({"requestContext": {"requestId": "r", **request_context}})
+    # Then the caller is exactly the IAM authorizer's, or None (which the exchange refuses as caller_mismatch)
+    assert api_caller(event) == expected
