@@ -1,4 +1,4 @@
-# kuma-iam — `make run` serves the verifier and tag compliance on an embedded AWS; `make test` runs every check.
+# kuma-iam — `make run` serves the verifier, the token issuer and tag compliance on an embedded AWS; `make test` runs every check.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -40,7 +40,7 @@ $(VENV)/.installed: pyproject.toml layers/core/requirements.txt
 
 install: $(VENV)/.installed ## make .venv (python3.13) with the project and its dev tools; once
 
-run: install ## the verifier and tag compliance on an embedded AWS, with commands to try them [SERVE_ARGS=...]
+run: install ## the verifier, the token issuer and tag compliance on an embedded AWS, with commands to try them [SERVE_ARGS=...]
 	$(BIN)/kuma-iam serve $(SERVE_ARGS)
 
 test: lint typecheck validate unit integration ## lint, types, template checks, unit and integration tests
@@ -70,7 +70,11 @@ lint-template: install $(CHECKOV_VENV)/.installed ## sam validate --lint, cfn-li
 	@mkdir -p .aws-sam/scan
 	$(BIN)/python tools/lint-template/translate.py template.yaml \
 		--set ReplayProtection=Enabled --set AlarmEmail=alarms@example.com \
-		--set ComplianceMode=enforce --set SecurityHub=Enabled --set OrganizationId=o-a1b2c3d4e5 > .aws-sam/scan/template.json
+		--set ComplianceMode=enforce --set SecurityHub=Enabled --set OrganizationId=o-a1b2c3d4e5 \
+		--set ZoneName=zone-1 \
+		--set SigningKeySecretArns=arn:aws:secretsmanager:us-east-1:111111111111:secret:kuma-key-AbCdEf \
+		--set AdditionalSigningKmsKeyArns=arn:aws:kms:us-east-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab \
+		> .aws-sam/scan/template.json
 	$(CHECKOV) --file .aws-sam/scan/template.json
 	$(MAKE) --no-print-directory lint-member-template
 

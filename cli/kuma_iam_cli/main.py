@@ -1,9 +1,10 @@
-"""The kuma-iam command: sign an identity token, call the verifier, sweep roles for compliance, run the local
-stack.
+"""The kuma-iam command: sign an identity token, call the verifier, exchange the identity for a Kuma token and
+manage issued tokens, sweep roles for compliance, run the local stack.
 
-Exit status, for every subcommand: 0 and 1 are answers (for `verify`: allowed, denied; for `sweep`: clean,
-findings); 2 is an error, told in one line on stderr that starts with `kuma-iam:`. No error ends in a
-traceback (`--debug` adds it): a script that reads the exit status must never take a crash for an answer.
+Exit status, for every subcommand: 0 and 1 are answers (for `verify`: allowed, denied; for `dataplane-token`:
+token written, denied; for `tokens validate`: valid, invalid; for `sweep`: clean, findings); 2 is an error,
+told in one line on stderr that starts with `kuma-iam:`. No error ends in a traceback (`--debug` adds it):
+a script that reads the exit status must never take a crash for an answer.
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from kuma_iam import __version__
 from kuma_iam.errors import KumaIamError
-from kuma_iam_cli.commands import events, policy, serve, sweep, token, verify
+from kuma_iam_cli.commands import dataplane_token, events, policy, serve, sweep, token, tokens, verify
 from kuma_iam_cli.errors import CommandError, UsageError
 
 # Each subcommand is a module of kuma_iam_cli.commands with `register(subparsers)`; its parser's `run`
 # returns 0 or 1 for an answer and raises CommandError (or lets any other error out) for everything else.
-COMMANDS = (token, verify, serve, events, sweep, policy)
+COMMANDS = (token, verify, dataplane_token, tokens, serve, events, sweep, policy)
 
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130  # the shell's convention for Ctrl-C
@@ -61,11 +62,21 @@ def parser() -> argparse.ArgumentParser:
     )
     for command in COMMANDS:
         command.register(subcommands)
+    _finish(subcommands)
+    return root
+
+
+def _finish[P: argparse.ArgumentParser](subcommands: argparse._SubParsersAction[P]) -> None:
+    """Every subcommand, and every action of one (`tokens revoke`), explains itself and knows its name."""
     summaries = {choice.dest: choice.help for choice in subcommands._choices_actions}
     for name, subparser in subcommands.choices.items():
         # A subcommand registered without a description still explains itself in `kuma-iam <name> --help`.
         subparser.description = subparser.description or summaries.get(name)
-    return root
+        # The innermost one's default wins: a usage error names `kuma-iam tokens revoke`, not `tokens`.
+        subparser.set_defaults(command_prog=subparser.prog)
+        for action in subparser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _finish(action)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -107,7 +118,7 @@ def _parse(root: argparse.ArgumentParser, argv: Sequence[str] | None) -> argpars
     args, unrecognized = root.parse_known_args(argv)
     if unrecognized:  # named against the subcommand, whose --help lists what it takes
         raise UsageError(
-            f"unrecognized arguments: {' '.join(unrecognized)} (see 'kuma-iam {args.command} --help')"
+            f"unrecognized arguments: {' '.join(unrecognized)} (see '{args.command_prog} --help')"
         )
     return args
 

@@ -29,6 +29,8 @@ from kuma_iam_cli.local.events import VERIFIER_CASES, VerifierCase
 from kuma_iam_cli.local.expected import expected_answers, mismatches
 from kuma_iam_cli.local.gateway import LocalLambdaContext
 from kuma_iam_cli.local.seed import HOME_ACCOUNT, DemoWorld, task_credentials
+from kuma_iam_cli.local.token_events import TOKEN_ISSUER_CASES
+from kuma_iam_cli.local.token_keys import TokenKeys
 from kuma_iam_cli.main import main
 from support.cli_runs import CliRun, printed_decision, run_command, user_environment
 from support.project_files import REPO
@@ -397,11 +399,15 @@ class WrittenEvents:
 
 
 @pytest.fixture(scope="module")
-def written_events(demo_world: DemoWorld, tmp_path_factory: pytest.TempPathFactory) -> WrittenEvents:
-    """`kuma-iam events` run once against the session's world, as after `serve --host 0.0.0.0`."""
+def written_events(
+    demo_world: DemoWorld, token_keys: TokenKeys, tmp_path_factory: pytest.TempPathFactory
+) -> WrittenEvents:
+    """`kuma-iam events` run once against the session's world, as after `serve --host 0.0.0.0` (the token
+    issuer's keys beside the world file, as serve writes them)."""
     folder = tmp_path_factory.mktemp("events")
     world_file = folder / "world.json"
     world_file.write_text(demo_world.to_json())
+    (folder / "tokens.json").write_text(token_keys.to_json())
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         code = main(
@@ -411,12 +417,13 @@ def written_events(demo_world: DemoWorld, tmp_path_factory: pytest.TempPathFacto
 
 
 def test_events_writes_every_case_and_the_sam_env_file(
-    written_events: WrittenEvents, demo_world: DemoWorld
+    written_events: WrittenEvents, demo_world: DemoWorld, token_keys: TokenKeys
 ) -> None:
     out = written_events.folder
     expected = [
         *(out / "verifier" / f"{case.name}.json" for case in VERIFIER_CASES),
         *(out / "tag_compliance" / f"{case.name}.json" for case in COMPLIANCE_CASES),
+        *(out / "token_issuer" / f"{case.name}.json" for case in TOKEN_ISSUER_CASES),
         out / "env.json",
     ]
 
@@ -434,6 +441,11 @@ def test_events_writes_every_case_and_the_sam_env_file(
     assert compliance["AWS_ENDPOINT_URL_IAM"] == f"http://host.docker.internal:{moto_port}"
     assert compliance["KUMA_IAM_IDEMPOTENCY_TABLE"]
     assert "AWS_ACCESS_KEY_ID" not in compliance
+    issuer = json.loads((out / "env.json").read_text())["TokenIssuerFunction"]
+    assert issuer["AWS_ENDPOINT_URL_KMS"] == f"http://host.docker.internal:{moto_port}"
+    assert issuer["KUMA_IAM_SIGNING_KEYS"] == token_keys.signing_keys
+    assert issuer["KUMA_IAM_SERVER_ID"] == SERVER_ID
+    assert "AWS_ACCESS_KEY_ID" not in issuer
 
 
 @pytest.mark.parametrize("case", VERIFIER_CASES, ids=lambda case: case.name)

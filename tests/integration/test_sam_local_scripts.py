@@ -8,6 +8,7 @@ import json
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,12 +20,14 @@ pytestmark = pytest.mark.integration
 
 INVOKE = REPO / "tools" / "sam-local" / "invoke.sh"
 SAM_ENV = REPO / "tools" / "sam-local" / "sam-env.sh"
-WORLD = {
+WORLD: dict[str, Any] = {
     "verifier": {"access_key_id": "AKIAVERIFIER", "secret_access_key": "verifier-secret"},
     "compliance": {"access_key_id": "AKIACOMPLIANCE", "secret_access_key": "compliance-secret"},
     "region": "us-east-1",
     "endpoint_url": "http://127.0.0.1:5000",
 }
+# What serve writes beside the world file: the token issuer's keys and principal (local/token_keys.py).
+TOKENS: dict[str, Any] = {"issuer": {"access_key_id": "AKIAISSUER", "secret_access_key": "issuer-secret"}}
 
 
 def test_a_mistyped_event_fails_at_once_listing_the_valid_ones() -> None:
@@ -71,15 +74,16 @@ def test_sam_env_reads_the_default_stacks_world_from_any_directory(tmp_path: Pat
 
 @pytest.mark.parametrize("function", sorted(FUNCTION_PRINCIPALS))
 def test_sam_env_gives_each_function_its_own_principals_keys(function: str, tmp_path: Path) -> None:
-    # Given a world file with a principal per function
+    # Given a world file with a principal per function, and the issuer's keys beside it as serve writes them
     world = tmp_path / "world.json"
     world.write_text(json.dumps(WORLD))
+    (tmp_path / "tokens.json").write_text(json.dumps(TOKENS))
 
     # When sam-env.sh is asked for one function
     done = subprocess.run([str(SAM_ENV), str(world), function], capture_output=True, text=True, timeout=30)
 
     # Then it exports the keys of the principal the sam tier gives that function (events.FUNCTION_PRINCIPALS)
-    principal = WORLD[FUNCTION_PRINCIPALS[function]]
+    principal = {**WORLD, **TOKENS}[FUNCTION_PRINCIPALS[function]]
     assert done.returncode == 0, done.stderr
     assert f"export AWS_ACCESS_KEY_ID={principal['access_key_id']}\n" in done.stdout
     assert f"export AWS_SECRET_ACCESS_KEY={principal['secret_access_key']}\n" in done.stdout
@@ -97,3 +101,19 @@ def test_sam_env_refuses_a_function_it_has_no_principal_for(tmp_path: Path) -> N
     assert done.stdout == ""
     assert "NoSuchFunction" in done.stderr
     assert "TagComplianceFunction" in done.stderr
+
+
+def test_sam_env_says_where_the_issuers_keys_should_be(tmp_path: Path) -> None:
+    # Given a world file without the token issuer's keys beside it
+    world = tmp_path / "world.json"
+    world.write_text(json.dumps(WORLD))
+
+    done = subprocess.run(
+        [str(SAM_ENV), str(world), "TokenIssuerFunction"], capture_output=True, text=True, timeout=30
+    )
+
+    # Then it names the file it looked for instead of a traceback
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert f"{tmp_path / 'tokens.json'} not found" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -8,6 +8,7 @@ import json
 import re
 import signal
 import socket
+import stat
 import subprocess
 import time
 from collections.abc import Iterator
@@ -184,8 +185,16 @@ def test_a_busy_port_stops_serve_at_once_naming_the_option(busy: tuple[str, ...]
     [
         (("token", "--server-id", "kuma-demo"), "111111111111-backend-task.env"),
         (("sweep",), "compliance.env"),
+        (
+            (
+                "dataplane-token",
+                *("--url", "http://127.0.0.1:9/v1/tokens", "--server-id", "kuma-demo", "--mesh", "default"),
+                *("--name", "backend-01", "--output", "/tmp/kuma-iam-test-unused.token"),
+            ),
+            "111111111111-backend-task-caller.env",
+        ),
     ],
-    ids=["token", "sweep"],
+    ids=["token", "sweep", "dataplane-token"],
 )
 def test_no_credentials_points_to_the_running_stacks_credentials(
     command: tuple[str, ...], credentials: str, stack: RunningStack
@@ -292,3 +301,46 @@ def test_printed_sweep_and_eventbridge_commands_find_what_they_say_from_any_dire
     ), line
     log = (stack.serve.state_dir / "lambda.log").read_text()
     assert "kuma-tag-change-unauthorized" in log
+
+
+def test_printed_token_commands_get_a_token_show_the_keys_and_validate_it_from_any_directory(
+    stack: RunningStack, tmp_path: Path
+) -> None:
+    # Given the stack's token-issuer instructions, each with the answer it must get
+    found = dict(
+        (name, (answer, command))
+        for name, answer, command in re.findall(
+            r"^# (token|keys|validate): .* -> (.+)\n(.+)$", stack.instructions, re.MULTILINE
+        )
+    )
+    assert set(found) == {"token", "keys", "validate"}
+    assert found["token"][0] == "token kid 2, exit 0"  # from events/token_issuer/expected.json
+    for _, command in found.values():
+        for word in command.replace("$(", " ").replace(")", " ").split():
+            if "/" in word and not word.startswith("http"):
+                assert word.startswith("/"), word
+
+    # When a user pastes them in their order, in another directory than serve's
+    results = {name: paste(found[name][1], tmp_path) for name in ("token", "keys", "validate")}
+
+    # Then the backend task got a token in a file only it reads, in the stack's state folder
+    assert [results[name].returncode for name in ("token", "keys", "validate")] == [0, 0, 0], results
+    token_file = stack.serve.state_dir / "backend.token"
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    assert token_file.read_text() not in results["token"].stderr + results["token"].stdout
+    # And the keys printed as kuma-cp settings, and the token is valid under them, signed by kid 2
+    assert "-----BEGIN RSA PUBLIC KEY-----" in results["keys"].stdout
+    validated = json.loads(results["validate"].stdout)
+    assert (validated["valid"], validated["kid"], validated["claims"]["Name"]) == (True, "2", "backend-01")
+    assert validated["claims"]["Tags"] == {"kuma.io/service": ["backend"]}
+    # And the issuer's keys and table are beside the world file, where `kuma-iam events` and sam-env.sh look
+    assert json.loads((stack.serve.state_dir / "tokens.json").read_text())["issuer"]["access_key_id"]
+    # And the console tells the exchange and the keys in a line each, never the token
+    console = stack.serve.read_until("GET /v1/keys", timeout=30)
+    assert re.search(
+        r"^\d\d:\d\d:\d\d POST /v1/tokens assumed-role/backend-task/\S+ -> 200 token kid 2 for backend "
+        r"\(\d+ ms\)$",
+        console,
+        re.MULTILINE,
+    ), console[-2000:]
+    assert token_file.read_text() not in console + stack.serve.drain()

@@ -5,12 +5,20 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from kuma_iam_cli.local.events import write_events
 from kuma_iam_cli.local.expected import SampleEvent, expected_answers, mismatches, sample_events
+from support.kuma_rules import (
+    dataplane_keys_for,
+    validate_dataplane_token,
+    validate_zone_token,
+    zone_keys_for,
+)
 from support.project_files import REPO
 from support.sam_stack import SERVER_ID, InvokeResult, SamStack
 
@@ -24,7 +32,9 @@ def _assert_answer(label: str, result: InvokeResult) -> None:
 
 
 @pytest.mark.parametrize("event", sample_events(EVENTS), ids=lambda event: event.label)
-def test_sam_local_invoke_answers_each_sample_event(event: SampleEvent, sam_stack: SamStack) -> None:
+def test_sam_local_invoke_answers_each_sample_event(
+    event: SampleEvent, sam_stack: SamStack, request: pytest.FixtureRequest
+) -> None:
     # Given the sample event, re-signed against the embedded AWS when it carries a token
     fresh = sam_stack.events_dir / event.folder / event.path.name
     event_file = fresh if fresh.is_file() else event.path
@@ -34,6 +44,12 @@ def test_sam_local_invoke_answers_each_sample_event(event: SampleEvent, sam_stac
 
     # Then the answer is the one events/<function>/expected.json gives
     _assert_answer(event.label, result)
+    # And a token the issuer hands out is one a control plane admits the asking proxy with, under the keys
+    # the built function publishes
+    if "token" in result.body:
+        asked = json.loads(json.loads(event_file.read_text())["body"])
+        published = request.getfixturevalue("published_keys")  # one more invoke, only where needed
+        _assert_a_control_plane_admits(result.body["token"], asked, published)
 
 
 def test_readme_command_on_the_committed_events(sam_stack: SamStack, tmp_path: Path) -> None:
@@ -71,7 +87,7 @@ def test_replay_table_makes_a_token_single_use(sam_stack: SamStack, tmp_path: Pa
     (event,) = [
         path
         for path in write_events(sam_stack.world, tmp_path, server_id=SERVER_ID)
-        if path.stem == "allowed"
+        if path.parent.name == "verifier" and path.stem == "allowed"
     ]
 
     # When the same event is invoked twice
@@ -81,3 +97,32 @@ def test_replay_table_makes_a_token_single_use(sam_stack: SamStack, tmp_path: Pa
     # Then the first use is allowed and the second denied as replayed
     assert (first.status, first.body.get("allowed")) == (200, True), first.explain()
     assert (second.status, second.body.get("reason")) == (200, "replayed"), second.explain()
+
+
+@pytest.fixture(scope="module")
+def published_keys(sam_stack: SamStack) -> dict[str, Any]:
+    """GET /v1/keys answered by the built function once: the keys a control plane would be given."""
+    answer = sam_stack.invoke(
+        "TokenIssuerFunction", sam_stack.events_dir / "token_issuer" / "keys.json", label="keys (for tokens)"
+    )
+    assert answer.status == 200, answer.explain()
+    return answer.body
+
+
+def _assert_a_control_plane_admits(token: str, asked: dict[str, Any], published: dict[str, Any]) -> None:
+    """As kuma-cp configured from `published` admits the proxy that asked for it (`asked`: the POST body)."""
+    spec = asked["dataplane"]
+    if "zone" in asked:
+        validate_zone_token(
+            token, zone_keys_for(published), now=time.time(), zone=asked["zone"], scope=spec["type"]
+        )
+    else:
+        validate_dataplane_token(
+            token,
+            dataplane_keys_for(published, spec["mesh"]),
+            now=time.time(),
+            mesh=spec["mesh"],
+            name=spec["name"],
+            tags=spec.get("tags", {}),
+            workload=spec.get("workload"),
+        )

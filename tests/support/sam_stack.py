@@ -23,6 +23,7 @@ from typing import Any
 from kuma_iam_cli.local.embedded_aws import EmbeddedAws
 from kuma_iam_cli.local.events import function_principal, sam_env_vars
 from kuma_iam_cli.local.seed import DemoWorld, UserCredentials
+from kuma_iam_cli.local.token_keys import TokenKeys
 from support.local_ports import free_port
 from support.project_files import REPO
 
@@ -111,6 +112,7 @@ class SamStack:
     env_vars: dict[str, dict[str, str]]
     process_env: dict[str, str]
     timings: Timings
+    token_keys: TokenKeys | None = None  # the token issuer's keys, table and principal
 
     def run_sam(
         self,
@@ -158,7 +160,8 @@ class SamStack:
                 *self.build_flags(), "--env-vars", str(env_file or self.env_file),
             ]  # fmt: skip
         began = time.perf_counter()
-        completed = self.run_sam(args, cwd=cwd, user=user or function_principal(self.world, function))
+        principal = user or function_principal(self.world, function, self.token_keys)
+        completed = self.run_sam(args, cwd=cwd, user=principal)
         wall = time.perf_counter() - began
         reported = _REPORT_DURATION.search(completed.stderr)
         duration_ms = float(reported.group(1)) if reported else None
@@ -170,6 +173,11 @@ class SamStack:
             )
         # stdout carries only the function's result; logs and SAM's chatter go to stderr.
         answer = json.loads(completed.stdout.strip().splitlines()[-1])
+        if isinstance(answer, dict) and "errorType" in answer:
+            # An unhandled error (errorType, errorMessage): the function gave no answer of its own.
+            raise AssertionError(
+                f"sam local invoke {function} {event}: {completed.stdout[-2000:]}\n{completed.stderr[-4000:]}"
+            )
         return InvokeResult(
             answer=answer,
             wall_seconds=wall,
@@ -182,9 +190,14 @@ class SamStack:
         return ["--template", str(self.build_template), "--config-file", str(REPO / "samconfig.toml")]
 
     @contextlib.contextmanager
-    def start_api(self) -> Iterator[str]:
-        """`sam local start-api` on a free port; yields its base URL once it accepts connections."""
+    def start_api(self, user: UserCredentials | None = None) -> Iterator[str]:
+        """`sam local start-api` on a free port; yields its base URL once it accepts connections. Every
+        function it serves runs with `user`'s keys (default: the session's, the verifier's)."""
         port = free_port()
+        environment = dict(self.process_env)
+        if user is not None:
+            environment["AWS_ACCESS_KEY_ID"] = user.access_key_id
+            environment["AWS_SECRET_ACCESS_KEY"] = user.secret_access_key
         args = [
             "local", "start-api", "--config-env", CONFIG_ENV, *self.build_flags(),
             "--env-vars", str(self.env_file), "--host", "127.0.0.1", "--port", str(port),
@@ -193,7 +206,7 @@ class SamStack:
         with log.open("w") as sink:
             began = time.perf_counter()
             process = subprocess.Popen(
-                [str(SAM), *args], cwd=REPO, env=self.process_env, stdout=sink, stderr=subprocess.STDOUT
+                [str(SAM), *args], cwd=REPO, env=environment, stdout=sink, stderr=subprocess.STDOUT
             )
             try:
                 _wait_for_port(port, process, log, timeout=120)
@@ -263,9 +276,13 @@ def sam_environment(engine: dict[str, str], world: DemoWorld | None = None) -> d
     return environment
 
 
-def container_env_vars(world: DemoWorld, aws: EmbeddedAws) -> dict[str, dict[str, str]]:
+def container_env_vars(
+    world: DemoWorld, aws: EmbeddedAws, token_keys: TokenKeys | None = None
+) -> dict[str, dict[str, str]]:
     """The `--env-vars` content for this run: the embedded AWS as a container reaches it."""
-    return sam_env_vars(world, endpoint_url=f"http://{CONTAINER_HOST}:{aws.port}", server_id=SERVER_ID)
+    return sam_env_vars(
+        world, endpoint_url=f"http://{CONTAINER_HOST}:{aws.port}", server_id=SERVER_ID, token_keys=token_keys
+    )
 
 
 def write_env_file(path: Path, env_vars: dict[str, dict[str, str]]) -> Path:

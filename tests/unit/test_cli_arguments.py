@@ -1,5 +1,6 @@
-"""Every `kuma-iam` subcommand, as registered (so commands added later are covered too): bad arguments are
-exit status 2 with one `kuma-iam:` line and no traceback; every subcommand and option explains itself."""
+"""Every `kuma-iam` subcommand, and every action of one (`tokens revoke`), as registered (so commands added
+later are covered too): bad arguments are exit status 2 with one `kuma-iam:` line and no traceback; every
+subcommand and option explains itself."""
 
 from __future__ import annotations
 
@@ -10,7 +11,15 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from kuma_iam_cli.arguments import account_id, role_name
+from kuma_iam_cli.arguments import (
+    account_id,
+    go_duration,
+    kubernetes_namespace,
+    mesh_name,
+    role_name,
+    table_name,
+    token_id,
+)
 from kuma_iam_cli.main import main, parser
 
 # Candidates for a value an option's type refuses; each option gets the first its own type refuses.
@@ -18,8 +27,18 @@ _BAD_VALUES = ("", "not a valid value", "-1", "99999999", "\x7f")
 
 
 def _subcommands() -> dict[str, argparse.ArgumentParser]:
-    (subparsers,) = [action for action in parser()._actions if isinstance(action, argparse._SubParsersAction)]
-    return dict(subparsers.choices)
+    """ "<name>" -> its parser, and "<name> <action>" for a subcommand with actions of its own."""
+    found: dict[str, argparse.ArgumentParser] = {}
+
+    def walk(command: argparse.ArgumentParser, prefix: str) -> None:
+        for action in command._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, subcommand in action.choices.items():
+                    found[f"{prefix}{name}"] = subcommand
+                    walk(subcommand, f"{prefix}{name} ")
+
+    walk(parser(), "")
+    return found
 
 
 def _options(subcommand: argparse.ArgumentParser) -> list[argparse.Action]:
@@ -44,17 +63,19 @@ def _refused(action: argparse.Action, value: str) -> bool:
 
 def _bad_command_lines() -> Iterator[tuple[str, list[str]]]:
     for name, subcommand in _subcommands().items():
-        yield f"{name}: unknown option", [name, "--no-such-option"]
-        yield f"{name}: stray argument", [name, "stray-argument"]
+        words = name.split()
+        yield f"{name}: unknown option", [*words, "--no-such-option"]
+        yield f"{name}: stray argument", [*words, "stray-argument"]
         if any(action.required for action in _options(subcommand)):
-            yield f"{name}: required options missing", [name]
+            yield f"{name}: required options missing", words
         for action in _options(subcommand):
             if action.nargs == 0:
                 continue
+            option = action.option_strings[-1]
             refused = next((value for value in _BAD_VALUES if _refused(action, value)), None)
             if refused is not None:
-                yield f"{name}: bad {action.option_strings[-1]}", [name, action.option_strings[-1], refused]
-            yield f"{name}: {action.option_strings[-1]} without its value", [name, action.option_strings[-1]]
+                yield f"{name}: bad {option}", [*words, option, refused]
+            yield f"{name}: {option} without its value", [*words, option]
 
 
 BAD_COMMAND_LINES = list(_bad_command_lines())
@@ -75,15 +96,17 @@ def test_bad_arguments_exit_2_with_one_line_and_no_traceback(label: str, argv: l
     lines = err.getvalue().splitlines()
     assert len(lines) == 1, err.getvalue()
     assert lines[0].startswith("kuma-iam: ")
-    assert f"kuma-iam {argv[0]} --help" in lines[0]
+    command = label.split(":")[0]
+    assert f"kuma-iam {command} --help" in lines[0]
     assert "Traceback" not in err.getvalue()
 
 
 def test_every_subcommand_is_covered() -> None:
     # Each registered subcommand has at least its unknown-option and stray-argument cases above
-    covered = {argv[0] for _, argv in BAD_COMMAND_LINES}
+    covered = {label.split(":")[0] for label, _ in BAD_COMMAND_LINES}
     assert covered == set(_subcommands())
-    assert {"token", "verify", "serve", "events", "sweep", "policy"} <= covered
+    assert {"token", "verify", "serve", "events", "sweep", "policy", "dataplane-token", "tokens"} <= covered
+    assert {"tokens revoke", "tokens revocations", "tokens keys", "tokens validate"} <= covered
 
 
 @pytest.mark.parametrize("name", sorted(_subcommands()))
@@ -111,6 +134,23 @@ def test_help_and_version_exit_0() -> None:
     assert "exit status" in out.getvalue()
 
 
+@pytest.mark.parametrize(
+    ("name", "answers"),
+    [
+        ("verify", ["0 allowed", "1 denied"]),
+        ("dataplane-token", ["0 a token was written", "1 denied"]),
+        ("tokens validate", ["0 valid", "1 invalid"]),
+        ("sweep", ["0 clean", "1 findings"]),
+    ],
+)
+def test_a_command_that_answers_gives_its_exit_codes(name: str, answers: list[str]) -> None:
+    text = " ".join(_subcommands()[name].format_help().split())
+
+    for answer in answers:
+        assert answer in text
+    assert "2 error" in text
+
+
 def test_verify_help_gives_the_exit_codes_and_whose_credentials_it_needs() -> None:
     text = " ".join(_subcommands()["verify"].format_help().split())
 
@@ -130,10 +170,23 @@ def test_verify_help_gives_the_exit_codes_and_whose_credentials_it_needs() -> No
             ["kuma-iam-compliance", "a+b=c,d.e@f_g", "r" * 64],
             ["", "no/such", "r" * 65, "has space", "kuma-iam\n"],
         ),
+        (go_duration, ["1h", "90m", "1h30m", "0s"], ["", "1", "-1h", "1 h", "forever", "1d"]),
+        (mesh_name, ["default", "zone-1", "m" * 63], ["", "Default", "-x", "a_b", "m" * 64, "default\n"]),
+        (kubernetes_namespace, ["kuma-system"], ["", "Kuma", "kuma.system"]),
+        (token_id, ["6f1c-4b2e.a_b", "j" * 128], ["", "a,b", "a b", "j" * 129, "jti\n"]),
+        (table_name, ["kuma-iam-token-revocations", "a.b_c"], ["", "ab", "has space", "t" * 256]),
     ],
-    ids=["account_id", "role_name"],
+    ids=[
+        "account_id",
+        "role_name",
+        "go_duration",
+        "mesh_name",
+        "kubernetes_namespace",
+        "token_id",
+        "table_name",
+    ],
 )
-def test_account_and_role_arguments_take_what_iam_takes(
+def test_argument_types_take_what_their_service_takes(
     parse: Callable[[str], str], good: list[str], bad: list[str]
 ) -> None:
     for value in good:

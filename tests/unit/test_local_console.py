@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from kuma_iam.observability import logger as function_logger
+from kuma_iam.tokens import jwt
 from kuma_iam_cli.local.function_output import FunctionOutput
 from kuma_iam_cli.local.gateway import GatewayCaller, GatewayExchange, GatewayRequest, GatewayResponse
 from kuma_iam_cli.local.request_log import request_line
@@ -33,10 +34,11 @@ def exchange(
     caller: GatewayCaller | None = CONTROL_PLANE,
     rejection: str | None = None,
     path: str = "/v1/verify",
+    method: str = "POST",
 ) -> GatewayExchange:
-    request = GatewayRequest("POST", path, "", (), b"{}", "127.0.0.1")
+    request = GatewayRequest(method, path, "", (), b"{}", "127.0.0.1")
     response = GatewayResponse(status, (), json.dumps(body).encode())
-    return GatewayExchange(request, f"POST {path}", caller, rejection, response, 12.4)
+    return GatewayExchange(request, f"{method} {path}", caller, rejection, response, 12.4)
 
 
 def delivered(summary: dict[str, Any]) -> GatewayExchange:
@@ -46,6 +48,26 @@ def delivered(summary: dict[str, Any]) -> GatewayExchange:
 
 
 FINDING = {"rule": "kuma-type-invalid", "account": "111111111111", "roleName": "typo-task"}
+BACKEND_TASK = GatewayCaller(
+    access_key_id="ASIAEXAMPLE",
+    secret_access_key="not-a-secret",
+    account_id="111111111111",
+    user_arn="arn:aws:sts::111111111111:assumed-role/backend-task/ecs-task",
+    user_id="AROAEXAMPLE:ecs-task",
+)
+
+
+def issued(kid: str, claims: dict[str, Any]) -> dict[str, Any]:
+    """The token issuer's 200 body for a token with `claims` (its signature a stand-in: only read here)."""
+    token = jwt.compact(jwt.signing_input(kid, {**claims, "jti": "j-1"}), b"signature")
+    return {"token": token, "kid": kid, "jti": "j-1", "expiresAt": "2026-01-02T13:03:04Z"}
+
+
+DATAPLANE_TOKEN = issued(
+    "2",
+    {"Name": "backend-01", "Mesh": "default", "Tags": {"kuma.io/service": ["backend"]}, "Type": "dataplane"},
+)
+ZONE_TOKEN = issued("1", {"Zone": "zone-1", "Scope": ["ingress"]})
 
 
 LINES = [
@@ -93,14 +115,62 @@ LINES = [
         ),
         "12:03:04 POST /local/eventbridge unsigned -> 200 error invalid_event (12 ms)",
     ),
+    (
+        exchange(200, DATAPLANE_TOKEN, caller=BACKEND_TASK, path="/v1/tokens"),
+        "12:03:04 POST /v1/tokens assumed-role/backend-task/ecs-task -> 200 token kid 2 for backend (12 ms)",
+    ),
+    (
+        exchange(200, ZONE_TOKEN, caller=BACKEND_TASK, path="/v1/tokens"),
+        "12:03:04 POST /v1/tokens assumed-role/backend-task/ecs-task -> 200 token kid 1 for ingress in zone "
+        "zone-1 (12 ms)",
+    ),
+    (
+        exchange(
+            403,
+            {"error": "denied", "reason": "caller_mismatch", "message": "the caller is not the token's role"},
+            caller=BACKEND_TASK,
+            path="/v1/tokens",
+        ),
+        "12:03:04 POST /v1/tokens assumed-role/backend-task/ecs-task -> 403 denied caller_mismatch (12 ms)",
+    ),
+    (
+        exchange(
+            200,
+            {"signingKid": {"dataplane": "2", "zone": "1"}, "jwks": {"keys": []}},
+            path="/v1/keys",
+            method="GET",
+        ),
+        "12:03:04 GET /v1/keys user/control-plane -> 200 keys (12 ms)",
+    ),
 ]
 
-IDS = ["allow", "deny", "400", "503-long", "403", "finding", "no-findings", "many-findings", "invalid-event"]
+IDS = [
+    "allow",
+    "deny",
+    "400",
+    "503-long",
+    "403",
+    "finding",
+    "no-findings",
+    "many-findings",
+    "invalid-event",
+    "token",
+    "zone-token",
+    "token-denied",
+    "keys",
+]
 
 
 @pytest.mark.parametrize(("handled", "line"), LINES, ids=IDS)
 def test_one_readable_line_per_request(handled: GatewayExchange, line: str) -> None:
     assert request_line(handled, AT) == line
+
+
+def test_an_issued_token_is_never_printed() -> None:
+    line = request_line(exchange(200, DATAPLANE_TOKEN, caller=BACKEND_TASK, path="/v1/tokens"), AT)
+
+    assert DATAPLANE_TOKEN["token"] not in line
+    assert DATAPLANE_TOKEN["token"].split(".")[1] not in line
 
 
 def test_a_handlers_output_goes_to_the_function_log_and_the_rest_to_the_terminal(

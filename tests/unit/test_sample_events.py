@@ -15,6 +15,7 @@ from kuma_iam_cli.local.compliance_events import COMPLIANCE_CASES
 from kuma_iam_cli.local.events import VERIFIER_CASES
 from kuma_iam_cli.local.expected import describe, expected_answers, function_of, mismatches, sample_events
 from kuma_iam_cli.local.expected import main as expected_main
+from kuma_iam_cli.local.token_events import TOKEN_ISSUER_CASES
 from support.project_files import REPO
 
 EVENTS = REPO / "events"
@@ -49,6 +50,12 @@ def test_tag_compliances_events_are_exactly_its_cases() -> None:
     committed = {event.case for event in sample_events(EVENTS) if event.folder == "tag_compliance"}
 
     assert committed == {case.name for case in COMPLIANCE_CASES}
+
+
+def test_the_token_issuers_events_are_exactly_its_cases() -> None:
+    committed = {event.case for event in sample_events(EVENTS) if event.folder == "token_issuer"}
+
+    assert committed == {case.name for case in TOKEN_ISSUER_CASES}
 
 
 def test_the_scheduled_sweep_finds_every_rule_each_demo_role_is_seeded_to_break() -> None:
@@ -129,6 +136,10 @@ def test_expected_answers_read_in_a_few_words() -> None:
     sweep = answers["tag_compliance/scheduled-sweep"]
     assert describe(sweep) == f"{len(sweep['findings'])} findings"
     assert describe(answers["tag_compliance/not-an-iam-event"]) == "error invalid_event"
+    assert describe(answers["token_issuer/allowed"]) == "token kid 2"
+    assert describe(answers["token_issuer/keys"]) == "keys"
+    assert describe(answers["token_issuer/caller-mismatch"]) == "denied caller_mismatch"
+    assert describe(answers["token_issuer/malformed-request"]) == "HTTP 400 invalid_request"
 
 
 # --- `python -m kuma_iam_cli.local.expected`, as tools/sam-local/invoke.sh runs it ----------------------

@@ -14,6 +14,7 @@ from kuma_iam_cli.errors import CommandError
 from kuma_iam_cli.local.state import (
     DEFAULT_MOTO_PORT,
     DEFAULT_STATE_ROOT,
+    TOKENS_FILE,
     StackState,
     installed_from,
     running_stacks,
@@ -59,12 +60,16 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         default="kuma-demo",
         help="the server id the tokens are signed for (serve's --server-id)",
     )
+    events.add_argument(
+        "--tokens", help="the token issuer's keys `serve` wrote (default: tokens.json beside the world file)"
+    )
     events.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from kuma_iam_cli.local.events import sam_env_vars, write_events
     from kuma_iam_cli.local.seed import DemoWorld
+    from kuma_iam_cli.local.token_keys import TokenKeys
 
     world_file = (
         Path(args.world)
@@ -82,8 +87,16 @@ def run(args: argparse.Namespace) -> int:
     written = write_events(world, out, server_id=args.server_id)
     endpoint = args.container_endpoint or f"http://host.docker.internal:{urlsplit(world.endpoint_url).port}"
     env_file = out / "env.json"
+    tokens_file = Path(args.tokens) if args.tokens else world_file.parent / TOKENS_FILE
+    if args.tokens and not tokens_file.is_file():
+        raise CommandError(f"{tokens_file.absolute()} not found: give the tokens.json `serve` wrote")
+    # Without it (a world from before the issuer), TokenIssuerFunction gets no env-vars entry.
+    token_keys = TokenKeys.from_json(tokens_file.read_text()) if tokens_file.is_file() else None
     env_file.write_text(
-        json.dumps(sam_env_vars(world, endpoint_url=endpoint, server_id=args.server_id), indent=2)
+        json.dumps(
+            sam_env_vars(world, endpoint_url=endpoint, server_id=args.server_id, token_keys=token_keys),
+            indent=2,
+        )
     )
     for path in [*written, env_file]:
         print(path)
@@ -92,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     world_path = shlex.quote(str(world_file.absolute()))
     print(
         f'for sam itself: eval "$({shlex.quote(str(sam_env))} {world_path})" (the verifier\'s keys; '
-        "add TagComplianceFunction after the world file for tag compliance's)",
+        "add TagComplianceFunction or TokenIssuerFunction after the world file for that function's)",
         file=sys.stderr,
     )
     return 0

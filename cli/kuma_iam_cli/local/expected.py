@@ -101,7 +101,8 @@ def mismatches(expected: Any, actual: Any, where: str = "answer") -> list[str]:
 
 def describe(expected: Any) -> str:
     """A few words for an expected answer: `allow`, a deny reason, `HTTP 400 invalid_request`, `no findings`,
-    `kuma-type-invalid on typo-task`, `24 findings`, `error invalid_event`..."""
+    `kuma-type-invalid on typo-task`, `24 findings`, `error invalid_event`, `token kid 2`, `keys`, `denied
+    caller_mismatch`..."""
     if not isinstance(expected, dict):
         return _short(expected)
     if isinstance(expected.get("findings"), list):  # a compliance summary
@@ -109,10 +110,16 @@ def describe(expected: Any) -> str:
     status = expected.get("statusCode")
     body = expected.get("body")
     body = body if isinstance(body, dict) else {}
+    if body.get("error") == "denied" and "reason" in body:  # the token issuer's refusal, a 403
+        return f"denied {body['reason']}"
     if status not in (None, 200):
         return f"HTTP {status} {body.get('error', '')}".strip()
     if body.get("allowed") is True:
         return "allow"
+    if "kid" in body:  # a token the issuer hands out (its value differs each time)
+        return f"token kid {body['kid']}"
+    if "signingKid" in body:  # the issuer's published keys
+        return "keys"
     if "reason" in body:
         return str(body["reason"])
     return _short(expected)

@@ -1,4 +1,5 @@
-"""`kuma-iam serve`: the real verifier handler behind a local IAM-checking gateway, embedded or real AWS."""
+"""`kuma-iam serve`: the real handlers behind a local IAM-checking gateway (the verifier and the token issuer;
+tag compliance behind a local EventBridge route), on the embedded AWS or (the verifier alone) real AWS."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import boto3
 
+from kuma_iam_cli.commands.dataplane_token import ISSUER_CALLER_CREDENTIALS
 from kuma_iam_cli.errors import CommandError
 from kuma_iam_cli.local.compliance_demo import COMPLIANCE_DEMO_ROLES, TAG_ADMINS
 from kuma_iam_cli.local.embedded_aws import EmbeddedAws
@@ -28,23 +30,29 @@ from kuma_iam_cli.local.seed import (
     compliance_environment,
     control_plane_caller,
     seed_demo_world,
+    task_caller,
     task_credentials,
     verifier_environment,
 )
 from kuma_iam_cli.local.state import RunningStack, StackState
+from kuma_iam_cli.local.token_events import KEYS_ROUTE, TOKEN_ISSUER_CASES, TOKENS_ROUTE, TokenIssuerCase
+from kuma_iam_cli.local.token_keys import TokenKeys, seed_token_keys, token_issuer_environment
 
 GATEWAY_HOST = "127.0.0.1"  # the gateway is for this machine's shells; --host opens the embedded AWS only
 ANY_ADDRESS = "0.0.0.0"  # noqa: S104 - what `--host` takes to let containers in
+# The token the printed `dataplane-token` command asks for: the sample event `allowed`'s, answered alike.
+(ISSUER_DEMO_CASE,) = (case for case in TOKEN_ISSUER_CASES if case.name == "allowed")
 
 
 def serve(args: argparse.Namespace) -> int:
     # From the start, so a SIGTERM at any moment unwinds like Ctrl-C (the stack file goes, ports close).
     signal.signal(signal.SIGTERM, _interrupt)
-    handler_path = (Path(args.functions) / "verifier" / "app.py").absolute()
-    if not handler_path.is_file():
-        raise CommandError(
-            f"{handler_path} not found: run serve from the repository root, or give --functions"
-        )
+    functions = Path(args.functions).absolute()
+    handler_path = functions / "verifier" / "app.py"
+    issuer_path = functions / "token_issuer" / "app.py"
+    for path in (handler_path, issuer_path):
+        if not path.is_file():
+            raise CommandError(f"{path} not found: run serve from the repository root, or give --functions")
     if args.aws:
         return _serve_on_aws(args, handler_path)
     # Both ports before anything starts: a busy one is an error now, not a hang after seeding.
@@ -58,20 +66,25 @@ def serve(args: argparse.Namespace) -> int:
         state = StackState.for_port(Path(args.state_dir), aws.port)
         state.prepare()
         world = seed_demo_world(aws)
+        token_keys = seed_token_keys(aws, world)
         aws.enable_signature_checks()
         state.world_file.write_text(world.to_json())
         os.environ.update(verifier_environment(world, server_id=args.server_id))
         handler = load_handler(handler_path)
+        issuer = _token_issuer_handler(issuer_path, world, token_keys, args.server_id)
         compliance = _compliance_handler(Path(args.functions), world)
-        caller = control_plane_caller(world)
+        # The task whose printed command gets a token calls the issuer itself, with its own session.
+        task_env, task = task_caller(world, *ISSUER_DEMO_CASE.signer)
         with (
             FunctionOutput(state.lambda_log) as function_output,
             LocalGateway(
                 {
                     VERIFY_ROUTE: function_output.invoking(handler),
+                    TOKENS_ROUTE: function_output.invoking(issuer),
+                    KEYS_ROUTE: function_output.invoking(issuer),
                     EVENTBRIDGE_ROUTE: function_output.invoking(compliance),
                 },
-                [caller],
+                [control_plane_caller(world), task],
                 api_account_id=world.home_account,
                 host=GATEWAY_HOST,
                 listener=gateway_listener,
@@ -92,6 +105,7 @@ def serve(args: argparse.Namespace) -> int:
             instructions = [
                 _demo_instructions(world, state, verify_url, args),
                 _compliance_instructions(world, state, gw.endpoint_url, args),
+                _token_instructions(world, token_keys, state, gw.endpoint_url, task_env, args),
                 "\nCtrl-C stops the stack. One line per request below:",
             ]
             try:
@@ -99,6 +113,20 @@ def serve(args: argparse.Namespace) -> int:
             finally:
                 state.withdraw()
     return 0
+
+
+def _token_issuer_handler(path: Path, world: DemoWorld, keys: TokenKeys, server_id: str) -> Handler:
+    """The token issuer, built (settings read, clients made, credentials resolved) with its own principal's
+    environment, as `_compliance_handler` does; the process's environment then goes back to the verifier's."""
+    handler = load_handler(path)
+    verifier_environment_now = dict(os.environ)
+    os.environ.update(token_issuer_environment(world, keys, server_id=server_id))
+    try:
+        sys.modules["token_issuer"].issuer()
+    finally:
+        os.environ.clear()
+        os.environ.update(verifier_environment_now)
+    return handler
 
 
 def _compliance_handler(functions: Path, world: DemoWorld) -> Handler:
@@ -244,6 +272,55 @@ def _demo_instructions(world: DemoWorld, state: StackState, url: str, args: argp
             f"--token {_token_expression(world, state, case, kuma, args.server_id)}"
         )
     return "\n".join(lines)
+
+
+def _token_instructions(
+    world: DemoWorld,
+    keys: TokenKeys,
+    state: StackState,
+    base_url: str,
+    task_env: dict[str, str],
+    args: argparse.Namespace,
+) -> str:
+    """Commands that get a token as the backend task (the sample event `allowed` asks the same), show the
+    keys as kuma-cp takes them, and validate the token with them; each with the answer it must get."""
+    state.tokens_file.write_text(keys.to_json())
+    kuma = _kuma_iam_command()
+    task = state.write_credentials(
+        ISSUER_CALLER_CREDENTIALS.removesuffix(".env"), {**task_env, "AWS_REGION": world.region}
+    )
+    control_plane = state.credentials_dir / "control-plane.env"
+    token_file = state.folder / "backend.token"
+    expected = expected_answers(Path(args.functions).absolute().parent / "events")
+    answer = expected.get(f"token_issuer/{ISSUER_DEMO_CASE.name}")
+    issued = describe(answer) if answer is not None else "?"
+    kid = answer.get("body", {}).get("kid", "?") if isinstance(answer, dict) else "?"
+    return "\n".join(
+        [
+            f"\nToken issuer at {base_url}/v1/tokens and {base_url}/v1/keys: dataplane tokens for meshes "
+            f"{', '.join(keys.meshes)} (kid 1: a Kuma PEM key in Secrets Manager, published; kid 2: a KMS "
+            f"key, signs), zone tokens for {keys.zone} (a KMS key of their own). Its keys and table: "
+            f"{state.tokens_file}",
+            f"\n# token: the backend task exchanges its identity for a dataplane token, a file only it reads "
+            f"-> {issued}, exit 0",
+            f"env $(cat {_quoted(task)}) {kuma} dataplane-token --url {base_url}/v1/tokens "
+            f"--server-id {args.server_id} {_token_flags(ISSUER_DEMO_CASE)} --output {_quoted(token_file)}",
+            "\n# keys: the public keys as kuma-cp settings (dpServer.authn...validator.publicKeys) -> keys",
+            f"env $(cat {_quoted(control_plane)}) {kuma} tokens keys --url {base_url}/v1/keys",
+            f"\n# validate: the token with the published keys, as a control plane would -> valid, kid {kid}",
+            f"env $(cat {_quoted(control_plane)}) {kuma} tokens validate --token-file {_quoted(token_file)} "
+            f"--keys-url {base_url}/v1/keys",
+        ]
+    )
+
+
+def _token_flags(case: TokenIssuerCase) -> str:
+    spec = case.dataplane
+    flags = [f"--mesh {spec['mesh']}", f"--name {spec['name']}"]
+    flags += [f"--service {service}" for service in spec.get("tags", {}).get("kuma.io/service", [])]
+    if "validFor" in case.fields:
+        flags.append(f"--valid-for {case.fields['validFor']}")
+    return " ".join(flags)
 
 
 def _token_expression(

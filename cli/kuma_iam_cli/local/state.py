@@ -1,9 +1,10 @@
 """Where a local stack keeps what its printed commands need, and how other commands find a running one.
 
 Each `kuma-iam serve` owns one folder, `<state root>/<embedded AWS port>/` (by default `.local/5000/`):
-the world file, the credential files its commands read, the function's JSON log, and `stack.json` while it
-runs. The port names the folder because it cannot be shared: a second stack on the same port is refused
-before it starts, and one on another port writes elsewhere, so no stack ever rewrites another's files.
+the world file and the token issuer's keys beside it, the credential files its commands read, the
+functions' JSON log, and `stack.json` while it runs. The port names the folder because it cannot be
+shared: a second stack on the same port is refused before it starts, and one on another port writes
+elsewhere, so no stack ever rewrites another's files.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import kuma_iam_cli
 
 DEFAULT_STATE_ROOT = Path(".local")
 DEFAULT_MOTO_PORT = 5000
+TOKENS_FILE = "tokens.json"  # beside the world file: `events` and sam-env.sh look for it there
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,11 @@ class StackState:
     @property
     def world_file(self) -> Path:
         return self.folder / "world.json"
+
+    @property
+    def tokens_file(self) -> Path:
+        """The token issuer's keys, table and principal (local/token_keys.py)."""
+        return self.folder / TOKENS_FILE
 
     @property
     def credentials_dir(self) -> Path:
