@@ -102,6 +102,8 @@ def test_state_lives_in_a_folder_of_the_stack_own_port(stack: RunningStack) -> N
     assert running["state_dir"] == str(folder)
     credentials = folder / "credentials" / "control-plane.env"
     assert credentials.stat().st_mode & 0o777 == 0o600
+    # (the world and the token issuer's keys hold secret keys too: only their owner reads them)
+    assert [(folder / name).stat().st_mode & 0o777 for name in ("world.json", "tokens.json")] == [0o600] * 2
     assert str(credentials) in stack.instructions
     # And nothing in the old shared places
     assert not (stack.project / ".local" / "world.json").exists()

@@ -68,7 +68,8 @@ def serve(args: argparse.Namespace) -> int:
         world = seed_demo_world(aws)
         token_keys = seed_token_keys(aws, world)
         aws.enable_signature_checks()
-        state.world_file.write_text(world.to_json())
+        state.write_private(state.world_file, world.to_json())
+        state.write_private(state.tokens_file, token_keys.to_json())
         os.environ.update(verifier_environment(world, server_id=args.server_id))
         handler = load_handler(handler_path)
         issuer = _token_issuer_handler(issuer_path, world, token_keys, args.server_id)
@@ -284,7 +285,6 @@ def _token_instructions(
 ) -> str:
     """Commands that get a token as the backend task (the sample event `allowed` asks the same), show the
     keys as kuma-cp takes them, and validate the token with them; each with the answer it must get."""
-    state.tokens_file.write_text(keys.to_json())
     kuma = _kuma_iam_command()
     task = state.write_credentials(
         ISSUER_CALLER_CREDENTIALS.removesuffix(".env"), {**task_env, "AWS_REGION": world.region}

@@ -75,9 +75,13 @@ class StackState:
         """Credentials for the printed commands live in files (mode 600), not in the terminal's scrollback."""
         self.credentials_dir.mkdir(parents=True, exist_ok=True)
         path = self.credentials_dir / f"{name}.env"
+        return self.write_private(path, "".join(f"{key}={value}\n" for key, value in environment.items()))
+
+    def write_private(self, path: Path, text: str) -> Path:
+        """A file only its owner reads (mode 600): the world and the issuer's keys hold secret keys too."""
         path.touch(mode=0o600)
         path.chmod(0o600)
-        path.write_text("".join(f"{key}={value}\n" for key, value in environment.items()))
+        path.write_text(text)
         return path
 
     def announce(self, stack: RunningStack) -> None:
