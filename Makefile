@@ -30,6 +30,8 @@ help:
 	@echo "make lock  - re-resolve the layer's dependencies (pyproject.toml) to the newest, pinned with hashes"
 	@echo "make test-sam - sam build, then sam local invoke of every event and sam local start-api (Docker)"
 	@echo "make sam-local-invoke [EVENTS=events/verifier/allowed.json] - try functions with sam local invoke"
+	@echo "make bench - the scoreboard: every function against its physical limit (bench/results.json, .png)"
+	@echo "make profile - where a warm verification spends its time (bench/profile.txt)"
 	@echo "make engine / engine-stop - start or stop the local dockerd and stand-in Lambda image (tools/sam-local)"
 
 $(VENV)/.installed: pyproject.toml layers/core/requirements.txt
@@ -121,9 +123,22 @@ clean:
 
 # Opt-in tiers: 5,000 verifications from 16 threads (own process, own embedded AWS; about 50 s), and
 # benchmarks as ratios against a baseline measured in the same run (under a minute).
-.PHONY: test-load bench
+.PHONY: test-load bench profile
 test-load: install
 	$(PYTEST) -m load tests/load
 
-bench: install
-	PYTHONPATH=tests $(BIN)/python bench/run.py
+# Fresh interpreters (cold start, imports, memory) run on the layer's locked packages alone, as Lambda's
+# /opt/python holds them, not on the venv (which has more: awscrt, pyOpenSSL change what botocore imports).
+BENCH_LAYER := $(VENV)/bench-layer
+$(BENCH_LAYER)/.installed: layers/core/requirements.txt | $(VENV)/.installed
+	rm -rf $(BENCH_LAYER)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes \
+		--only-binary=:all: --target $(BENCH_LAYER) -r layers/core/requirements.txt
+	touch $@
+
+bench: install $(BENCH_LAYER)/.installed
+	PYTHONPATH=tests:. $(BIN)/python -m bench.run --layer-packages $(BENCH_LAYER)
+
+# cProfile of a warm verification through the real handler (moto in a process of its own): bench/profile.txt.
+profile: install
+	PYTHONPATH=tests:. $(BIN)/python -m bench.profile
