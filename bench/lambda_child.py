@@ -16,10 +16,6 @@ import sys
 import time
 import uuid
 
-started = (
-    time.perf_counter()
-)  # the clock a fresh container's INIT starts on (this process exists only for it)
-
 
 class LambdaContext:
     """What Powertools reads of Lambda's context object."""
