@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from kuma_iam.container import per_container
 from kuma_iam.http import install_error_handlers, json_response, parse_body, raw_body, resolve_http_event
 from kuma_iam.observability import logger, metrics
 from kuma_iam.verify import IdentityVerifier, VerifyRequest, verifier_from_env
@@ -18,7 +18,7 @@ app = APIGatewayHttpResolver()
 install_error_handlers(app)
 
 
-@cache
+@per_container
 def verifier() -> IdentityVerifier:
     # Built on first use, not at import: tests and `sam local` set the environment first.
     return verifier_from_env(os.environ)
