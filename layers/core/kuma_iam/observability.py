@@ -1,4 +1,4 @@
-"""The one Logger and Metrics of every function, and the catalogue of every metric the core emits.
+"""The one Logger and metrics writer of every function, and the catalogue of every metric the core emits.
 
 Each metric is declared here once, with its unit and its dimensions. Every record also carries `service`, the
 Powertools service name (POWERTOOLS_SERVICE_NAME: the stack's name in template.yaml, so two stacks in one
@@ -8,15 +8,19 @@ function's environment from the template and holds the dashboard, the alarms and
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
+import sys
+import threading
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import get_args
+from types import TracebackType
+from typing import Any, get_args
 
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import MetricUnit
 
 from kuma_iam.errors import DenyReason, Upstream
 from kuma_iam.rules import RULES
@@ -35,7 +39,6 @@ for _name in WIRE_LOGGERS:
 
 # The service name comes from POWERTOOLS_SERVICE_NAME (Powertools' "service_undefined" when unset).
 logger = Logger()
-metrics = Metrics(namespace=NAMESPACE, service=logger.service)
 
 
 @dataclass(frozen=True)
@@ -130,37 +133,112 @@ METRICS: tuple[MetricSpec, ...] = (
 )
 
 
+# CloudWatch takes at most 100 values of one metric in one record.
+MAX_VALUES_PER_RECORD = 100
+Dimensions = tuple[tuple[str, str], ...]
+
+
+class EmfMetrics:
+    """The metrics of one invocation, written when it ends as CloudWatch Embedded Metric Format: one record
+    per dimension set (the `service`-only metrics together, each Denied reason, each upstream its own), the
+    very records Powertools' Metrics and single_metric wrote, in one write instead of one per dimensioned
+    value and without Powertools' per-value validation and debug formatting.
+    """
+
+    def __init__(self, namespace: str, service: str) -> None:
+        self.namespace = namespace
+        self.service = service
+        self._pending: dict[Dimensions, dict[MetricSpec, list[float]]] = {}
+        self._lock = threading.Lock()  # the local gateway calls handlers from several threads
+
+    def add(self, metric: MetricSpec, value: float, dimensions: Dimensions = ()) -> None:
+        with self._lock:
+            values = self._pending.setdefault(dimensions, {}).setdefault(metric, [])
+            values.append(float(value))
+            if len(values) < MAX_VALUES_PER_RECORD:
+                return
+            full = {metric: self._pending[dimensions].pop(metric)}
+        self._write([self._record(dimensions, full)])
+
+    def flush(self) -> None:
+        """Write what the invocation recorded (nothing when it recorded nothing)."""
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        records = [self._record(dimensions, values) for dimensions, values in pending.items() if values]
+        if records:
+            self._write(records)
+
+    def log_metrics[**P, R](self, handler: Callable[P, R]) -> Callable[P, R]:
+        """Decorate a Lambda handler: its metrics are written when it returns or raises."""
+
+        @functools.wraps(handler)
+        def flushed(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return handler(*args, **kwargs)
+            finally:
+                self.flush()
+
+        return flushed
+
+    def _record(self, dimensions: Dimensions, values: Mapping[MetricSpec, list[float]]) -> str:
+        document: dict[str, Any] = {
+            "_aws": {
+                "Timestamp": int(time.time() * 1000),
+                "CloudWatchMetrics": [
+                    {
+                        "Namespace": self.namespace,
+                        "Dimensions": [[SERVICE_DIMENSION, *(name for name, _ in dimensions)]],
+                        "Metrics": [{"Name": metric.name, "Unit": metric.unit.value} for metric in values],
+                    }
+                ],
+            },
+            SERVICE_DIMENSION: self.service,
+            **dict(dimensions),
+        }
+        document.update((metric.name, recorded) for metric, recorded in values.items())
+        return json.dumps(document, separators=(",", ":"))
+
+    @staticmethod
+    def _write(records: list[str]) -> None:
+        # sys.stdout as it is now (Lambda's, or a test's capture), flushed: the record is the invocation's.
+        sys.stdout.write("\n".join(records) + "\n")
+        sys.stdout.flush()
+
+
+metrics = EmfMetrics(NAMESPACE, logger.service)
+
+
 def metrics_count(metric: MetricSpec, **dimensions: str) -> None:
     """Count one event of `metric`, e.g. metrics_count(DENIED, reason="sts_rejected")."""
     record_metric(metric, 1, **dimensions)
 
 
 def record_metric(metric: MetricSpec, value: float, **dimensions: str) -> None:
-    """One value of a declared metric; one with dimensions of its own goes out at once, as its own record."""
-    _check_dimensions(metric, dimensions)
-    if not metric.dimensions:
-        metrics.add_metric(name=metric.name, unit=metric.unit, value=value)
-        return
-    # `service` set here, as on the aggregated records: never left to single_metric's own reading of the env.
-    with single_metric(
-        name=metric.name,
-        unit=metric.unit,
-        value=value,
-        namespace=NAMESPACE,
-        default_dimensions={SERVICE_DIMENSION: logger.service},
-    ) as single:
-        for name, dimension_value in dimensions.items():
-            single.add_dimension(name=name, value=dimension_value)
+    """One value of a declared metric, written with the invocation's others when the handler returns."""
+    if dimensions or metric.dimensions:
+        _check_dimensions(metric, dimensions)
+    metrics.add(metric, value, tuple(dimensions.items()))
 
 
-@contextmanager
-def timed(metric: MetricSpec) -> Iterator[None]:
+class _Timed:
+    __slots__ = ("_metric", "_started")
+
+    def __init__(self, metric: MetricSpec) -> None:
+        self._metric = metric
+        self._started = 0.0
+
+    def __enter__(self) -> None:
+        self._started = time.perf_counter()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        record_metric(self._metric, (time.perf_counter() - self._started) * 1000)
+
+
+def timed(metric: MetricSpec) -> _Timed:
     """Record how long the block took, in milliseconds, whether it succeeded or not."""
-    started = time.perf_counter()
-    try:
-        yield
-    finally:
-        record_metric(metric, (time.perf_counter() - started) * 1000)
+    return _Timed(metric)
 
 
 def _check_dimensions(metric: MetricSpec, given: Mapping[str, str]) -> None:
