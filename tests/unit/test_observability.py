@@ -45,6 +45,13 @@ def _records(output: str) -> list[dict[str, object]]:
     return [json.loads(line) for line in output.splitlines() if line.startswith('{"_aws"')]
 
 
+@pytest.fixture(autouse=True)
+def no_pending_metrics(capsys: pytest.CaptureFixture[str]) -> None:
+    """What earlier tests recorded outside a handler is written and dropped before each test."""
+    observability.metrics.flush()
+    capsys.readouterr()
+
+
 def test_an_invocation_writes_its_metrics_once_whether_it_returns_or_raises(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
