@@ -223,6 +223,7 @@ class EmfMetrics:
         self.namespace = namespace
         self.service = service
         self._pending: dict[Dimensions, dict[MetricSpec, list[float]]] = {}
+        self._directives: dict[tuple[tuple[str, ...], tuple[MetricSpec, ...]], str] = {}
         self._lock = threading.Lock()  # the local gateway calls handlers from several threads
 
     def add(self, metric: MetricSpec, value: float, dimensions: Dimensions = ()) -> None:
@@ -255,22 +256,28 @@ class EmfMetrics:
         return flushed
 
     def _record(self, dimensions: Dimensions, values: Mapping[MetricSpec, list[float]]) -> str:
-        document: dict[str, Any] = {
-            "_aws": {
-                "Timestamp": int(time.time() * 1000),
-                "CloudWatchMetrics": [
+        # The directive (namespace, dimension set, metric names and units) repeats from one invocation to the
+        # next: made once per shape, then only the timestamp and the values are new.
+        names = tuple(name for name, _ in dimensions)
+        shape = (names, tuple(values))
+        directive = self._directives.get(shape)
+        if directive is None:
+            directive = self._directives[shape] = json.dumps(
+                [
                     {
                         "Namespace": self.namespace,
-                        "Dimensions": [[SERVICE_DIMENSION, *(name for name, _ in dimensions)]],
+                        "Dimensions": [[SERVICE_DIMENSION, *names]],
                         "Metrics": [{"Name": metric.name, "Unit": metric.unit.value} for metric in values],
                     }
                 ],
-            },
-            SERVICE_DIMENSION: self.service,
-            **dict(dimensions),
-        }
-        document.update((metric.name, recorded) for metric, recorded in values.items())
-        return json.dumps(document, separators=(",", ":"))
+                separators=(",", ":"),
+            )
+        fields: dict[str, Any] = {SERVICE_DIMENSION: self.service, **dict(dimensions)}
+        fields.update((metric.name, recorded) for metric, recorded in values.items())
+        rest = json.dumps(fields, separators=(",", ":"))
+        return (
+            f'{{"_aws":{{"Timestamp":{int(time.time() * 1000)},"CloudWatchMetrics":{directive}}},{rest[1:]}'
+        )
 
     @staticmethod
     def _write(records: list[str]) -> None:

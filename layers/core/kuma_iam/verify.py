@@ -67,10 +67,9 @@ class VerifyRequest(BaseModel):
         return value
 
 
-class VerifiedIdentity(BaseModel):
-    """Who the sidecar is, as IAM and STS say, and what its role lets it be."""
-
-    model_config = ConfigDict(frozen=True)
+@dataclass(frozen=True, slots=True)
+class VerifiedIdentity:
+    """Who the sidecar is, as IAM and STS say, and what its role lets it be: an allow's wire fields."""
 
     account: str
     arn: str
@@ -83,10 +82,25 @@ class VerifiedIdentity(BaseModel):
     service: str | None
     workload: str | None
 
+    def wire(self) -> dict[str, Any]:
+        """Every field, nulls included, as the verify API answers them."""
+        return {
+            "account": self.account,
+            "arn": self.arn,
+            "roleId": self.roleId,
+            "roleName": self.roleName,
+            "sessionArn": self.sessionArn,
+            "sessionName": self.sessionName,
+            "type": self.type.value,
+            "mesh": self.mesh,
+            "service": self.service,
+            "workload": self.workload,
+        }
 
-class Decision(BaseModel):
-    model_config = ConfigDict(frozen=True)
 
+# Plain dataclasses, not models: what the verifier built itself needs no validation, only its wire form.
+@dataclass(frozen=True, slots=True)
+class Decision:
     allowed: bool
     identity: VerifiedIdentity | None = None
     reason: DenyReason | None = None
@@ -95,7 +109,7 @@ class Decision(BaseModel):
     def body(self) -> dict[str, Any]:
         """An allow carries the whole identity (nulls included); a deny its reason and message."""
         if self.identity is not None:
-            return {"allowed": True, "identity": self.identity.model_dump(mode="json")}
+            return {"allowed": True, "identity": self.identity.wire()}
         return {"allowed": False, "reason": self.reason, "message": self.message}
 
 
