@@ -104,6 +104,8 @@ def main() -> int:
     stats.sort_stats("tottime").print_stats(30)
     out.write("\nBy cumulative time:\n")
     stats.sort_stats("cumulative").print_stats(40)
+    out.write("\nOur own functions, by own time:\n")
+    stats.sort_stats("tottime").print_stats(r"kuma_iam|functions/", 25)
     text = out.getvalue().replace(str(REPO) + "/", "").replace(sys.prefix + "/", "")
     arguments.output.write_text(text)
     summary_end = text.index("\nBy own time:")
