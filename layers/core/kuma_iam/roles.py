@@ -9,7 +9,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
@@ -20,6 +19,8 @@ from kuma_iam.observability import IAM_LATENCY, ROLE_CACHE_HIT, ROLE_CACHE_MISS,
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
     from mypy_boto3_sts import STSClient
+
+    from kuma_iam.aws import AwsSession
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +54,7 @@ class IamClients:
 
     def __init__(
         self,
-        session: boto3.Session,
+        session: AwsSession,
         *,
         role_name: str,
         session_name: str,
