@@ -23,6 +23,7 @@ from typing import Any
 from kuma_iam_cli.local.embedded_aws import EmbeddedAws
 from kuma_iam_cli.local.events import sam_env_vars
 from kuma_iam_cli.local.seed import DemoWorld, UserCredentials
+from kuma_iam_cli.local.token_keys import TokenKeys
 from support.local_ports import free_port
 from support.project_files import REPO
 
@@ -101,6 +102,7 @@ class SamStack:
     env_vars: dict[str, dict[str, str]]
     process_env: dict[str, str]
     timings: Timings
+    token_keys: TokenKeys | None = None  # the token issuer's keys, table and principal
 
     def run_sam(
         self,
@@ -159,6 +161,11 @@ class SamStack:
             )
         # stdout carries only the function's result; logs and SAM's chatter go to stderr.
         answer = json.loads(completed.stdout.strip().splitlines()[-1])
+        if "errorType" in answer:
+            # An unhandled error (errorType, errorMessage): the function gave no answer of its own.
+            raise AssertionError(
+                f"sam local invoke {function} {event}: {completed.stdout[-2000:]}\n{completed.stderr[-4000:]}"
+            )
         if "statusCode" not in answer:  # an EventBridge-invoked function answers its summary itself
             return InvokeResult(200, answer, wall, duration_ms, completed.stderr)
         return InvokeResult(
@@ -174,9 +181,14 @@ class SamStack:
         return ["--template", str(self.build_template), "--config-file", str(REPO / "samconfig.toml")]
 
     @contextlib.contextmanager
-    def start_api(self) -> Iterator[str]:
-        """`sam local start-api` on a free port; yields its base URL once it accepts connections."""
+    def start_api(self, user: UserCredentials | None = None) -> Iterator[str]:
+        """`sam local start-api` on a free port; yields its base URL once it accepts connections. Every
+        function it serves runs with `user`'s keys (default: the session's, the verifier's)."""
         port = free_port()
+        environment = dict(self.process_env)
+        if user is not None:
+            environment["AWS_ACCESS_KEY_ID"] = user.access_key_id
+            environment["AWS_SECRET_ACCESS_KEY"] = user.secret_access_key
         args = [
             "local", "start-api", "--config-env", CONFIG_ENV, *self.build_flags(),
             "--env-vars", str(self.env_file), "--host", "127.0.0.1", "--port", str(port),
@@ -185,7 +197,7 @@ class SamStack:
         with log.open("w") as sink:
             began = time.perf_counter()
             process = subprocess.Popen(
-                [str(SAM), *args], cwd=REPO, env=self.process_env, stdout=sink, stderr=subprocess.STDOUT
+                [str(SAM), *args], cwd=REPO, env=environment, stdout=sink, stderr=subprocess.STDOUT
             )
             try:
                 _wait_for_port(port, process, log, timeout=120)
@@ -255,9 +267,13 @@ def sam_environment(engine: dict[str, str], world: DemoWorld | None = None) -> d
     return environment
 
 
-def container_env_vars(world: DemoWorld, aws: EmbeddedAws) -> dict[str, dict[str, str]]:
+def container_env_vars(
+    world: DemoWorld, aws: EmbeddedAws, token_keys: TokenKeys | None = None
+) -> dict[str, dict[str, str]]:
     """The `--env-vars` content for this run: the embedded AWS as a container reaches it."""
-    return sam_env_vars(world, endpoint_url=f"http://{CONTAINER_HOST}:{aws.port}", server_id=SERVER_ID)
+    return sam_env_vars(
+        world, endpoint_url=f"http://{CONTAINER_HOST}:{aws.port}", server_id=SERVER_ID, token_keys=token_keys
+    )
 
 
 def write_env_file(path: Path, env_vars: dict[str, dict[str, str]]) -> Path:

@@ -12,13 +12,16 @@ import base64
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, StrictBool, ValidationError
 
-from kuma_iam.errors import InvalidRequest, KumaIamError, UpstreamError, first_problem
+from kuma_iam.errors import Denied, InvalidRequest, KumaIamError, UpstreamError, first_problem
 from kuma_iam.observability import INVALID_REQUEST, UPSTREAM_ERROR, logger, metrics_count
 from kuma_iam.strict_json import load_strict_json
+
+if TYPE_CHECKING:
+    from kuma_iam.tokens.binding import ApiCaller
 
 MAX_BODY_BYTES = 64 * 1024
 JSON_CONTENT_TYPE = "application/json"
@@ -104,6 +107,23 @@ def http_request(event: object) -> HttpRequest:
     return HttpRequest(context.http.method.upper(), path, raw_body(parsed), event)
 
 
+def api_caller(request: HttpRequest) -> ApiCaller | None:
+    """Who signed the call, as API Gateway's IAM authorizer says (`requestContext.authorizer.iam`); None on a
+    route without IAM authorization."""
+    from kuma_iam.tokens.binding import ApiCaller  # here: the verifier's cold start never loads the tokens
+
+    context = request.raw_event.get("requestContext")
+    authorizer = context.get("authorizer") if isinstance(context, dict) else None
+    iam = authorizer.get("iam") if isinstance(authorizer, dict) else None
+    if not isinstance(iam, dict):
+        return None
+    fields = (iam.get("accountId"), iam.get("userArn"), iam.get("userId"))
+    if not all(isinstance(value, str) for value in fields):
+        return None
+    account_id, user_arn, user_id = (str(value) for value in fields)
+    return ApiCaller(account_id=account_id, user_arn=user_arn, user_id=user_id)
+
+
 def raw_body(event: HttpApiEvent) -> bytes:
     """The request body as sent; API Gateway base64-encodes bodies it does not take for text."""
     body = event.body or ""
@@ -140,6 +160,11 @@ def _invalid_request(error: InvalidRequest) -> HttpAnswer:
     return json_response(400, {"error": "invalid_request", "message": error.message})
 
 
+def _denied(error: Denied) -> HttpAnswer:
+    # Where a refusal is not itself the answer (the verifier's is a 200 decision): the token issuer's.
+    return json_response(403, {"error": "denied", "reason": error.reason.value, "message": error.message})
+
+
 def _upstream(error: UpstreamError) -> HttpAnswer:
     # Counted here, the one place every upstream failure passes, whichever check raised it.
     metrics_count(UPSTREAM_ERROR, upstream=error.service)
@@ -151,12 +176,14 @@ def _upstream(error: UpstreamError) -> HttpAnswer:
 
 class HttpRoutes:
     """A function's routes, by method and path, and how each typed error is answered: InvalidRequest 400,
-    UpstreamError 429/503 with Retry-After (a function may answer more kinds: `answer_errors`)."""
+    Denied 403 (the token issuer's refusals), UpstreamError 429/503 with Retry-After (a function may answer
+    more kinds: `answer_errors`)."""
 
     def __init__(self) -> None:
         self._routes: dict[tuple[str, str], Route] = {}
         self._errors: dict[type[KumaIamError], ErrorAnswer] = {
             InvalidRequest: _invalid_request,
+            Denied: _denied,
             UpstreamError: _upstream,
         }
 
