@@ -290,6 +290,8 @@ def test_the_api_caller_is_read_from_the_iam_authorizer_or_is_none(
     request_context: dict[str, Any], expected: ApiCaller | None
 ) -> None:
     # Given an event whose authorizer context is well-formed, absent, or of another shape
-    request = HttpRequest("POST", "/v1/tokens", b"", {"requestContext": {"requestId": "r", **request_context}})
+    request = HttpRequest(
+        "POST", "/v1/tokens", b"", {"requestContext": {"requestId": "r", **request_context}}
+    )
     # Then the caller is exactly the IAM authorizer's, or None (which the exchange refuses as caller_mismatch)
     assert api_caller(request) == expected
