@@ -22,7 +22,7 @@ from kuma_iam.aws import ACCOUNT_ID
 from kuma_iam.errors import ConfigError
 from kuma_iam.rules import DNS_LABEL
 from kuma_iam.tokens.duration import format_go_duration, parse_go_duration
-from kuma_iam.tokens.keys import KeyReference, parse_signing_keys
+from kuma_iam.tokens.references import KeyReference, parse_signing_keys
 
 
 class AwsSettings(BaseModel):

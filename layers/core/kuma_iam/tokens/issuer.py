@@ -21,9 +21,10 @@ from kuma_iam.rules import SERVICE_TAG, ProxyType
 from kuma_iam.tokens.binding import ApiCaller, caller_role, check_bound
 from kuma_iam.tokens.claims import TokenIdentity, dataplane_identity, zone_identity
 from kuma_iam.tokens.duration import format_go_duration, parse_go_duration
-from kuma_iam.tokens.keys import KeyReference, KeyRing, KeySource
+from kuma_iam.tokens.keys import KeyRing
 from kuma_iam.tokens.mint import IssuedToken, TokenMinter
 from kuma_iam.tokens.publication import published_keys
+from kuma_iam.tokens.references import KeyReference, KeySource
 from kuma_iam.tokens.revocations import RevocationTable
 from kuma_iam.tokens.signers import KmsSigner, PemSigner, Signer
 from kuma_iam.verify import DataplaneSpec, IdentityVerifier, VerifyRequest, build_verifier
