@@ -106,6 +106,10 @@ def check(answer, expect):
         body = json.loads(answer["body"])
         if answer["statusCode"] != 200 or body.get("allowed") is not True:
             raise SystemExit(f"expected an allow, got {answer}")
+    elif expect == "token":
+        body = json.loads(answer["body"])
+        if answer["statusCode"] != 200 or not body.get("token"):
+            raise SystemExit(f"expected a token, got {answer}")
     elif expect == "summary":
         if not isinstance(answer, dict) or answer.get("evaluated") != 1:
             raise SystemExit(f"expected a summary of one role, got {answer}")

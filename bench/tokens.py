@@ -1,55 +1,59 @@
-"""The token issuer's figures (issue 9), taken as soon as `kuma_iam.tokens` is on the branch: tokens minted
-with a local Kuma PEM key against raw RS256 signing of the same claims, and the KMS path against one bare
-kms:Sign of the same message, interleaved call by call.
-
-Until the issuer lands the section says so and the scoreboard carries no token rows.
-"""
+"""The token issuer's figures: tokens minted with a local Kuma PEM key against raw RS256 signing of the same
+claims, a token through KMS against one bare kms:Sign of the same message (interleaved call by call), a
+warm exchange against a warm verification of the same identity, and the handler's memory over 2,000
+exchanges."""
 
 from __future__ import annotations
 
-import importlib.util
+import json
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bench.sampling import interleaved
+import boto3
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+
+from bench.sampling import ChildPython, interleaved, spec_file
 from bench.scoreboard import Figure, at_least, at_most
-from bench.world import SERVER_ID
+from bench.verifier import CHILD, MEMORY_REQUESTS, memory_figures
+from bench.world import CLAIM, FUNCTIONS, SERVER_ID, compact, credentials_of
+from kuma_iam.config import TokenIssuerSettings
+from kuma_iam.tokens import jwt
+from kuma_iam.tokens.binding import ApiCaller
+from kuma_iam.tokens.claims import DataplaneIdentity, RegisteredClaims, token_claims
+from kuma_iam.tokens.issuer import TokenRequest, build_minter, build_token_issuer
+from kuma_iam.verify import VerifyRequest
 from kuma_iam_cli.local.embedded_aws import EmbeddedAws
-from kuma_iam_cli.local.seed import DemoWorld
+from kuma_iam_cli.local.gateway import GatewayCaller, GatewayRequest, build_event
+from kuma_iam_cli.local.seed import DemoWorld, task_caller
+from kuma_iam_cli.local.token_events import TOKENS_ROUTE
+from kuma_iam_cli.local.token_keys import TokenKeys, seed_token_keys, token_issuer_environment
+from kuma_iam_cli.signer import sign_identity_request
 
 TOKEN_PAIRS = 150
 
 
-def issuer_available() -> bool:
-    return importlib.util.find_spec("kuma_iam.tokens") is not None
-
-
-def seed_keys(aws: EmbeddedAws, world: DemoWorld) -> Any:
+def seed_keys(aws: EmbeddedAws, world: DemoWorld) -> TokenKeys:
     """The issuer's keys on the embedded AWS (before the signature checks go on)."""
-    from kuma_iam_cli.local.token_keys import seed_token_keys
-
     return seed_token_keys(aws, world)
 
 
-def measure_tokens(world: DemoWorld, keys: Any) -> list[Figure]:
-    import boto3
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import padding
-    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
-
-    from kuma_iam.config import TokenIssuerSettings
-    from kuma_iam.tokens import jwt
-    from kuma_iam.tokens.claims import DataplaneIdentity, RegisteredClaims, token_claims
-    from kuma_iam.tokens.issuer import build_minter
-    from kuma_iam_cli.local.token_keys import token_issuer_environment
-
-    environment = token_issuer_environment(world, keys, server_id=SERVER_ID)
-    session = boto3.Session(
+def _session(environment: dict[str, str]) -> boto3.Session:
+    return boto3.Session(
         aws_access_key_id=environment["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=environment["AWS_SECRET_ACCESS_KEY"],
         region_name=environment["AWS_REGION"],
     )
+
+
+def measure_signers(world: DemoWorld, keys: TokenKeys) -> list[Figure]:
+    """Each signer's mint (revocation read, claims, signature, its check against the public key) against the
+    signature alone, over the very same signing input."""
+    environment = token_issuer_environment(world, keys, server_id=SERVER_ID)
+    session = _session(environment)
     identity = DataplaneIdentity(name="backend-01", mesh="default", services=("backend",))
     one_hour = timedelta(hours=1)
 
@@ -93,12 +97,91 @@ def measure_tokens(world: DemoWorld, keys: Any) -> list[Figure]:
         ),
         Figure(
             "tokens",
-            "token via KMS (median call)",
+            "token through KMS (median call)",
             via_kms.p50 * 1e3,
             "ms",
-            "one bare kms:Sign",
+            "one bare kms:Sign, same message",
             bare.p50 * 1e3,
             at_most(1.20),
             {"mint": via_kms.summary(), "kms_sign": bare.summary()},
         ),
     ]
+
+
+def measure_exchange(world: DemoWorld, keys: TokenKeys) -> list[Figure]:
+    """The whole exchange on a warm issuer (STS forward, role cached, revocation read, PEM signer) against a
+    warm verification of the same identity, for the record."""
+    environment = token_issuer_environment(world, keys, server_id=SERVER_ID)
+    settings = TokenIssuerSettings.from_env(
+        {**environment, "KUMA_IAM_SIGNING_KEYS": f"1={keys.pem_secret_arn}"}
+    )
+    issuer = build_token_issuer(settings, _session(environment))
+    credentials, caller = task_caller(world, world.home_account, "backend-task", "bench-exchange")
+    api_caller = ApiCaller(caller.account_id, caller.user_arn, caller.user_id)
+    token = compact(
+        sign_identity_request(credentials_of(credentials), server_id=SERVER_ID, region=world.region)
+    )
+    token_request = TokenRequest.model_validate({"token": token, "dataplane": CLAIM})
+    verify_request = VerifyRequest.model_validate({"token": token, "dataplane": CLAIM})
+    verifier = issuer.verifier
+    exchanged, verified = interleaved(
+        lambda: issuer.exchange(token_request, api_caller), lambda: verifier.verify(verify_request), pairs=60
+    )
+    return [
+        Figure(
+            "tokens",
+            "exchange, warm (PEM signer, median)",
+            exchanged.p50 * 1e3,
+            "ms",
+            "warm verification, same identity",
+            verified.p50 * 1e3,
+            details={"exchange": exchanged.summary(), "verification": verified.summary()},
+        )
+    ]
+
+
+def exchange_event(world: DemoWorld, token: str, caller: GatewayCaller) -> dict[str, Any]:
+    body = json.dumps({"token": token, "dataplane": CLAIM}).encode()
+    request = GatewayRequest(
+        method="POST",
+        raw_path="/v1/tokens",
+        raw_query="",
+        headers=(("content-type", "application/json"),),
+        body=body,
+        source_ip="10.0.0.20",
+    )
+    return build_event(
+        request,
+        route_key=TOKENS_ROUTE,
+        caller=caller,
+        api_account_id=world.home_account,
+        request_id=str(uuid.uuid4()),
+        received_at=datetime.now(UTC),
+    )
+
+
+def measure_issuer_memory(world: DemoWorld, keys: TokenKeys, child: ChildPython) -> list[Figure]:
+    """RSS of a container after 1,000 exchanges (PEM signer), and what the next 1,000 add."""
+    credentials, caller = task_caller(world, world.home_account, "backend-task", "bench-memory")
+    token = compact(
+        sign_identity_request(credentials_of(credentials), server_id=SERVER_ID, region=world.region)
+    )
+    environment = {
+        **token_issuer_environment(world, keys, server_id=SERVER_ID),
+        "KUMA_IAM_SIGNING_KEYS": f"1={keys.pem_secret_arn}",
+        "KUMA_IAM_HOME_ACCOUNT_ID": world.home_account,
+        "KUMA_IAM_ROLE_CACHE_TTL_SECONDS": "3600",
+    }
+    spec = spec_file(
+        {
+            "folder": str(FUNCTIONS / "token_issuer"),
+            "events": [exchange_event(world, token, caller)],
+            "expect": "token",
+            "requests": MEMORY_REQUESTS,
+        }
+    )
+    try:
+        measured = child.run(CHILD, "memory", str(spec), environment=environment, timeout=900)
+    finally:
+        spec.unlink(missing_ok=True)
+    return memory_figures("token issuer", measured, None, "")
