@@ -3,10 +3,10 @@ the layer's packages and the function's own folder on the path, nothing else (no
 
     python -S lambda_child.py <mode> <spec.json> <result.json>
 
-Modes: `import` (a handler's, or a module's, import time), `cold-verify` (import the verifier's handler and
-answer one request), `cold-forward` (the baseline: a minimal botocore-only forwarder answering the same
-request), `memory` (RSS after each of two runs of N requests, through a handler or the forwarder). The spec
-names the handler, the events and the counts; the result is a JSON object.
+Modes: `import` (a handler's, a module's or a probe's import time), `cold-verify` (import the verifier's
+handler and answer one request), `cold-forward` (the baseline: a minimal botocore-only forwarder answering
+the same request), `memory` (RSS after each of two runs of N requests, through a handler or the forwarder).
+The spec names the handler, the events and the counts; the result is a JSON object.
 """
 
 import base64
@@ -126,6 +126,8 @@ def main(started):
     if mode == "import":
         if "module" in spec:
             importlib.import_module(spec["module"])
+        elif "code" in spec:
+            exec(spec["code"], {"__name__": "probe"})  # noqa: S102 - the bench's own probe (an import and a model)
         else:
             load_handler(spec["folder"])
         result["seconds"] = time.perf_counter() - started
