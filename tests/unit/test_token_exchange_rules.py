@@ -8,10 +8,9 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
 from kuma_iam.errors import Denied, DenyReason, InvalidRequest
-from kuma_iam.http import api_caller, parse_body
+from kuma_iam.http import HttpRequest, api_caller, parse_body
 from kuma_iam.identity.caller import AssumedRoleCaller
 from kuma_iam.roles import RoleRecord
 from kuma_iam.rules import ProxyType, RoleTags
@@ -291,6 +290,8 @@ def test_the_api_caller_is_read_from_the_iam_authorizer_or_is_none(
     request_context: dict[str, Any], expected: ApiCaller | None
 ) -> None:
     # Given an event whose authorizer context is well-formed, absent, or of another shape
-    event = APIGatewayProxyEventV2({"requestContext": {"requestId": "r", **request_context}})
+    request = HttpRequest(
+        "POST", "/v1/tokens", b"", {"requestContext": {"requestId": "r", **request_context}}
+    )
     # Then the caller is exactly the IAM authorizer's, or None (which the exchange refuses as caller_mismatch)
-    assert api_caller(event) == expected
+    assert api_caller(request) == expected
