@@ -42,8 +42,20 @@ sys.meta_path.insert(0, Watch())
 spec = importlib.util.spec_from_file_location("app", sys.argv[2])
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
-print(json.dumps({"asked": asked, "modules": sorted(sys.modules)}))
+config = sys.modules["kuma_iam.config"]
+built = {name: getattr(config, name).__pydantic_complete__ for name in json.loads(sys.argv[3])}
+print(json.dumps({"asked": asked, "modules": sorted(sys.modules), "settings_built": built}))
 """
+
+# Every function's settings model: each is built when its function first parses its environment, so that a
+# cold start builds its own alone (building them all at import cost the verifier about 10 ms).
+SETTINGS_MODELS = (
+    "AwsSettings",
+    "VerifierSettings",
+    "ComplianceSettings",
+    "TokenSigningSettings",
+    "TokenIssuerSettings",
+)
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +67,7 @@ def imports() -> dict[str, object]:
             _IMPORT_THE_HANDLER,
             json.dumps(NOT_ON_THE_VERIFIERS_PATH),
             str(VERIFIER_HANDLER),
+            json.dumps(SETTINGS_MODELS),
         ],
         cwd=REPO,
         capture_output=True,
@@ -82,3 +95,22 @@ def test_the_check_sees_what_is_imported(imports: dict[str, object]) -> None:
     assert {"botocore.session", "pydantic", "aws_lambda_powertools.logging", "kuma_iam.verify"} <= set(
         modules
     )
+
+
+def test_importing_the_handler_builds_no_settings_model(imports: dict[str, object]) -> None:
+    # Given the verifier's handler imported as Lambda imports it
+    # Then no function's settings model is built yet: the verifier builds its own on its first request,
+    # and never the compliance function's or the token issuer's
+    assert imports["settings_built"] == dict.fromkeys(SETTINGS_MODELS, False)
+
+
+def test_a_deferred_settings_model_is_built_when_first_validated() -> None:
+    # Given the verifier's settings model, which is built on first use
+    from kuma_iam.config import VerifierSettings
+
+    # When an environment is parsed / Then the model is complete and answers as always
+    settings = VerifierSettings.from_env(
+        {"KMESH_AWSIAM_AUTHORIZEDACCOUNTIDS": "111111111111", "KUMA_IAM_SERVER_ID": "kuma-cp"}
+    )
+    assert VerifierSettings.__pydantic_complete__
+    assert (settings.server_id, settings.authorized_account_ids) == ("kuma-cp", frozenset({"111111111111"}))
