@@ -91,3 +91,233 @@ def test_go_style_repeated_units_add_up_and_stay_capped(
     assert backend_exchange(BACKEND_CLAIM, validFor="12h12h").status == 200
     answer = backend_exchange(BACKEND_CLAIM, validFor="12h12h1s")
     assert (answer.status, answer.reason) == (400, "invalid_request"), answer.body
+
+
+# --- the token issuer: request bodies ---------------------------------------------------------------------
+
+
+def _body(token: object, dataplane: str) -> str:
+    return '{"token": ' + json.dumps(token) + ', "dataplane": ' + dataplane + "}"
+
+
+@pytest.mark.parametrize(
+    ("dataplane", "message"),
+    [
+        # a second mesh key after the role's own: pydantic alone would let the last one win
+        ('{"mesh": "default", "mesh": "payments", "name": "dp-01", "tags": {"kuma.io/service": ["backend"]}}',
+         "duplicate key"),
+        ('{"mesh": "default", "name": "dp-01", "tags": {"kuma.io/service": ["backend"], '
+         '"kuma.io/service": ["frontend"]}}', "duplicate key"),
+        ('{"mesh": "default", "name": "dp-01", "tags": {"kuma.io/service": ["backend"], "team": ["a"]}}',
+         "binds only the tag kuma.io/service"),
+        ('{"mesh": "default", "name": "dp-01", "tags": {"kuma.io/zone": ["zone-1"]}}',
+         "binds only the tag kuma.io/service"),
+        ('{"mesh": "default", "name": "", "tags": {"kuma.io/service": ["backend"]}}', "dataplane.name"),
+        ('{"mesh": "default", "name": "' + "n" * 254 + '", "tags": {"kuma.io/service": ["backend"]}}',
+         "dataplane.name"),
+        ('{"mesh": "default", "name": "dp-01", "tags": {"kuma.io/service": [""]}}', "dataplane.tags"),
+        ('{"mesh": "default", "name": "dp-01", "tags": {"kuma.io/service": "backend"}}', "dataplane.tags"),
+        ('{"type": "DATAPLANE", "mesh": "default", "name": "dp-01"}', "dataplane.type"),
+        ('{"type": "dataplane", "name": "dp-01"}', "mesh is required"),
+        ('{"mesh": "default", "name": "dp-01", "Name": "other"}', "dataplane.Name"),
+        ('{"mesh": null, "name": "dp-01"}', "mesh is required"),
+        ('{"mesh": ["default"], "name": "dp-01"}', "dataplane.mesh"),
+    ],
+)
+def test_a_hostile_dataplane_is_a_precise_400_before_any_aws_call(
+    dataplane: str,
+    message: str,
+    issuer: TokenIssuer,
+    task_session: Session,
+    sign_with: TokenFactory,
+) -> None:
+    credentials, caller = task_session(HOME_ACCOUNT, "backend-task")
+    answer = issuer.exchange(None, caller=caller, raw_body=_body(sign_with(credentials), dataplane))
+    assert (answer.status, answer.reason) == (400, "invalid_request"), answer.body
+    assert message in answer.body["message"], answer.body
+
+
+@pytest.mark.parametrize(
+    ("raw_body", "message"),
+    [
+        (b"", "empty"),
+        (b"[]", "body"),
+        (b"null", "body"),
+        (b'"token"', "body"),
+        (b"{", "JSON"),
+        (b"\xff\xfe{}", "UTF-8"),
+        (b'{"token": "x", "dataplane": {"mesh": "default", "name": "a"}, "validFor": "1h", "validFor": "24h"}',
+         "duplicate key"),
+        (b'{"token": "x", "dataplane": {"mesh": "default", "name": "a"}, "valid_for": "1h"}', "valid_for"),
+        (b'{"token": "x", "dataplane": {"mesh": "default", "name": "a"}, "zone": ""}', "zone"),
+        (b'{"token": ' + b"[" * 5000 + b"]" * 5000 + b', "dataplane": {}}', ""),
+        (b'{"token": "' + b"a" * (70 * 1024) + b'", "dataplane": {}}', "larger than"),
+        (b'{"token": 1e999999, "dataplane": {"mesh": "default", "name": "a"}}', "token"),
+        (b'{"token": NaN, "dataplane": {"mesh": "default", "name": "a"}}', ""),
+    ],
+    ids=[
+        "empty",
+        "array",
+        "null",
+        "string",
+        "truncated",
+        "utf16-bom",
+        "duplicate-validfor",
+        "snake-case-validfor",
+        "empty-zone",
+        "deep-nesting",
+        "oversized",
+        "huge-number",
+        "nan",
+    ],
+)
+def test_a_hostile_body_is_a_precise_400(
+    raw_body: bytes, message: str, issuer: TokenIssuer, task_session: Session
+) -> None:
+    _, caller = task_session(HOME_ACCOUNT, "backend-task")
+    answer = issuer.exchange(None, caller=caller, raw_body=raw_body)
+    assert (answer.status, answer.reason) == (400, "invalid_request"), answer.body
+    assert message in answer.body["message"], answer.body
+
+
+def test_a_dataplane_name_with_control_characters_binds_exactly_that_name(
+    backend_exchange: Callable[..., IssuerAnswer], issuer: TokenIssuer, demo_world: DemoWorld
+) -> None:
+    # A name no Kuma Dataplane can have gives a token no Dataplane can use: never a wider one
+    name = "backend-01\u0000\n\u202e"
+    answer = backend_exchange({"mesh": "default", "name": name, "tags": {"kuma.io/service": ["backend"]}})
+    assert answer.status == 200, answer.body
+    keys = dataplane_keys_for(issuer.keys(control_plane_caller(demo_world)).body, "default")
+    claims = parse_and_verify(answer.body["token"], keys, now=time.time())
+    assert claims["Name"] == name
+    assert claims["Tags"] == {"kuma.io/service": ["backend"]}
+
+
+# --- the token issuer: the caller binding -------------------------------------------------------------------
+
+
+def test_a_same_named_role_in_another_account_is_another_caller(
+    issuer: TokenIssuer,
+    task_session: Session,
+    sign_with: TokenFactory,
+    make_task_role: Callable[..., Any],
+    credentials_for: Callable[..., dict[str, str]],
+    demo_world: DemoWorld,
+) -> None:
+    # Given the outsider account holding a role of the backend's name with the backend's tags
+    twin = make_task_role(
+        OUTSIDER_ACCOUNT,
+        "backend-task",
+        {"kuma.io/type": "dataplane", "kuma.io/mesh": "default", "kuma.io/service": "backend"},
+    )
+    twin_credentials = credentials_for(twin.arn)
+    twin_caller = _caller_of(demo_world, twin_credentials)
+    home_credentials, home_caller = task_session(HOME_ACCOUNT, "backend-task")
+    # When either uses the other's identity token
+    stolen = issuer.exchange(sign_with(home_credentials), BACKEND_CLAIM, caller=twin_caller)
+    own_by_twin = issuer.exchange(sign_with(twin_credentials), BACKEND_CLAIM, caller=home_caller)
+    # Then the home role's token is worth nothing to the twin, and the twin's account is not authorized
+    assert (stolen.status, stolen.reason) == (403, "caller_mismatch"), stolen.body
+    assert "in account 333333333333" in stolen.body["message"]
+    assert (own_by_twin.status, own_by_twin.reason) == (403, "account_not_authorized"), own_by_twin.body
+
+
+def _caller_of(world: DemoWorld, credentials: dict[str, str]) -> GatewayCaller:
+    identity = boto3.client(
+        "sts",
+        region_name=world.region,
+        endpoint_url=world.endpoint_url,
+        aws_access_key_id=credentials["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=credentials["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=credentials["AWS_SESSION_TOKEN"],
+    ).get_caller_identity()
+    return GatewayCaller(
+        access_key_id=credentials["AWS_ACCESS_KEY_ID"],
+        secret_access_key=credentials["AWS_SECRET_ACCESS_KEY"],
+        account_id=identity["Account"],
+        user_arn=identity["Arn"],
+        user_id=identity["UserId"],
+        session_token=credentials["AWS_SESSION_TOKEN"],
+    )
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [
+        # what API Gateway's authorizer never reports together, should a hand-made event try it
+        {"account_id": "222222222222"},
+        {"user_id": "AROAEXAMPLEEXAMPLE0:other-session"},
+        {"user_id": "AIDAEXAMPLEEXAMPLE01"},
+        {"user_arn": "arn:aws:iam::111111111111:role/backend-task"},
+        {"user_arn": "arn:aws:sts::111111111111:federated-user/backend-task"},
+        {"user_arn": "arn:aws:iam::111111111111:root"},
+        {"user_arn": "arn:aws:sts::111111111111:assumed-role/backend-task/ecs-task/extra"},
+        {"user_arn": ""},
+    ],
+)
+def test_a_caller_whose_fields_disagree_is_refused(
+    forged: dict[str, str], issuer: TokenIssuer, task_session: Session, sign_with: TokenFactory
+) -> None:
+    credentials, caller = task_session(HOME_ACCOUNT, "backend-task")
+    fields = {
+        "account_id": caller.account_id,
+        "user_arn": caller.user_arn,
+        "user_id": caller.user_id,
+        **forged,
+    }
+    odd = GatewayCaller(
+        access_key_id=caller.access_key_id,
+        secret_access_key=caller.secret_access_key,
+        session_token=caller.session_token,
+        **fields,
+    )
+    answer = issuer.exchange(sign_with(credentials), BACKEND_CLAIM, caller=odd)
+    assert (answer.status, answer.reason) == (403, "caller_mismatch"), answer.body
+
+
+def test_a_session_arn_spelling_the_role_in_another_case_is_still_its_own_caller(
+    issuer: TokenIssuer,
+    reconfigure_issuer: Callable[..., None],
+    aws_proxy: FakeAws,
+    demo_world: DemoWorld,
+    task_session: Session,
+    sign_with: TokenFactory,
+) -> None:
+    """IAM role names are case-insensitive: ECS may assume `Backend-Task` for the role IAM calls
+    `backend-task`, and STS then names the session with that spelling, in the identity token's answer and in
+    API Gateway's authorizer alike. The verifier accepts it (RoleId is the identity); so must the binding."""
+    # Given IAM's own answer for backend-task (moto matches names by exact case, IAM does not)
+    reconfigure_issuer(AWS_ENDPOINT_URL_STS=aws_proxy.url, AWS_ENDPOINT_URL_IAM=aws_proxy.url)
+    admin = demo_world.admins[HOME_ACCOUNT]
+    boto3.client(  # type: ignore[call-overload]
+        "iam",
+        region_name=demo_world.region,
+        endpoint_url=aws_proxy.url,
+        aws_access_key_id=admin.access_key_id,
+        aws_secret_access_key=admin.secret_access_key,
+    ).get_role(RoleName="backend-task")
+    (iam_answer,) = [answer for request, answer in aws_proxy.answers if request.action == "GetRole"]
+    credentials, own = task_session(HOME_ACCOUNT, "backend-task")
+    role_id = own.user_id.split(":")[0]
+    spelled = f"arn:aws:sts::{HOME_ACCOUNT}:assumed-role/Backend-Task/ecs-task"
+    # And STS vouching for the session under that spelling, as the authorizer reports the caller
+    aws_proxy.script(
+        then=StandInSts(
+            account=HOME_ACCOUNT,
+            arn=spelled,
+            user_id=f"{role_id}:ecs-task",
+            otherwise=ByAction({"GetRole": iam_answer}, default=PassThrough(demo_world.endpoint_url)),
+        )
+    )
+    caller = GatewayCaller(
+        access_key_id=own.access_key_id,
+        secret_access_key=own.secret_access_key,
+        session_token=own.session_token,
+        account_id=HOME_ACCOUNT,
+        user_arn=spelled,
+        user_id=own.user_id,
+    )
+    # When the task exchanges its own identity
+    answer = issuer.exchange(sign_with(credentials), BACKEND_CLAIM, caller=caller)
+    # Then it gets its token: the same role (RoleId), whatever the spelling
+    assert answer.status == 200, answer.body
