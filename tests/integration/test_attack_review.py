@@ -7,9 +7,11 @@ precise 400, a deny with its reason, never an allow beyond the role's tags and n
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -18,6 +20,7 @@ import pytest
 from kuma_iam_cli.local.gateway import GatewayCaller
 from kuma_iam_cli.local.seed import HOME_ACCOUNT, OUTSIDER_ACCOUNT, DemoWorld, control_plane_caller
 from kuma_iam_cli.local.token_keys import TokenKeys
+from support.cli_runs import CliRun
 from support.fake_aws import ByAction, FakeAws, PassThrough, StandInSts
 from support.kuma_rules import dataplane_keys_for, parse_and_verify
 from support.token_issuer_harness import BACKEND_CLAIM, IssuerAnswer, TokenIssuer
@@ -321,3 +324,58 @@ def test_a_session_arn_spelling_the_role_in_another_case_is_still_its_own_caller
     answer = issuer.exchange(sign_with(credentials), BACKEND_CLAIM, caller=caller)
     # Then it gets its token: the same role (RoleId), whatever the spelling
     assert answer.status == 200, answer.body
+
+
+# --- the command line: files a user may hand it by mistake ------------------------------------------------
+
+
+def _segment(document: object) -> str:
+    return base64.urlsafe_b64encode(json.dumps(document).encode()).rstrip(b"=").decode()
+
+
+SHAPED_TOKEN = f"{_segment({'alg': 'RS256', 'kid': '1', 'typ': 'JWT'})}.{_segment({'Mesh': 'default'})}.AAAA"
+
+
+def _keys_document(entry: object) -> dict[str, Any]:
+    return {
+        "dpServer": {
+            "authn": {
+                "dpProxy": {"dpToken": {"validator": {"publicKeys": [entry]}}},
+                "zoneProxy": {"zoneToken": {"validator": {"publicKeys": []}}},
+            }
+        }
+    }
+
+
+@pytest.mark.parametrize(
+    ("token", "keys", "message"),
+    [
+        (b"\xff\xfe\x00not a token", _keys_document({"kid": "1", "mesh": "default", "key": "x"}), "not text"),
+        (SHAPED_TOKEN.encode(), _keys_document({"kid": "1", "mesh": "default", "key": 5}), "not a GET /v1/keys"),
+        (SHAPED_TOKEN.encode(), _keys_document({"kid": "1", "mesh": "default", "key": None}), "not a GET"),
+        (SHAPED_TOKEN.encode(), _keys_document(["1", "default"]), "not a GET /v1/keys"),
+        (SHAPED_TOKEN.encode(), {"dpServer": []}, "not a GET /v1/keys"),
+        (SHAPED_TOKEN.encode(), [], "not a GET /v1/keys"),
+        (
+            SHAPED_TOKEN.encode(),
+            _keys_document({"kid": "1", "mesh": "default", "key": "-----BEGIN RSA PUBLIC KEY-----\nxx\n"}),
+            "cannot read the keys",
+        ),
+    ],
+    ids=["binary-token", "key-a-number", "key-null", "entry-a-list", "dpserver-a-list", "a-list", "bad-pem"],
+)
+def test_validate_with_a_file_that_is_not_what_it_should_be_exits_2_with_one_line(
+    token: bytes,
+    keys: object,
+    message: str,
+    run_cli: Callable[..., CliRun],
+    tmp_path: Path,
+) -> None:
+    token_file, keys_file = tmp_path / "token", tmp_path / "keys.json"
+    token_file.write_bytes(token)
+    keys_file.write_text(json.dumps(keys))
+    done = run_cli("tokens", "validate", "--token-file", str(token_file), "--keys-file", str(keys_file))
+    assert done.code == 2, done.err
+    assert done.err.count("\n") == 1, done.err
+    assert message in done.err
+    assert "unexpected" not in done.err
