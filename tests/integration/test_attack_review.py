@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,14 +18,26 @@ from typing import Any
 import boto3
 import pytest
 
+from kuma_iam.config import ComplianceSettings, TokenIssuerSettings, VerifierSettings
+from kuma_iam.errors import ConfigError
+from kuma_iam.rules import role_tags
+from kuma_iam_cli.local.compliance_events import ADMIN, DEVELOPER, Caller, tag_role
 from kuma_iam_cli.local.gateway import GatewayCaller
-from kuma_iam_cli.local.seed import HOME_ACCOUNT, OUTSIDER_ACCOUNT, DemoWorld, control_plane_caller
+from kuma_iam_cli.local.seed import (
+    HOME_ACCOUNT,
+    OUTSIDER_ACCOUNT,
+    PARTNER_ACCOUNT,
+    DemoWorld,
+    control_plane_caller,
+)
 from kuma_iam_cli.local.token_keys import TokenKeys
+from support.aws_clients import ClientFactory
 from support.cli_runs import CliRun
+from support.compliance_harness import Compliance, finding_pairs
 from support.fake_aws import ByAction, FakeAws, PassThrough, StandInSts
 from support.kuma_rules import dataplane_keys_for, parse_and_verify
 from support.token_issuer_harness import BACKEND_CLAIM, IssuerAnswer, TokenIssuer
-from support.verifier_harness import TokenFactory
+from support.verifier_harness import TokenFactory, Verifier
 
 pytestmark = [
     pytest.mark.integration,
@@ -107,17 +120,29 @@ def _body(token: object, dataplane: str) -> str:
     ("dataplane", "message"),
     [
         # a second mesh key after the role's own: pydantic alone would let the last one win
-        ('{"mesh": "default", "mesh": "payments", "name": "dp-01", "tags": {"kuma.io/service": ["backend"]}}',
-         "duplicate key"),
-        ('{"mesh": "default", "name": "dp-01", "tags": {"kuma.io/service": ["backend"], '
-         '"kuma.io/service": ["frontend"]}}', "duplicate key"),
-        ('{"mesh": "default", "name": "dp-01", "tags": {"kuma.io/service": ["backend"], "team": ["a"]}}',
-         "binds only the tag kuma.io/service"),
-        ('{"mesh": "default", "name": "dp-01", "tags": {"kuma.io/zone": ["zone-1"]}}',
-         "binds only the tag kuma.io/service"),
+        (
+            '{"mesh": "default", "mesh": "payments", "name": "dp-01", '
+            '"tags": {"kuma.io/service": ["backend"]}}',
+            "duplicate key",
+        ),
+        (
+            '{"mesh": "default", "name": "dp-01", "tags": {"kuma.io/service": ["backend"], '
+            '"kuma.io/service": ["frontend"]}}',
+            "duplicate key",
+        ),
+        (
+            '{"mesh": "default", "name": "dp-01", "tags": {"kuma.io/service": ["backend"], "team": ["a"]}}',
+            "binds only the tag kuma.io/service",
+        ),
+        (
+            '{"mesh": "default", "name": "dp-01", "tags": {"kuma.io/zone": ["zone-1"]}}',
+            "binds only the tag kuma.io/service",
+        ),
         ('{"mesh": "default", "name": "", "tags": {"kuma.io/service": ["backend"]}}', "dataplane.name"),
-        ('{"mesh": "default", "name": "' + "n" * 254 + '", "tags": {"kuma.io/service": ["backend"]}}',
-         "dataplane.name"),
+        (
+            '{"mesh": "default", "name": "' + "n" * 254 + '", "tags": {"kuma.io/service": ["backend"]}}',
+            "dataplane.name",
+        ),
         ('{"mesh": "default", "name": "dp-01", "tags": {"kuma.io/service": [""]}}', "dataplane.tags"),
         ('{"mesh": "default", "name": "dp-01", "tags": {"kuma.io/service": "backend"}}', "dataplane.tags"),
         ('{"type": "DATAPLANE", "mesh": "default", "name": "dp-01"}', "dataplane.type"),
@@ -149,8 +174,11 @@ def test_a_hostile_dataplane_is_a_precise_400_before_any_aws_call(
         (b'"token"', "body"),
         (b"{", "JSON"),
         (b"\xff\xfe{}", "UTF-8"),
-        (b'{"token": "x", "dataplane": {"mesh": "default", "name": "a"}, "validFor": "1h", "validFor": "24h"}',
-         "duplicate key"),
+        (
+            b'{"token": "x", "dataplane": {"mesh": "default", "name": "a"}, '
+            b'"validFor": "1h", "validFor": "24h"}',
+            "duplicate key",
+        ),
         (b'{"token": "x", "dataplane": {"mesh": "default", "name": "a"}, "valid_for": "1h"}', "valid_for"),
         (b'{"token": "x", "dataplane": {"mesh": "default", "name": "a"}, "zone": ""}', "zone"),
         (b'{"token": ' + b"[" * 5000 + b"]" * 5000 + b', "dataplane": {}}', ""),
@@ -292,7 +320,7 @@ def test_a_session_arn_spelling_the_role_in_another_case_is_still_its_own_caller
     # Given IAM's own answer for backend-task (moto matches names by exact case, IAM does not)
     reconfigure_issuer(AWS_ENDPOINT_URL_STS=aws_proxy.url, AWS_ENDPOINT_URL_IAM=aws_proxy.url)
     admin = demo_world.admins[HOME_ACCOUNT]
-    boto3.client(  # type: ignore[call-overload]
+    boto3.client(
         "iam",
         region_name=demo_world.region,
         endpoint_url=aws_proxy.url,
@@ -351,7 +379,11 @@ def _keys_document(entry: object) -> dict[str, Any]:
     ("token", "keys", "message"),
     [
         (b"\xff\xfe\x00not a token", _keys_document({"kid": "1", "mesh": "default", "key": "x"}), "not text"),
-        (SHAPED_TOKEN.encode(), _keys_document({"kid": "1", "mesh": "default", "key": 5}), "not a GET /v1/keys"),
+        (
+            SHAPED_TOKEN.encode(),
+            _keys_document({"kid": "1", "mesh": "default", "key": 5}),
+            "not a GET /v1/keys",
+        ),
         (SHAPED_TOKEN.encode(), _keys_document({"kid": "1", "mesh": "default", "key": None}), "not a GET"),
         (SHAPED_TOKEN.encode(), _keys_document(["1", "default"]), "not a GET /v1/keys"),
         (SHAPED_TOKEN.encode(), {"dpServer": []}, "not a GET /v1/keys"),
@@ -379,3 +411,529 @@ def test_validate_with_a_file_that_is_not_what_it_should_be_exits_2_with_one_lin
     assert done.err.count("\n") == 1, done.err
     assert message in done.err
     assert "unexpected" not in done.err
+
+
+# --- tag compliance ---------------------------------------------------------------------------------------
+
+ENFORCE = {"KUMA_IAM_COMPLIANCE_MODE": "enforce"}
+DATAPLANE = {"kuma.io/type": "dataplane", "kuma.io/mesh": "default", "kuma.io/service": "web"}
+
+
+def _name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+def _tags_of(admin_client: ClientFactory, account: str, name: str) -> dict[str, str]:
+    role = admin_client(account, "iam").get_role(RoleName=name)["Role"]
+    return {tag["Key"]: tag["Value"] for tag in role.get("Tags", [])}
+
+
+def _spoofed(identity: dict[str, Any]) -> Caller:
+    """A caller whose CloudTrail userIdentity is exactly `identity`."""
+
+    class Spoofed(Caller):
+        def user_identity(self) -> dict[str, Any]:
+            return identity
+
+    return Spoofed(HOME_ACCOUNT, "AssumedRole", "x")
+
+
+ADMIN_ROLE_ARN = f"arn:aws:iam::{HOME_ACCOUNT}:role/platform-admin"
+
+
+@pytest.mark.parametrize(
+    ("identity", "unauthorized"),
+    [
+        # the admin's role as the session's *name*, another role as its issuer
+        (
+            {
+                "type": "AssumedRole",
+                "arn": f"arn:aws:sts::{HOME_ACCOUNT}:assumed-role/developer-role/platform-admin",
+                "sessionContext": {
+                    "sessionIssuer": {
+                        "type": "Role",
+                        "arn": f"arn:aws:iam::{HOME_ACCOUNT}:role/developer-role",
+                    }
+                },
+            },
+            True,
+        ),
+        # an assumed role without its issuer: who answers for it is unknown
+        ({"type": "AssumedRole", "arn": f"arn:aws:sts::{HOME_ACCOUNT}:assumed-role/platform-admin/x"}, True),
+        # the admin's name in another account
+        (
+            {
+                "type": "AssumedRole",
+                "sessionContext": {
+                    "sessionIssuer": {"arn": f"arn:aws:iam::{PARTNER_ACCOUNT}:role/platform-admin"}
+                },
+            },
+            False,  # the demo's admins include the partner account's platform-admin
+        ),
+        (
+            {
+                "type": "AssumedRole",
+                "sessionContext": {
+                    "sessionIssuer": {"arn": f"arn:aws:iam::{OUTSIDER_ACCOUNT}:role/platform-admin"}
+                },
+            },
+            True,
+        ),
+        # a longer name, a path, a user of the admin's name
+        ({"type": "AssumedRole", "sessionContext": {"sessionIssuer": {"arn": ADMIN_ROLE_ARN + "-2"}}}, True),
+        (
+            {
+                "type": "AssumedRole",
+                "sessionContext": {
+                    "sessionIssuer": {"arn": f"arn:aws:iam::{HOME_ACCOUNT}:role/x/platform-admin"}
+                },
+            },
+            True,
+        ),
+        ({"type": "IAMUser", "arn": f"arn:aws:iam::{HOME_ACCOUNT}:user/platform-admin"}, True),
+        # IAM compares names without case: the admin role spelled otherwise is the admin
+        (
+            {"type": "AssumedRole", "sessionContext": {"sessionIssuer": {"arn": ADMIN_ROLE_ARN.upper()}}},
+            False,
+        ),
+        # an AWS service, the account's root, nothing at all
+        ({"type": "AWSService", "invokedBy": "cloudformation.amazonaws.com"}, True),
+        ({"type": "Root", "arn": f"arn:aws:iam::{HOME_ACCOUNT}:root"}, True),
+        ({}, True),
+        # a federated user whose IAM user is not an admin
+        (
+            {
+                "type": "FederatedUser",
+                "arn": f"arn:aws:sts::{HOME_ACCOUNT}:federated-user/platform-admin",
+                "sessionContext": {
+                    "sessionIssuer": {"type": "IAMUser", "arn": f"arn:aws:iam::{HOME_ACCOUNT}:user/developer"}
+                },
+            },
+            True,
+        ),
+    ],
+    ids=[
+        "session-named-like-admin",
+        "no-session-issuer",
+        "admin-of-partner",
+        "admin-name-in-outsider-account",
+        "longer-name",
+        "admin-name-under-a-path",
+        "user-of-admin-name",
+        "admin-in-upper-case",
+        "aws-service",
+        "root",
+        "empty-identity",
+        "federated-user",
+    ],
+)
+def test_who_may_set_kuma_tags_is_the_accountable_principal_not_its_chosen_names(
+    identity: dict[str, Any], unauthorized: bool, compliance: Compliance, make_role: Callable[..., str]
+) -> None:
+    name = _name("who")
+    make_role(HOME_ACCOUNT, name, dict(DATAPLANE))
+    answer = compliance(tag_role(_spoofed(identity), name, {"kuma.io/service": "web"}))
+    assert (("kuma-tag-change-unauthorized", name) in finding_pairs(answer)) is unauthorized, answer
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "KUMA.IO/SERVICE",
+        "Kuma.io/service",
+        " kuma.io/service",
+        "kuma.io/service ",
+        "kuma.io/service\u00a0",  # NO-BREAK SPACE
+        "\u212auma.io/service",  # KELVIN SIGN, which folds to k
+    ],
+    ids=["upper", "capitalised", "leading-space", "trailing-space", "nbsp", "kelvin"],
+)
+def test_a_kuma_key_in_any_spelling_set_by_a_developer_is_an_unauthorized_change(
+    key: str, compliance: Compliance, make_role: Callable[..., str]
+) -> None:
+    name = _name("spelled")
+    make_role(HOME_ACCOUNT, name, {"kuma.io/type": "dataplane", "kuma.io/mesh": "default"})
+    answer = compliance(tag_role(DEVELOPER, name, {key: "web"}))
+    assert ("kuma-tag-change-unauthorized", name) in finding_pairs(answer), answer
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["Kuma.io/Service", "kuma.io/service ", "\u212auma.io/service"],
+    ids=["capitalised", "trailing-space", "kelvin"],
+)
+def test_enforce_leaves_a_role_with_a_noncanonical_restriction_with_no_identity(
+    key: str,
+    compliance: Compliance,
+    make_role: Callable[..., str],
+    admin_client: ClientFactory,
+) -> None:
+    # Given a dataplane role whose service restriction is spelled so that only people see it
+    name = _name("nc")
+    try:
+        make_role(
+            HOME_ACCOUNT,
+            name,
+            {"kuma.io/type": "dataplane", "kuma.io/mesh": "default", key: "web", "team": "x"},
+        )
+    except admin_client(HOME_ACCOUNT, "iam").exceptions.InvalidInputException:
+        pytest.skip("the embedded IAM refuses this key")
+    compliance.configure(**ENFORCE)
+    # When an admin's change on it arrives in enforce mode
+    answer = compliance(tag_role(ADMIN, name, {"team": "x"}))
+    # Then the finding is HIGH, whatever is left gives the role no identity (it never widens), and only
+    # kuma.io keys were taken
+    assert ("kuma-key-noncanonical", name) in finding_pairs(answer), answer
+    left = _tags_of(admin_client, HOME_ACCOUNT, name)
+    assert isinstance(role_tags(left), list), left
+    assert left.get("team") == "x"
+
+
+def test_an_event_for_a_role_deleted_since_reports_the_change_and_removes_nothing(
+    compliance: Compliance, aws_proxy: FakeAws
+) -> None:
+    compliance.configure(AWS_ENDPOINT_URL_IAM=aws_proxy.url, **ENFORCE)
+    name = _name("gone")
+    answer = compliance(tag_role(DEVELOPER, name, {"kuma.io/type": "dataplane"}))
+    assert "error" not in answer, answer
+    assert answer["evaluated"] == 0
+    assert finding_pairs(answer) == {("kuma-tag-change-unauthorized", name)}
+    assert answer["remediations"] == []
+    assert aws_proxy.count_by_action()["UntagRole"] == 0
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        pytest.param(lambda e: {**e, "source": "aws.iam "}, id="source-with-space"),
+        pytest.param(lambda e: {**e, "source": "AWS.IAM"}, id="source-upper"),
+        pytest.param(lambda e: {**e, "source": "custom.aws.iam"}, id="source-custom"),
+        pytest.param(lambda e: {**e, "detail-type": "AWS API Call via CloudTrail "}, id="detail-type-space"),
+        pytest.param(
+            lambda e: {**e, "detail": {**e["detail"], "eventSource": "IAM.amazonaws.com"}},
+            id="event-source-case",
+        ),
+        pytest.param(
+            lambda e: {**e, "detail": {**e["detail"], "eventName": "tagRole"}}, id="event-name-case"
+        ),
+        pytest.param(
+            lambda e: {
+                **e,
+                "account": OUTSIDER_ACCOUNT,
+                "detail": {**e["detail"], "recipientAccountId": HOME_ACCOUNT},
+            },
+            id="forwarded-from-another-account",
+        ),
+        pytest.param(
+            lambda e: {**e, "detail": {**e["detail"], "recipientAccountId": "111111111111\n"}},
+            id="account-newline",
+        ),
+        pytest.param(
+            lambda e: {**e, "detail": {**e["detail"], "requestParameters": {"roleName": "a\u0000b"}}},
+            id="role-name-nul",
+        ),
+        pytest.param(
+            lambda e: {
+                **e,
+                "detail": {**e["detail"], "requestParameters": {"roleName": "\u0431ackend-task"}},
+            },
+            id="role-name-cyrillic",
+        ),
+        pytest.param(
+            lambda e: {
+                **e,
+                "detail": {
+                    **e["detail"],
+                    "requestParameters": {"roleName": "backend-task", "tags": [{"value": "x"}]},
+                },
+            },
+            id="tag-without-key",
+        ),
+        pytest.param(lambda e: {**e, "detail": "{}"}, id="detail-a-string"),
+        pytest.param(lambda e: {**e, "detail-type": None}, id="detail-type-null"),
+    ],
+)
+def test_a_spoofed_or_malformed_event_is_refused_before_any_aws_call(
+    event: Callable[[dict[str, Any]], dict[str, Any]], compliance: Compliance, aws_proxy: FakeAws
+) -> None:
+    compliance.configure(
+        **dict.fromkeys(
+            ("AWS_ENDPOINT_URL_IAM", "AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL_DYNAMODB"), aws_proxy.url
+        )
+    )
+    answer = compliance(event(tag_role(DEVELOPER, "backend-task", {"kuma.io/type": "dataplane"})))
+    assert answer["error"]["code"] == "invalid_event", answer
+    assert aws_proxy.requests == []
+
+
+# --- the token issuer: what GET /v1/keys discloses, zone tokens -------------------------------------------
+
+
+def _strings(document: object) -> list[str]:
+    if isinstance(document, str):
+        return [document]
+    if isinstance(document, dict):
+        return [*document, *(text for value in document.values() for text in _strings(value))]
+    if isinstance(document, list):
+        return [text for value in document for text in _strings(value)]
+    return []
+
+
+@pytest.mark.parametrize("signer", ["kms", "pem"])
+def test_the_published_keys_hold_nothing_private(
+    signer: str,
+    issuer: TokenIssuer,
+    reconfigure_issuer: Callable[..., None],
+    token_keys: TokenKeys,
+    demo_world: DemoWorld,
+) -> None:
+    # Given an issuer signing with the Kuma PEM key (its private half in Secrets Manager), or KMS
+    location = token_keys.pem_secret_arn if signer == "pem" else token_keys.dataplane_key_alias
+    reconfigure_issuer(KUMA_IAM_SIGNING_KEYS=f"1={location}")
+    # When anyone allowed to call the API reads the keys (even with no IAM caller at all)
+    for caller in (control_plane_caller(demo_world), None):
+        body = issuer.keys(caller).body
+        # Then no private exponent, prime or PEM private key is in it, nor where the keys live
+        for jwk in body["jwks"]["keys"] + body["zoneJwks"]["keys"]:
+            assert set(jwk) == {"kty", "use", "alg", "kid", "n", "e"}, jwk
+        texts = _strings(body)
+        assert not [text for text in texts if "PRIVATE" in text]
+        assert not [text for text in texts if "arn:aws:" in text or "alias/" in text]
+        pem_body = "".join(token_keys.pem.strip().splitlines()[1:-1])
+        assert not [text for text in texts if pem_body[:40] in text.replace("\n", "")]
+
+
+@pytest.mark.parametrize(
+    ("role", "dataplane", "fields", "status", "reason"),
+    [
+        # a dataplane role asking for a zone token: its type decides, not the request
+        ("backend-task", {"type": "ingress", "name": "in-01"}, {"zone": "zone-1"}, 403, "type_mismatch"),
+        ("backend-task", {"type": "egress", "name": "eg-01", "mesh": "default"}, {}, 403, "type_mismatch"),
+        # an ingress role asking for the egress scope, or a dataplane token
+        ("ingress-task", {"type": "egress", "name": "eg-01"}, {}, 403, "type_mismatch"),
+        ("ingress-task", {"type": "dataplane", "name": "in-01", "mesh": "default"}, {}, 403, "type_mismatch"),
+        # another zone, in any spelling
+        ("ingress-task", {"type": "ingress", "name": "in-01"}, {"zone": "Zone-1"}, 403, "zone_mismatch"),
+        ("ingress-task", {"type": "ingress", "name": "in-01"}, {"zone": " zone-1"}, 403, "zone_mismatch"),
+        ("ingress-task", {"type": "ingress", "name": "in-01"}, {"zone": None}, 200, None),
+    ],
+    ids=[
+        "dataplane-role-zone-token",
+        "dataplane-role-egress",
+        "ingress-role-egress",
+        "ingress-role-dataplane-token",
+        "zone-in-upper-case",
+        "zone-with-space",
+        "zone-null-is-the-issuers",
+    ],
+)
+def test_a_zone_token_only_for_the_roles_own_type_and_the_issuers_zone(
+    role: str,
+    dataplane: dict[str, Any],
+    fields: dict[str, Any],
+    status: int,
+    reason: str | None,
+    issuer: TokenIssuer,
+    task_session: Session,
+    sign_with: TokenFactory,
+    token_keys: TokenKeys,
+) -> None:
+    assert token_keys.zone == "zone-1"
+    credentials, caller = task_session(HOME_ACCOUNT, role)
+    answer = issuer.exchange(sign_with(credentials), dataplane, caller=caller, **fields)
+    assert (answer.status, answer.reason) == (status, reason), answer.body
+
+
+# --- configuration that could widen who is authorized -----------------------------------------------------
+
+VERIFIER_BASE = {"KUMA_IAM_SERVER_ID": "kuma-demo"}
+
+
+@pytest.mark.parametrize(
+    "accounts",
+    [
+        "*",
+        "111111111111,*",
+        "?",
+        "all",
+        "\u0661" * 12,  # ARABIC-INDIC DIGIT ONE: a digit to \d, not to IAM
+        "\uff11" * 12,  # FULLWIDTH DIGIT ONE
+        "111111111111\u200b",  # ZERO WIDTH SPACE
+        "111111111111\u00a0,222222222222",  # NO-BREAK SPACE
+        '["111111111111"]',
+        "111111111111\n222222222222",
+        "11111111111*",
+        "arn:aws:iam::*:root",
+        "",
+        ",",
+    ],
+)
+def test_no_authorized_accounts_setting_widens_to_more_than_the_ids_it_names(accounts: str) -> None:
+    environment = {**VERIFIER_BASE, "KMESH_AWSIAM_AUTHORIZEDACCOUNTIDS": accounts}
+    if "\u00a0" in accounts:
+        # Python's strip takes a NO-BREAK SPACE too: what is left is exactly the ids written
+        parsed = VerifierSettings.from_env(environment)
+        assert parsed.authorized_account_ids == {"111111111111", "222222222222"}
+        return
+    with pytest.raises(ConfigError, match="KMESH_AWSIAM_AUTHORIZEDACCOUNTIDS"):
+        VerifierSettings.from_env(environment)
+
+
+@pytest.mark.parametrize(
+    "admins",
+    [
+        "*",
+        "arn:aws:iam::111111111111:role/admin, *",
+        "role/platform-admin",
+        "arn:aws:iam::111111111111:role/admin\u00a0x",
+        "arn:aws:iam::111111111111:role/admin\nx",
+        "arn:aws:iam::1111111111:role/admin",
+    ],
+)
+def test_a_tag_admin_that_is_no_principal_arn_pattern_is_refused(admins: str) -> None:
+    with pytest.raises(ConfigError, match="KUMA_IAM_TAG_ADMINS"):
+        ComplianceSettings.from_env(
+            {"KMESH_AWSIAM_AUTHORIZEDACCOUNTIDS": "111111111111", "KUMA_IAM_TAG_ADMINS": admins}
+        )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("KUMA_IAM_MESHES", "*"),
+        ("KUMA_IAM_MESHES", "default,*"),
+        ("KUMA_IAM_MESHES", " , "),
+        ("KUMA_IAM_TOKEN_MAX_VALID_FOR", "99999999999h"),
+        ("KUMA_IAM_TOKEN_MAX_VALID_FOR", "30s"),
+        ("KUMA_IAM_ZONE", "*"),
+        ("KUMA_IAM_SIGNING_KEYS", "0=alias/kuma"),
+        ("KUMA_IAM_SIGNING_KEYS", "01=alias/kuma"),
+        ("KUMA_IAM_SIGNING_KEYS", "1=alias/kuma,1=alias/other"),
+        ("KUMA_IAM_SIGNING_KEYS", "1=alias/kuma,2=alias/kuma"),
+        ("KUMA_IAM_SIGNING_KEYS", "1=file:///etc/key.pem"),
+    ],
+)
+def test_an_issuer_setting_out_of_bounds_fails_fast_naming_it(variable: str, value: str) -> None:
+    environment = {
+        **VERIFIER_BASE,
+        "KMESH_AWSIAM_AUTHORIZEDACCOUNTIDS": "111111111111",
+        "KUMA_IAM_SIGNING_KEYS": "1=alias/kuma-iam-dataplane-tokens",
+        variable: value,
+    }
+    if variable == "KUMA_IAM_ZONE":
+        environment["KUMA_IAM_ZONE_SIGNING_KEYS"] = "1=alias/zone"
+    with pytest.raises(ConfigError, match=variable):
+        TokenIssuerSettings.from_env(environment)
+
+
+# --- the verifier: claims and events the token catalogue does not vary ------------------------------------
+
+BACKEND = {"mesh": "default", "name": "backend-01", "tags": {"kuma.io/service": ["backend"]}}
+
+
+@pytest.mark.parametrize(
+    ("dataplane", "status", "reason"),
+    [
+        ({**BACKEND, "tags": {"kuma.io/service": ["backend"] * 64}}, 200, None),
+        ({**BACKEND, "tags": {"kuma.io/service": ["backend"] * 65}}, 400, "invalid_request"),
+        ({**BACKEND, "tags": {"kuma.io/service": ["backend", "Backend"]}}, 200, "service_mismatch"),
+        ({**BACKEND, "tags": {"kuma.io/service": ["backend", "backend "]}}, 200, "service_mismatch"),
+        ({**BACKEND, "tags": {"kuma.io/service": ["backend\u0000"]}}, 200, "service_mismatch"),
+        ({**BACKEND, "tags": {"kuma.io/service": ["b\u0430ckend"]}}, 200, "service_mismatch"),  # Cyrillic a
+        ({**BACKEND, "tags": {"KUMA.IO/SERVICE": ["frontend"]}}, 200, "service_mismatch"),
+        ({**BACKEND, "mesh": "default "}, 200, "mesh_mismatch"),
+        ({**BACKEND, "mesh": "Default"}, 200, "mesh_mismatch"),
+        ({**BACKEND, "type": "Dataplane"}, 400, "invalid_request"),
+        ({**BACKEND, "type": None}, 400, "invalid_request"),
+        ({**BACKEND, "workload": ""}, 400, "invalid_request"),
+        ({**BACKEND, "workload": "backend"}, 200, None),  # the role sets no workload: any
+        ({**BACKEND, "tags": {f"t{i}": ["v"] for i in range(65)}}, 400, "invalid_request"),
+        ({**BACKEND, "extra": True}, 400, "invalid_request"),
+    ],
+    ids=[
+        "64-services-all-its-own",
+        "65-services",
+        "service-in-another-case",
+        "service-with-space",
+        "service-with-nul",
+        "service-homoglyph",
+        "service-key-in-upper-case",
+        "mesh-with-space",
+        "mesh-in-another-case",
+        "type-capitalised",
+        "type-null",
+        "workload-empty",
+        "workload-any",
+        "65-tags",
+        "extra-field",
+    ],
+)
+def test_a_claim_is_held_to_the_roles_exact_values(
+    dataplane: dict[str, Any],
+    status: int,
+    reason: str | None,
+    verify: Verifier,
+    sign_token: TokenFactory,
+) -> None:
+    answer = verify(sign_token(HOME_ACCOUNT, "backend-task"), dataplane)
+    assert answer.status == status, answer.body
+    if reason is None:
+        assert answer.body["allowed"] is True, answer.body
+    else:
+        assert answer.reason == reason, answer.body
+        assert answer.body.get("allowed") is not True
+
+
+@pytest.mark.parametrize(
+    ("change", "status"),
+    [
+        (lambda e: {**e, "isBase64Encoded": "true"}, 400),
+        (lambda e: {**e, "isBase64Encoded": True, "body": "%%%"}, 400),
+        (lambda e: {**e, "isBase64Encoded": True, "body": "\u00e9"}, 400),
+        (lambda e: {**e, "headers": {"content-type": 5}}, 400),
+        (lambda e: {**e, "body": "\ufeff" + e["body"]}, 400),
+        (lambda e: {**e, "body": None}, 400),
+        (lambda e: {**e, "rawPath": "/v1/verify/"}, 404),
+        (lambda e: {**e, "rawPath": "/V1/VERIFY"}, 404),
+        (lambda e: {**e, "rawPath": "/v1/verify%00"}, 404),
+        (lambda e: {**e, "rawPath": 7}, 400),
+        (
+            lambda e: {
+                **e,
+                "requestContext": {**e["requestContext"], "http": {"method": "GET", "path": "/"}},
+            },
+            404,
+        ),
+        (lambda e: {**e, "requestContext": {**e["requestContext"], "stage": "prod"}}, 404),
+        (lambda e: {**e, "requestContext": {**e["requestContext"], "stage": None}}, 400),
+        (lambda e: {**e, "requestContext": "x"}, 400),
+    ],
+    ids=[
+        "base64-flag-a-string",
+        "base64-not-base64",
+        "base64-not-ascii",
+        "header-not-a-string",
+        "body-with-bom",
+        "body-null",
+        "trailing-slash",
+        "path-in-upper-case",
+        "path-with-nul",
+        "path-a-number",
+        "get",
+        "a-stage-eating-the-path",
+        "stage-null",
+        "context-a-string",
+    ],
+)
+def test_a_hand_made_event_gets_a_precise_status_never_a_500(
+    change: Callable[[dict[str, Any]], dict[str, Any]],
+    status: int,
+    verify: Verifier,
+    sign_token: TokenFactory,
+) -> None:
+    event = verify.event(
+        json.dumps({"token": sign_token(HOME_ACCOUNT, "backend-task"), "dataplane": BACKEND})
+    )
+    answer = verify.invoke(change(event))
+    assert answer.status == status, answer.body
+    assert answer.body.get("allowed") is not True
