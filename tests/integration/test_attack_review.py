@@ -11,6 +11,7 @@ import base64
 import json
 import time
 import uuid
+import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ import pytest
 from kuma_iam.config import ComplianceSettings, TokenIssuerSettings, VerifierSettings
 from kuma_iam.errors import ConfigError
 from kuma_iam.rules import role_tags
-from kuma_iam_cli.local.compliance_events import ADMIN, DEVELOPER, Caller, tag_role
+from kuma_iam_cli.local.compliance_events import ADMIN, DEVELOPER, Caller, scheduled_event, tag_role
 from kuma_iam_cli.local.gateway import GatewayCaller
 from kuma_iam_cli.local.seed import (
     HOME_ACCOUNT,
@@ -32,9 +33,10 @@ from kuma_iam_cli.local.seed import (
 )
 from kuma_iam_cli.local.token_keys import TokenKeys
 from support.aws_clients import ClientFactory
+from support.captured_output import EverythingLogged, assert_no_secrets, header_secrets
 from support.cli_runs import CliRun
 from support.compliance_harness import Compliance, finding_pairs
-from support.fake_aws import ByAction, FakeAws, PassThrough, StandInSts
+from support.fake_aws import Answer, ByAction, Computed, FakeAws, PassThrough, ReceivedRequest, StandInSts
 from support.kuma_rules import dataplane_keys_for, parse_and_verify
 from support.token_issuer_harness import BACKEND_CLAIM, IssuerAnswer, TokenIssuer
 from support.verifier_harness import TokenFactory, Verifier
@@ -937,3 +939,90 @@ def test_a_hand_made_event_gets_a_precise_status_never_a_500(
     answer = verify.invoke(change(event))
     assert answer.status == status, answer.body
     assert answer.body.get("allowed") is not True
+
+
+# --- logs: tag compliance at DEBUG, across accounts -------------------------------------------------------
+
+
+def _assumed_role_secrets(proxy: FakeAws) -> list[str]:
+    found = []
+    for request, answer in proxy.answers:
+        if request.action == "AssumeRole" and answer.status == 200:
+            for element in ET.fromstring(answer.body).iter():  # noqa: S314 - moto's answer, in a test
+                if element.tag.rsplit("}", 1)[-1] in ("SecretAccessKey", "SessionToken") and element.text:
+                    found.append(element.text)
+    return found
+
+
+def test_no_credential_of_tag_compliance_reaches_a_debug_log(
+    compliance: Compliance,
+    aws_proxy: FakeAws,
+    everything_logged: EverythingLogged,
+    demo_world: DemoWorld,
+) -> None:
+    # Given the root logger at DEBUG, and every AWS call of the function recorded on its way
+    compliance.configure(
+        **{
+            name: aws_proxy.url
+            for name in compliance.environment
+            if name.startswith("AWS_ENDPOINT_URL") and name != "AWS_ENDPOINT_URL_EVENTBRIDGE"
+        },
+    )
+    everything_logged.discard()
+    # When the schedule sweeps both accounts (the partner's through its compliance role)
+    answer = compliance(scheduled_event())
+    assert answer["evaluated"] > 0, answer
+    assert "failedAccounts" not in answer, answer
+    assumed = _assumed_role_secrets(aws_proxy)
+    assert len(assumed) >= 2, "the sweep assumed the partner account's compliance role"
+    # Then neither its own key, nor the assumed role's credentials, nor any signature it sent is logged
+    secrets = [
+        demo_world.compliance.secret_access_key,
+        *assumed,
+        *header_secrets(request.headers for request in aws_proxy.requests),
+    ]
+    assert_no_secrets(everything_logged.text(), secrets)
+
+
+UNTAGGED = Answer(
+    200,
+    b'<UntagRoleResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><ResponseMetadata>'
+    b"<RequestId>00000000-0000-0000-0000-000000000000</RequestId></ResponseMetadata></UntagRoleResponse>",
+)
+
+
+@pytest.mark.parametrize("trigger", ["sweep", "event"])
+def test_a_role_deleted_between_its_read_and_its_removal_is_no_failure(
+    trigger: str,
+    compliance: Compliance,
+    aws_proxy: FakeAws,
+    make_role: Callable[..., str],
+    admin_client: ClientFactory,
+    demo_world: DemoWorld,
+) -> None:
+    # Given a role with a bad kuma.io/type, in enforce mode, that is deleted just as its tags are removed
+    # (every other role's removal is only pretended, so the demo world keeps its tags)
+    name = _name("racing")
+    make_role(HOME_ACCOUNT, name, {"kuma.io/type": "gateway", "kuma.io/mesh": "default"})
+    moto = PassThrough(demo_world.endpoint_url)
+
+    def untag(request: ReceivedRequest) -> PassThrough | Answer:
+        if request.params.get("RoleName") != name:
+            return UNTAGGED
+        admin_client(HOME_ACCOUNT, "iam").delete_role(RoleName=name)
+        return moto  # IAM answers NoSuchEntity
+
+    aws_proxy.script(then=ByAction({"UntagRole": Computed(untag)}, default=moto))
+    compliance.configure(
+        AWS_ENDPOINT_URL_IAM=aws_proxy.url,
+        AWS_ENDPOINT_URL_STS=aws_proxy.url,
+        KUMA_IAM_COMPLIANCE_MODE="enforce",
+    )
+    # When the sweep (or an event about it) meets it
+    event = scheduled_event() if trigger == "sweep" else tag_role(ADMIN, name, {"team": "x"})
+    answer = compliance(event)
+    # Then the role's finding stands, nothing is said removed from it, and no account is called failed
+    assert ("kuma-type-invalid", name) in finding_pairs(answer), answer
+    assert name not in [remediation["roleName"] for remediation in answer["remediations"]]
+    assert "failedAccounts" not in answer, answer["failedAccounts"]
+    assert [r.params.get("RoleName") for r in aws_proxy.requests if r.action == "UntagRole"].count(name) == 1
