@@ -192,7 +192,9 @@ def run_validate(args: argparse.Namespace) -> int:
     except OSError as error:
         raise CommandError(f"cannot read {args.token_file}: {error.strerror or error}") from None
     except UnicodeDecodeError:
-        raise CommandError(f"{args.token_file} is not text: a token is base64url parts joined by dots") from None
+        raise CommandError(
+            f"{args.token_file} is not text: a token is base64url parts joined by dots"
+        ) from None
     try:
         valid = validate_token(token, _validation_keys(args, token), now=datetime.now(UTC))
     except InvalidToken as invalid:  # an answer, not an error
