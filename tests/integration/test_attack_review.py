@@ -1026,3 +1026,18 @@ def test_a_role_deleted_between_its_read_and_its_removal_is_no_failure(
     assert name not in [remediation["roleName"] for remediation in answer["remediations"]]
     assert "failedAccounts" not in answer, answer["failedAccounts"]
     assert [r.params.get("RoleName") for r in aws_proxy.requests if r.action == "UntagRole"].count(name) == 1
+
+
+def test_an_admin_named_by_a_one_character_wildcard_keeps_its_change_in_enforce_mode(
+    compliance: Compliance, make_role: Callable[..., str], admin_client: ClientFactory
+) -> None:
+    # Given the admins as the SCP names them (IAM's `?`: any one character), in enforce mode
+    name = _name("admin-wild")
+    make_role(HOME_ACCOUNT, name, dict(DATAPLANE))
+    compliance.configure(KUMA_IAM_TAG_ADMINS=f"arn:aws:iam::{HOME_ACCOUNT}:role/platform-admi?", **ENFORCE)
+    # When platform-admin changes the role's service, as the SCP let it
+    answer = compliance(tag_role(ADMIN, name, {"kuma.io/service": "web"}))
+    # Then it is no unauthorized change, and nothing is taken back
+    assert finding_pairs(answer) == set(), answer
+    assert answer["remediations"] == []
+    assert _tags_of(admin_client, HOME_ACCOUNT, name) == DATAPLANE
