@@ -7,14 +7,15 @@ check of the signature against the published public key before anything is hande
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from kuma_iam.errors import InvalidRequest, UpstreamUnavailable
 from kuma_iam.observability import logger
@@ -51,6 +52,17 @@ class IssuedToken:
         }
 
 
+class Minter(Protocol):
+    """What signs tokens for identities already decided: this stack's keys (`TokenMinter`), or a control
+    plane's own token API (`tokens.control_plane.ControlPlaneMinter`). The provisioner takes either."""
+
+    def mint(self, identity: TokenIdentity, valid_for: timedelta) -> IssuedToken: ...
+
+    def verification_keys(self) -> Mapping[str, RSAPublicKey] | None:
+        """kid -> the public key dataplane tokens validate with; None when the issuer keeps them to itself."""
+        ...
+
+
 @dataclass
 class TokenMinter:
     """Dataplane tokens from `dataplane_keys`, zone tokens from `zone_keys` (None: this issuer makes none)."""
@@ -81,6 +93,10 @@ class TokenMinter:
                 signer.service, f"the signature by kid {kid} does not verify with its published public key"
             ) from None
         return IssuedToken(jwt.compact(message, signature), kid, jti, registered.expiry)
+
+    def verification_keys(self) -> Mapping[str, RSAPublicKey]:
+        """Every published dataplane key: a token signed by a key no longer among them is no longer good."""
+        return self.dataplane_keys.get().public_keys()
 
     def _ring_for(self, identity: TokenIdentity) -> KeyRing:
         if isinstance(identity, DataplaneIdentity):
