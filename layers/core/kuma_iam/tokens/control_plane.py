@@ -205,15 +205,6 @@ def _issued(body: bytes, identity: DataplaneIdentity) -> IssuedToken:
         raise UpstreamUnavailable("kuma-cp", "the control plane's answer is not a token") from None
     kid, claims = parsed.header.get("kid"), parsed.claims
     expires, jti = claims.get("exp"), claims.get("jti")
-    expected = identity.claims()
-    # Kuma writes every claim of its struct: an unset workload is "".
-    as_asked = (
-        claims.get("Name") == expected["Name"]
-        and claims.get("Mesh") == expected["Mesh"]
-        and claims.get("Tags") == expected["Tags"]
-        and claims.get("Type") == expected["Type"]
-        and claims.get("Workload", "") == expected.get("Workload", "")
-    )
     if (
         parsed.header.get("alg") != jwt.ALGORITHM
         or not isinstance(kid, str)
@@ -222,7 +213,7 @@ def _issued(body: bytes, identity: DataplaneIdentity) -> IssuedToken:
         or not jti
         or isinstance(expires, bool)
         or not isinstance(expires, int | float)
-        or not as_asked
+        or not identity.bound_by(claims)
     ):
         raise UpstreamUnavailable(
             "kuma-cp", "the control plane answered a token for something else than asked"
