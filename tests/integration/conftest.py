@@ -20,6 +20,11 @@ from kuma_iam_cli.local.compliance_demo import ecs_trust
 from kuma_iam_cli.local.embedded_aws import EmbeddedAws
 from kuma_iam_cli.local.events import VERIFY_ROUTE
 from kuma_iam_cli.local.gateway import GatewayCaller, LocalGateway, load_handler
+from kuma_iam_cli.local.provisioner_demo import (
+    ProvisionerDemo,
+    provisioner_environment,
+    seed_provisioner_demo,
+)
 from kuma_iam_cli.local.seed import (
     DemoWorld,
     compliance_environment,
@@ -35,7 +40,13 @@ from support.captured_output import EverythingLogged, LogRecordText
 from support.compliance_harness import Compliance, FindingsInbox
 from support.fake_aws import FakeAws, counting_proxy
 from support.local_ports import free_port
-from support.project_files import COMPLIANCE_HANDLER, TOKEN_ISSUER_HANDLER, VERIFIER_HANDLER
+from support.project_files import (
+    COMPLIANCE_HANDLER,
+    TOKEN_ISSUER_HANDLER,
+    TOKEN_PROVISIONER_HANDLER,
+    VERIFIER_HANDLER,
+)
+from support.provisioner_harness import EcsWorld, Provisioner
 from support.token_issuer_harness import TokenIssuer
 from support.verifier_harness import SERVER_ID, TokenFactory, Verifier, read_only_credentials, signed_request
 
@@ -56,22 +67,29 @@ def embedded_aws() -> Iterator[EmbeddedAws]:
 
 
 @pytest.fixture(scope="session")
-def seeded(embedded_aws: EmbeddedAws) -> tuple[DemoWorld, TokenKeys]:
+def seeded(embedded_aws: EmbeddedAws) -> tuple[DemoWorld, TokenKeys, ProvisionerDemo]:
     world = seed_demo_world(embedded_aws)
     keys = seed_token_keys(embedded_aws, world)
+    provisioning = seed_provisioner_demo(embedded_aws, world)
     embedded_aws.enable_signature_checks()
-    return world, keys
+    return world, keys, provisioning
 
 
 @pytest.fixture(scope="session")
-def demo_world(seeded: tuple[DemoWorld, TokenKeys]) -> DemoWorld:
+def demo_world(seeded: tuple[DemoWorld, TokenKeys, ProvisionerDemo]) -> DemoWorld:
     return seeded[0]
 
 
 @pytest.fixture(scope="session")
-def token_keys(seeded: tuple[DemoWorld, TokenKeys]) -> TokenKeys:
+def token_keys(seeded: tuple[DemoWorld, TokenKeys, ProvisionerDemo]) -> TokenKeys:
     """The issuer's signing keys (two KMS keys, a PEM key in Secrets Manager), revocations table and user."""
     return seeded[1]
+
+
+@pytest.fixture(scope="session")
+def provisioner_demo(seeded: tuple[DemoWorld, TokenKeys, ProvisionerDemo]) -> ProvisionerDemo:
+    """The served ECS cluster (and one not served), the demo tasks and secrets, the provisioner's user."""
+    return seeded[2]
 
 
 @pytest.fixture(scope="session")
@@ -430,3 +448,49 @@ def task_session(demo_world: DemoWorld) -> Callable[..., tuple[dict[str, str], G
         return task_caller(demo_world, account, role, session)
 
     return issue
+
+
+@pytest.fixture
+def published(issuer: TokenIssuer, demo_world: DemoWorld) -> Callable[[], dict[str, Any]]:
+    """GET /v1/keys as the control plane's operator would call it."""
+
+    def read() -> dict[str, Any]:
+        answer = issuer.keys(control_plane_caller(demo_world))
+        assert answer.status == 200, answer.body
+        return answer.body
+
+    return read
+
+
+# --- the token provisioner -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def provisioner_module() -> ModuleType:
+    load_handler(TOKEN_PROVISIONER_HANDLER)
+    return sys.modules["token_provisioner"]
+
+
+@pytest.fixture
+def provisioner(
+    provisioner_module: ModuleType,
+    demo_world: DemoWorld,
+    token_keys: TokenKeys,
+    provisioner_demo: ProvisionerDemo,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Provisioner]:
+    """provisioner(event): the handler as EventBridge calls it, as its own least-privilege user; two
+    attempts per AWS call so that fault tests do not wait out the backoff."""
+    environment = provisioner_environment(demo_world, token_keys, provisioner_demo) | {
+        "KUMA_IAM_UPSTREAM_ATTEMPTS": "2",
+    }
+    yield Provisioner(provisioner_module, environment, monkeypatch)
+    provisioner_module.provisioner.cache_clear()
+
+
+@pytest.fixture
+def ecs_world(demo_world: DemoWorld, provisioner_demo: ProvisionerDemo) -> Iterator[EcsWorld]:
+    """The served cluster as its administrator sees it; the tasks a test starts are stopped after it."""
+    world = EcsWorld(demo_world, provisioner_demo)
+    yield world
+    world.stop_started()

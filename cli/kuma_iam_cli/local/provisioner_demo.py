@@ -73,7 +73,7 @@ class ProvisionerDemo:
 
 
 # What the provisioner may do. moto matches ECS, Secrets Manager, KMS and DynamoDB actions against "*" only
-# (it knows no resource ARN for them); the template names the clusters, the secret prefix, the keys and tables.
+# (it knows no resource ARN for them); the template names the clusters, the secret prefix, keys and tables.
 PROVISIONER_STATEMENTS: list[dict[str, Any]] = [
     {
         "Effect": "Allow",
@@ -81,7 +81,11 @@ PROVISIONER_STATEMENTS: list[dict[str, Any]] = [
         "Resource": "*",
     },
     {"Effect": "Allow", "Action": ["iam:GetRole"], "Resource": "*"},
-    {"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"], "Resource": "*"},
+    {
+        "Effect": "Allow",
+        "Action": ["secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"],
+        "Resource": "*",
+    },
     {"Effect": "Allow", "Action": ["kms:Sign", "kms:GetPublicKey"], "Resource": "*"},
     {"Effect": "Allow", "Action": ["dynamodb:Query"], "Resource": "*"},
     {"Effect": "Allow", "Action": ["sns:Publish", "events:PutEvents"], "Resource": "*"},
@@ -113,13 +117,22 @@ def seed_provisioner_demo(aws: EmbeddedAws, world: DemoWorld) -> ProvisionerDemo
 
 
 def run_task(
-    ecs: ECSClient, cluster: str, *, family: str, role_arn: str | None, tags: Mapping[str, str]
+    ecs: ECSClient,
+    cluster: str,
+    *,
+    family: str,
+    role_arn: str | None,
+    tags: Mapping[str, str],
+    role_override: str | None = None,
 ) -> str:
     """Register `family` with the task role (a new revision each time) and run one task of it on Fargate, its
-    tags as ECS propagates them from the service (PropagateTags: SERVICE)."""
+    tags as ECS propagates them from the service (PropagateTags: SERVICE); `role_override` is RunTask's
+    overrides.taskRoleArn, the role the task then runs with instead."""
     definition: dict[str, Any] = {
         "family": family,
-        "containerDefinitions": [{"name": "app", "image": "public.ecr.aws/docker/library/busybox", "memory": 128}],
+        "containerDefinitions": [
+            {"name": "app", "image": "public.ecr.aws/docker/library/busybox", "memory": 128}
+        ],
     }
     if role_arn is not None:
         definition["taskRoleArn"] = role_arn
@@ -129,6 +142,7 @@ def run_task(
         taskDefinition=arn,
         launchType="FARGATE",
         tags=[{"key": key, "value": value} for key, value in tags.items()],
+        **({"overrides": {"taskRoleArn": role_override}} if role_override else {}),  # type: ignore[arg-type]
     )
     return started["tasks"][0]["taskArn"]
 
