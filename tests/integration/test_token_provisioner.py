@@ -1,6 +1,6 @@
-"""The token provisioner, the real handler on the embedded AWS (ECS, Secrets Manager, IAM, KMS, DynamoDB on moto
-server, SigV4 and IAM checks on), as its own least-privilege user: which tasks get a token in their service's
-secret, which do not and why, and that what it puts is a token a stock control plane accepts."""
+"""The token provisioner, the real handler on the embedded AWS (ECS, Secrets Manager, IAM, KMS, DynamoDB on
+moto server, SigV4 and IAM checks on), as its own least-privilege user: which tasks get a token in their
+service's secret, which do not and why, and that what it puts is a token a stock control plane accepts."""
 
 from __future__ import annotations
 
@@ -114,9 +114,10 @@ def test_a_new_task_of_a_tagged_service_gets_a_token_a_control_plane_accepts(
     )
     assert claims["jti"] == issued["jti"]
     assert datetime.fromtimestamp(claims["exp"], UTC).strftime("%Y-%m-%dT%H:%M:%SZ") == issued["expiresAt"]
-    assert claims["Name"] == "" and claims["Tags"] == {"kuma.io/service": [service]}
+    assert claims["Name"] == ""
+    assert claims["Tags"] == {"kuma.io/service": [service]}
     # And not for another service or mesh
-    with pytest.raises(Exception, match="not allow|differs"):
+    with pytest.raises(Exception, match=r"not allow|differs"):
         validate_dataplane_token(
             token, keys, now=time.time(), mesh="default", name="x", tags={"kuma.io/service": ["other"]}
         )
@@ -139,7 +140,8 @@ def test_the_secrets_other_keys_survive_and_keep_their_order(
     assert issued_services(answer) == [service]
     document = ecs_world.document(service)
     assert list(document) == ["owner", "token", "nested"]
-    assert document["owner"] == "team-a" and document["nested"] == {"a": [1, 2]}
+    assert document["owner"] == "team-a"
+    assert document["nested"] == {"a": [1, 2]}
     assert document["token"].count(".") == 2
 
 
@@ -263,14 +265,16 @@ def test_a_role_that_disagrees_with_the_tag_gets_no_token_and_a_finding(
     events = [
         event["detail"]
         for event in delivered.events
-        if event["detail"]["roleName"] == role.name and event["detail"]["rule"] == "provisioner-identity-mismatch"
+        if event["detail"]["roleName"] == role.name
+        and event["detail"]["rule"] == "provisioner-identity-mismatch"
     ]
     assert len(events) == 1
     (detail,) = events
-    assert detail["severity"] == "HIGH" and detail["source"] == "token-provisioner"
-    assert detail["account"] == HOME_ACCOUNT and detail["roleArn"] == role.arn
+    assert (detail["severity"], detail["source"]) == ("HIGH", "token-provisioner")
+    assert (detail["account"], detail["roleArn"]) == (HOME_ACCOUNT, role.arn)
     assert detail["tagKeys"] == ["kuma.io/service"]
-    assert service_b in detail["message"] and "service_mismatch" in detail["message"]
+    assert service_b in detail["message"]
+    assert "service_mismatch" in detail["message"]
     assert any(role.name in notification["body"] for notification in delivered.notifications)
 
 
@@ -278,7 +282,9 @@ def test_a_task_mesh_tag_that_disagrees_with_the_role_gets_none(
     provisioner: Provisioner, ecs_world: EcsWorld, tagged_service: tuple[str, TaskRole]
 ) -> None:
     service, role = tagged_service
-    task = ecs_world.start_task(service, role.arn, tags={"kuma.io/service": service, "kuma.io/mesh": "payments"})
+    task = ecs_world.start_task(
+        service, role.arn, tags={"kuma.io/service": service, "kuma.io/mesh": "payments"}
+    )
     answer = provisioner(task_event(ecs_world.cluster_arn, task))
     assert reasons(answer) == {task: "mesh_mismatch"}
 
@@ -426,7 +432,9 @@ def test_a_token_no_longer_good_is_replaced(
     service, role = tagged_service
     pem = token_keys.pem
     other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
     )
     good = forged(pem, service=service, expires_in=20 * 3600)
     old = {
@@ -447,7 +455,8 @@ def test_a_token_no_longer_good_is_replaced(
     # Then a new, good token replaces it, and the other keys stay
     assert issued_services(answer) == [service]
     document = ecs_world.document(service)
-    assert document["keep"] == 1 and document["token"] != old
+    assert document["keep"] == 1
+    assert document["token"] != old
     validate_dataplane_token(
         document["token"],
         dataplane_keys_for(published(), "default"),
