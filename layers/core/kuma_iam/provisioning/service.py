@@ -16,7 +16,14 @@ from kuma_iam.aws import aws_client_config
 from kuma_iam.compliance.findings import ComplianceSummary
 from kuma_iam.compliance.outputs import FindingOutputs, SecurityHubTarget
 from kuma_iam.config import ControlPlaneSettings, TokenProvisionerSettings
-from kuma_iam.errors import ConfigError, Denied, InvalidRequest, UpstreamError, UpstreamThrottled
+from kuma_iam.errors import (
+    ConfigError,
+    Denied,
+    InvalidRequest,
+    UpstreamError,
+    UpstreamThrottled,
+    UpstreamUnavailable,
+)
 from kuma_iam.eventbridge import ScheduledEvent
 from kuma_iam.observability import (
     INVALID_EVENT,
@@ -86,7 +93,8 @@ class _Run:
         )  # fmt: skip
 
     def fail(self, what: str, name: str, error: UpstreamError) -> None:
-        self.summary.failed.append(Failure(what, name, error.service, error.message))
+        throttled = isinstance(error, UpstreamThrottled)
+        self.summary.failed.append(Failure(what, name, error.service, error.message, throttled))
         metrics_count(UPSTREAM_ERROR, upstream=error.service)
         # `kumaService`: a log line's own `service` is Powertools' (the stack's name).
         field_name = "kumaService" if what == "service" else what
@@ -325,7 +333,8 @@ class ProvisionerFunction:
         self._report(summary, trigger)
         if summary.failed and not isinstance(parsed, ScheduledEvent):
             failure = summary.failed[0]
-            raise UpstreamError(failure.upstream, f"{failure.name}: {failure.message}")
+            kind = UpstreamThrottled if failure.throttled else UpstreamUnavailable
+            raise kind(failure.upstream, f"{failure.name}: {failure.message}")
         return summary.wire()
 
     def _report(self, summary: ProvisioningSummary, trigger: str) -> None:

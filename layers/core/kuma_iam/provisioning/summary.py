@@ -83,6 +83,7 @@ class Failure:
     name: str
     upstream: Upstream
     message: str
+    throttled: bool = False
 
     def wire(self) -> dict[str, str]:
         return {self.what: self.name, "upstream": self.upstream, "message": self.message}

@@ -1,0 +1,280 @@
+"""The control plane as the provisioner's signer, as Kong Mesh's ECS token controller used it: POST
+/tokens/dataplane with an admin user token from Secrets Manager, over TLS to the CA in Secrets Manager.
+Against a stand-in that checks requests as the control plane does (support/control_plane.py);
+everything else is the embedded AWS."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kuma_iam.errors import UpstreamError
+from kuma_iam_cli.local.seed import HOME_ACCOUNT, DemoWorld
+from support.aws_clients import ClientFactory, TaskRole
+from support.captured_output import EverythingLogged
+from support.control_plane import CertificateAuthority, Reply, StandInControlPlane, kuma_error
+from support.kuma_rules import validate_dataplane_token
+from support.provisioner_harness import EcsWorld, Provisioner, issued_services, reasons, task_event
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def authority() -> CertificateAuthority:
+    return CertificateAuthority.make()
+
+
+@pytest.fixture
+def control_plane(authority: CertificateAuthority, tmp_path: Path) -> Iterator[StandInControlPlane]:
+    with StandInControlPlane(
+        admin_token=secrets.token_urlsafe(48), authority=authority, workdir=tmp_path
+    ) as cp:
+        yield cp
+
+
+@pytest.fixture
+def cp_secrets(
+    demo_world: DemoWorld, admin_client: ClientFactory, control_plane: StandInControlPlane
+) -> dict[str, str]:
+    """The admin token and the CA bundle, as the operator stores them: secret name -> ARN."""
+    manager = admin_client(HOME_ACCOUNT, "secretsmanager")
+    suffix = uuid.uuid4().hex[:8]
+    return {
+        "token": manager.create_secret(
+            Name=f"kuma-cp/admin-token-{suffix}", SecretString=control_plane.admin_token
+        )["ARN"],
+        "ca": manager.create_secret(Name=f"kuma-cp/ca-{suffix}", SecretString=control_plane.authority.ca_pem)[
+            "ARN"
+        ],
+    }
+
+
+@pytest.fixture
+def via_control_plane(
+    provisioner: Provisioner, control_plane: StandInControlPlane, cp_secrets: dict[str, str]
+) -> Provisioner:
+    """The provisioner with the control plane as its signer (no signing keys of its own)."""
+    provisioner.configure(
+        KUMA_IAM_TOKEN_SIGNER="control-plane",
+        KUMA_IAM_CP_URL=control_plane.url,
+        KUMA_IAM_CP_TOKEN_SECRET=cp_secrets["token"],
+        KUMA_IAM_CP_CA_SECRET=cp_secrets["ca"],
+        KUMA_IAM_SIGNING_KEYS=None,
+    )
+    return provisioner
+
+
+@pytest.fixture
+def service_task(ecs_world: EcsWorld, make_task_role: Callable[..., TaskRole]) -> tuple[str, str]:
+    service = ecs_world.new_service("cp")
+    role = make_task_role(
+        HOME_ACCOUNT,
+        f"{service}-task",
+        {"kuma.io/type": "dataplane", "kuma.io/mesh": "default", "kuma.io/service": service},
+    )
+    ecs_world.make_secret(service)
+    return service, ecs_world.start_task(service, role.arn)
+
+
+def test_the_control_plane_signs_the_token_the_provisioner_puts(
+    via_control_plane: Provisioner,
+    control_plane: StandInControlPlane,
+    ecs_world: EcsWorld,
+    service_task: tuple[str, str],
+) -> None:
+    # Given a tagged task whose service's secret is empty
+    service, task = service_task
+
+    # When its start is reported
+    answer = via_control_plane(task_event(ecs_world.cluster_arn, task))
+
+    # Then the control plane was asked once, as its API expects, by the admin user
+    (request,) = control_plane.requests
+    assert request.method == "POST"
+    assert request.path == "/tokens/dataplane"
+    assert request.headers["Authorization"] == f"Bearer {control_plane.admin_token}"
+    assert json.loads(request.body) == {
+        "name": "",
+        "mesh": "default",
+        "tags": {"kuma.io/service": [service]},
+        "type": "dataplane",
+        "workload": "",
+        "validFor": "24h",
+    }
+    # And its token is in the secret, and the control plane's own key admits the service's tasks with it
+    (issued,) = answer["issued"]
+    token = ecs_world.document(service)["token"]
+    claims = validate_dataplane_token(
+        token,
+        {"1": control_plane.public_key_pem()},
+        now=time.time(),
+        mesh="default",
+        name="any-task",
+        tags={"kuma.io/service": [service]},
+    )
+    assert claims["jti"] == issued["jti"]
+
+
+def test_a_good_token_from_the_control_plane_is_not_asked_for_again(
+    via_control_plane: Provisioner,
+    control_plane: StandInControlPlane,
+    ecs_world: EcsWorld,
+    service_task: tuple[str, str],
+) -> None:
+    # Given a token the control plane signed (whose key the provisioner does not have)
+    _service, task = service_task
+    event = task_event(ecs_world.cluster_arn, task)
+    via_control_plane(event)
+
+    # When the same event comes again: the token is judged on all but its signature, and kept
+    again = via_control_plane(event)
+
+    # Then the control plane was asked once in all
+    assert reasons(again) == {task: "token_valid"}
+    assert len(control_plane.requests) == 1
+
+
+def test_a_control_plane_whose_certificate_the_ca_does_not_sign_is_refused(
+    via_control_plane: Provisioner,
+    control_plane: StandInControlPlane,
+    ecs_world: EcsWorld,
+    service_task: tuple[str, str],
+    admin_client: ClientFactory,
+    cp_secrets: dict[str, str],
+    everything_logged: EverythingLogged,
+) -> None:
+    # Given the configured CA bundle is another CA's
+    admin_client(HOME_ACCOUNT, "secretsmanager").put_secret_value(
+        SecretId=cp_secrets["ca"], SecretString=CertificateAuthority.make("someone else's CA").ca_pem
+    )
+    service, task = service_task
+    everything_logged.discard()
+
+    # When a task starts, the invocation fails (Lambda will deliver it again), naming the CA
+    with pytest.raises(UpstreamError, match="not signed by the configured CA") as raised:
+        via_control_plane(task_event(ecs_world.cluster_arn, task))
+
+    # Then nothing reached the API (the TLS handshake failed first) and the secret is untouched
+    assert raised.value.service == "kuma-cp"
+    assert control_plane.requests == []
+    assert ecs_world.document(service) == {}
+    # And the admin token went nowhere, logs included
+    assert control_plane.admin_token not in everything_logged.text()
+
+
+def test_a_rotated_admin_token_is_read_again_once_the_control_plane_refuses_the_old(
+    via_control_plane: Provisioner,
+    control_plane: StandInControlPlane,
+    ecs_world: EcsWorld,
+    service_task: tuple[str, str],
+    admin_client: ClientFactory,
+    cp_secrets: dict[str, str],
+    make_task_role: Callable[..., TaskRole],
+) -> None:
+    # Given a warm container that read the admin token, which the operator then rotates
+    _service, task = service_task
+    via_control_plane(task_event(ecs_world.cluster_arn, task))
+    rotated = secrets.token_urlsafe(48)
+    admin_client(HOME_ACCOUNT, "secretsmanager").put_secret_value(
+        SecretId=cp_secrets["token"], SecretString=rotated
+    )
+    control_plane.admin_token = rotated
+    other = ecs_world.new_service("cp")
+    role = make_task_role(
+        HOME_ACCOUNT,
+        f"{other}-task",
+        {"kuma.io/type": "dataplane", "kuma.io/mesh": "default", "kuma.io/service": other},
+    )
+    ecs_world.make_secret(other)
+
+    # When another service's task starts in the same container
+    answer = via_control_plane(
+        task_event(ecs_world.cluster_arn, ecs_world.start_task(other, role.arn)), fresh=False
+    )
+
+    # Then the refused old token was replaced by the rotated one, and the token issued
+    assert issued_services(answer) == [other]
+    statuses = [request.headers["Authorization"] for request in control_plane.requests[1:]]
+    assert statuses[-1] == f"Bearer {rotated}"
+    assert len(statuses) == 2  # the refused attempt, and the one with the rotated token
+
+
+@pytest.mark.parametrize(
+    ("reply", "message"),
+    [
+        (
+            lambda cp, request: kuma_error(403, "Access denied", "user cannot generate dataplane tokens"),
+            "403",
+        ),
+        (lambda cp, request: kuma_error(500, "Internal server error"), "500"),
+        (lambda cp, request: Reply(200, b"<html>a proxy's page</html>", "text/html"), "not a token"),
+        (
+            lambda cp, request: Reply(200, cp.token(request, Mesh="payments").encode(), "text/plain"),
+            "something else than asked",
+        ),
+        (
+            lambda cp, request: Reply(
+                200, cp.token(request, Tags={"kuma.io/service": ["*"]}).encode(), "text/plain"
+            ),
+            "something else than asked",
+        ),
+    ],
+    ids=["forbidden", "5xx", "not-a-token", "another-mesh", "another-service"],
+)
+def test_a_refusal_or_a_wrong_token_from_the_control_plane_puts_nothing(
+    reply: Callable[[StandInControlPlane, dict[str, Any]], Reply],
+    message: str,
+    via_control_plane: Provisioner,
+    control_plane: StandInControlPlane,
+    ecs_world: EcsWorld,
+    service_task: tuple[str, str],
+) -> None:
+    # Given the control plane answering in the case's way
+    control_plane.answer_with = lambda request: reply(control_plane, request)
+    service, task = service_task
+
+    # When a task starts, the invocation fails closed, saying why
+    with pytest.raises(UpstreamError, match=message) as raised:
+        via_control_plane(task_event(ecs_world.cluster_arn, task))
+
+    # Then nothing was put
+    assert raised.value.service == "kuma-cp"
+    assert ecs_world.document(service) == {}
+
+
+def test_a_throttling_control_plane_is_reported_as_throttled(
+    via_control_plane: Provisioner,
+    control_plane: StandInControlPlane,
+    ecs_world: EcsWorld,
+    service_task: tuple[str, str],
+) -> None:
+    control_plane.answer_with = lambda request: kuma_error(429, "Too many requests")
+    _, task = service_task
+    with pytest.raises(UpstreamError) as raised:
+        via_control_plane(task_event(ecs_world.cluster_arn, task))
+    assert raised.value.status == 429
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "problem"),
+    [
+        ("KUMA_IAM_CP_URL", "http://127.0.0.1:5681", "https://"),
+        ("KUMA_IAM_CP_URL", "https://admin:secret@kuma-cp:5682", "credentials"),
+        ("KUMA_IAM_CP_TOKEN_SECRET", "kuma-cp/admin-token", "not a Secrets Manager secret ARN"),
+    ],
+)
+def test_a_control_plane_misconfigured_fails_at_start_naming_the_variable(
+    variable: str, value: str, problem: str, via_control_plane: Provisioner, ecs_world: EcsWorld
+) -> None:
+    from kuma_iam.errors import ConfigError
+
+    via_control_plane.configure(**{variable: value})
+    with pytest.raises(ConfigError, match=f"{variable}.*{problem}"):
+        via_control_plane(task_event(ecs_world.cluster_arn, f"{ecs_world.cluster_arn}/x"))
