@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import secrets
 import sys
 import uuid
 from collections.abc import Callable, Iterator
@@ -38,6 +39,7 @@ from kuma_iam_cli.signer import sign_identity_request
 from support.aws_clients import ClientFactory, TaskRole, client_as
 from support.captured_output import EverythingLogged, LogRecordText
 from support.compliance_harness import Compliance, FindingsInbox
+from support.control_plane import CertificateAuthority, StandInControlPlane
 from support.fake_aws import FakeAws, counting_proxy
 from support.local_ports import free_port
 from support.project_files import (
@@ -494,3 +496,53 @@ def ecs_world(demo_world: DemoWorld, provisioner_demo: ProvisionerDemo) -> Itera
     world = EcsWorld(demo_world, provisioner_demo)
     yield world
     world.stop_started()
+
+
+# --- the control plane as the provisioner's signer ------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def authority() -> CertificateAuthority:
+    """A CA made for the session, and a certificate it signed for 127.0.0.1."""
+    return CertificateAuthority.make()
+
+
+@pytest.fixture
+def control_plane(authority: CertificateAuthority, tmp_path: Path) -> Iterator[StandInControlPlane]:
+    """A stand-in control plane token API over HTTPS (support/control_plane.py), its own admin token."""
+    with StandInControlPlane(
+        admin_token=secrets.token_urlsafe(48), authority=authority, workdir=tmp_path
+    ) as cp:
+        yield cp
+
+
+@pytest.fixture
+def cp_secrets(
+    demo_world: DemoWorld, admin_client: ClientFactory, control_plane: StandInControlPlane
+) -> dict[str, str]:
+    """The admin token and the CA bundle, as the operator stores them: secret name -> ARN."""
+    manager = admin_client(demo_world.home_account, "secretsmanager")
+    suffix = uuid.uuid4().hex[:8]
+    return {
+        "token": manager.create_secret(
+            Name=f"kuma-cp/admin-token-{suffix}", SecretString=control_plane.admin_token
+        )["ARN"],
+        "ca": manager.create_secret(Name=f"kuma-cp/ca-{suffix}", SecretString=control_plane.authority.ca_pem)[
+            "ARN"
+        ],
+    }
+
+
+@pytest.fixture
+def via_control_plane(
+    provisioner: Provisioner, control_plane: StandInControlPlane, cp_secrets: dict[str, str]
+) -> Provisioner:
+    """The provisioner with the control plane as its signer (no signing keys of its own)."""
+    provisioner.configure(
+        KUMA_IAM_TOKEN_SIGNER="control-plane",
+        KUMA_IAM_CP_URL=control_plane.url,
+        KUMA_IAM_CP_TOKEN_SECRET=cp_secrets["token"],
+        KUMA_IAM_CP_CA_SECRET=cp_secrets["ca"],
+        KUMA_IAM_SIGNING_KEYS=None,
+    )
+    return provisioner

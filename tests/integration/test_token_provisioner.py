@@ -4,7 +4,6 @@ service's secret, which do not and why, and that what it puts is a token a stock
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 import uuid
@@ -13,8 +12,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from kuma_iam.tokens.revocations import RevocationTable, mesh_scope
 from kuma_iam_cli.local.provisioner_demo import ProvisionerDemo
@@ -27,6 +26,7 @@ from support.kuma_rules import dataplane_keys_for, validate_dataplane_token
 from support.provisioner_harness import (
     EcsWorld,
     Provisioner,
+    forged,
     issued_services,
     reasons,
     sweep_event,
@@ -43,33 +43,6 @@ def dataplane_role(service: str | None, mesh: str = "default", **more: str) -> d
     if service is not None:
         tags["kuma.io/service"] = service
     return tags
-
-
-def forged(
-    pem: str, *, kid: str = "1", service: str, mesh: str = "default", expires_in: float, **claims: Any
-) -> str:
-    """A token signed with the demo's Kuma PEM key (kid 1 of the provisioner's keys), claims as given."""
-    now = int(time.time())
-    document = {
-        "Name": "",
-        "Mesh": mesh,
-        "Tags": {"kuma.io/service": [service]},
-        "Type": "dataplane",
-        "jti": str(uuid.uuid4()),
-        "iat": now - 300,
-        "nbf": now - 300,
-        "exp": int(now + expires_in),
-        **claims,
-    }
-
-    def part(value: dict[str, Any]) -> str:
-        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
-
-    signing_input = f"{part({'alg': 'RS256', 'kid': kid, 'typ': 'JWT'})}.{part(document)}"
-    key = serialization.load_pem_private_key(pem.encode(), password=None)
-    assert isinstance(key, rsa.RSAPrivateKey)
-    signature = key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
-    return f"{signing_input}.{base64.urlsafe_b64encode(signature).rstrip(b'=').decode()}"
 
 
 @pytest.fixture

@@ -8,15 +8,13 @@ from __future__ import annotations
 import json
 import secrets
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from kuma_iam.errors import UpstreamError
-from kuma_iam_cli.local.seed import HOME_ACCOUNT, DemoWorld
+from kuma_iam_cli.local.seed import HOME_ACCOUNT
 from support.aws_clients import ClientFactory, TaskRole
 from support.captured_output import EverythingLogged
 from support.control_plane import CertificateAuthority, Reply, StandInControlPlane, kuma_error
@@ -24,51 +22,6 @@ from support.kuma_rules import validate_dataplane_token
 from support.provisioner_harness import EcsWorld, Provisioner, issued_services, reasons, task_event
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def authority() -> CertificateAuthority:
-    return CertificateAuthority.make()
-
-
-@pytest.fixture
-def control_plane(authority: CertificateAuthority, tmp_path: Path) -> Iterator[StandInControlPlane]:
-    with StandInControlPlane(
-        admin_token=secrets.token_urlsafe(48), authority=authority, workdir=tmp_path
-    ) as cp:
-        yield cp
-
-
-@pytest.fixture
-def cp_secrets(
-    demo_world: DemoWorld, admin_client: ClientFactory, control_plane: StandInControlPlane
-) -> dict[str, str]:
-    """The admin token and the CA bundle, as the operator stores them: secret name -> ARN."""
-    manager = admin_client(HOME_ACCOUNT, "secretsmanager")
-    suffix = uuid.uuid4().hex[:8]
-    return {
-        "token": manager.create_secret(
-            Name=f"kuma-cp/admin-token-{suffix}", SecretString=control_plane.admin_token
-        )["ARN"],
-        "ca": manager.create_secret(Name=f"kuma-cp/ca-{suffix}", SecretString=control_plane.authority.ca_pem)[
-            "ARN"
-        ],
-    }
-
-
-@pytest.fixture
-def via_control_plane(
-    provisioner: Provisioner, control_plane: StandInControlPlane, cp_secrets: dict[str, str]
-) -> Provisioner:
-    """The provisioner with the control plane as its signer (no signing keys of its own)."""
-    provisioner.configure(
-        KUMA_IAM_TOKEN_SIGNER="control-plane",
-        KUMA_IAM_CP_URL=control_plane.url,
-        KUMA_IAM_CP_TOKEN_SECRET=cp_secrets["token"],
-        KUMA_IAM_CP_CA_SECRET=cp_secrets["ca"],
-        KUMA_IAM_SIGNING_KEYS=None,
-    )
-    return provisioner
 
 
 @pytest.fixture

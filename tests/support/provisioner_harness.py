@@ -8,7 +8,9 @@ back what the provisioner put.
 
 from __future__ import annotations
 
+import base64
 import json
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,6 +19,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from kuma_iam_cli.local.gateway import LocalLambdaContext
 from kuma_iam_cli.local.provisioner_demo import SERVICE_TAG, ProvisionerDemo, run_task
@@ -205,3 +209,30 @@ def issued_services(answer: Mapping[str, Any]) -> list[str]:
 def reasons(answer: Mapping[str, Any]) -> dict[str, str]:
     """task ARN -> the reason it was skipped."""
     return {entry["task"]: entry["reason"] for entry in answer["skipped"]}
+
+
+def forged(
+    pem: str, *, kid: str = "1", service: str, mesh: str = "default", expires_in: float, **claims: Any
+) -> str:
+    """A token signed with the demo's Kuma PEM key (kid 1 of the provisioner's keys), claims as given."""
+    now = int(time.time())
+    document = {
+        "Name": "",
+        "Mesh": mesh,
+        "Tags": {"kuma.io/service": [service]},
+        "Type": "dataplane",
+        "jti": str(uuid.uuid4()),
+        "iat": now - 300,
+        "nbf": now - 300,
+        "exp": int(now + expires_in),
+        **claims,
+    }
+
+    def part(value: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    signing_input = f"{part({'alg': 'RS256', 'kid': kid, 'typ': 'JWT'})}.{part(document)}"
+    key = serialization.load_pem_private_key(pem.encode(), password=None)
+    assert isinstance(key, rsa.RSAPrivateKey)
+    signature = key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+    return f"{signing_input}.{base64.urlsafe_b64encode(signature).rstrip(b'=').decode()}"
