@@ -73,8 +73,16 @@ lint-template: install $(CHECKOV_VENV)/.installed
 		--set ZoneName=zone-1 \
 		--set SigningKeySecretArns=arn:aws:secretsmanager:us-east-1:111111111111:secret:kuma-key-AbCdEf \
 		--set AdditionalSigningKmsKeyArns=arn:aws:kms:us-east-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab \
+		--set TokenProvisionerClusters=arn:aws:ecs:us-east-1:111111111111:cluster/mesh \
 		> .aws-sam/scan/template.json
 	$(CHECKOV) --file .aws-sam/scan/template.json
+	$(BIN)/python tools/lint-template/translate.py template.yaml \
+		--set TokenProvisionerClusters=arn:aws:ecs:us-east-1:111111111111:cluster/mesh \
+		--set TokenSigner=control-plane --set ControlPlaneUrl=https://kuma-cp.mesh.internal:5682 \
+		--set ControlPlaneTokenSecretArn=arn:aws:secretsmanager:us-east-1:111111111111:secret:kuma-cp/admin-AbCdEf \
+		--set ControlPlaneCaSecretArn=arn:aws:secretsmanager:us-east-1:111111111111:secret:kuma-cp/ca-AbCdEf \
+		> .aws-sam/scan/template-control-plane.json
+	$(CHECKOV) --file .aws-sam/scan/template-control-plane.json
 	$(MAKE) --no-print-directory lint-member-template
 
 # The member-account template is plain CloudFormation (a StackSet takes no Transform): cfn-lint, then
