@@ -13,7 +13,7 @@ export SAM_CLI_TELEMETRY := 0
 PYTEST := $(BIN)/pytest
 
 .PHONY: help install run test lint typecheck validate unit integration build clean
-.PHONY: lint-template lint-member-template test-sam sam-local-invoke engine engine-stop lock
+.PHONY: lint-template lint-member-template lint-examples test-sam sam-local-invoke engine engine-stop lock
 
 # checkov lives in its own venv: its pins (boto3 1.35, urllib3 1.26, packaging 23) conflict with
 # aws-sam-cli's boto3 pin, and one resolver run for both would downgrade the project's own libraries.
@@ -84,6 +84,7 @@ lint-template: install $(CHECKOV_VENV)/.installed
 		> .aws-sam/scan/template-control-plane.json
 	$(CHECKOV) --file .aws-sam/scan/template-control-plane.json
 	$(MAKE) --no-print-directory lint-member-template
+	$(MAKE) --no-print-directory lint-examples
 
 # The member-account template is plain CloudFormation (a StackSet takes no Transform): cfn-lint, then
 # checkov as written and with Enforce on (its UntagRole grant), the parameter set by translate.py.
@@ -95,6 +96,13 @@ lint-member-template: install $(CHECKOV_VENV)/.installed
 	$(BIN)/python tools/lint-template/translate.py $(MEMBER_TEMPLATE) --set Enforce=Enabled \
 		> .aws-sam/scan/member-account.json
 	$(CHECKOV) --file .aws-sam/scan/member-account.json
+
+# The service stack of examples/ecs (Kong Mesh 1.x's layout, served by the token provisioner): plain
+# CloudFormation, cfn-lint and checkov as written (its skips carry their reasons).
+EXAMPLE_TEMPLATES := $(wildcard examples/ecs/*.yaml)
+lint-examples: install $(CHECKOV_VENV)/.installed
+	$(BIN)/cfn-lint $(EXAMPLE_TEMPLATES)
+	for template in $(EXAMPLE_TEMPLATES); do $(CHECKOV) --file $$template || exit 1; done
 
 # The layer's runtime dependencies, resolved for Lambda (CPython 3.13, x86_64 manylinux) and pinned with
 # hashes: `sam build` installs the layer from this file (tests/unit/test_layer_lock.py keeps it in step).
