@@ -1,6 +1,6 @@
-"""examples/ecs/service.yaml is the layout the token provisioner serves: the service's tags reach its tasks, its
-secret is <prefix>/<service> holding `{}`, the sidecar reads the secret's `token` key, the task role's tags agree
-with the service tag by the shared rules, and the Dataplane lists its outbounds."""
+"""examples/ecs/service.yaml is the layout the token provisioner serves: the service's tags reach its
+tasks, its secret is <prefix>/<service> holding `{}`, the sidecar reads the secret's `token` key, the task
+role's tags agree with the service tag by the shared rules, and the Dataplane lists its outbounds."""
 
 from __future__ import annotations
 
