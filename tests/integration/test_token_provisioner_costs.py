@@ -134,5 +134,6 @@ def test_calls_of_a_sweep(
     assert calls["GetSecretValue"] >= len(services)
     assert calls["Query"] <= len({"default", "payments"})
     print(
-        f"\nsweep of {answer['tasks']} tasks: {sum(calls.values())} AWS calls {dict(calls)}; {elapsed * 1000:.0f} ms"
+        f"\nsweep of {answer['tasks']} tasks: {sum(calls.values())} AWS calls {dict(calls)}; "
+        f"{elapsed * 1000:.0f} ms"
     )
