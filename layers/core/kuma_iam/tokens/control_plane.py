@@ -32,8 +32,8 @@ from kuma_iam.rules import SERVICE_TAG, ProxyType
 from kuma_iam.tokens import jwt
 from kuma_iam.tokens.claims import DataplaneIdentity, TokenIdentity
 from kuma_iam.tokens.duration import format_go_duration
-from kuma_iam.tokens.keys import KID
 from kuma_iam.tokens.mint import IssuedToken
+from kuma_iam.tokens.references import KID
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
