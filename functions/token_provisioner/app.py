@@ -4,16 +4,16 @@ token in each tagged service's secret, findings for tasks whose role disagrees, 
 from __future__ import annotations
 
 import os
-from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from kuma_iam.container import per_container
 from kuma_iam.observability import logger, metrics
 from kuma_iam.provisioning.service import ProvisionerFunction, provisioner_function_from_env
 
 
-@cache
+@per_container
 def provisioner() -> ProvisionerFunction:
     # Built on first use, not at import: tests and `sam local` set the environment first.
     return provisioner_function_from_env(os.environ)

@@ -9,10 +9,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import boto3
 from botocore.config import Config
 
-from kuma_iam.aws import aws_client_config
+from kuma_iam.aws import BotocoreSession, aws_client_config
 from kuma_iam.compliance.findings import ComplianceSummary
 from kuma_iam.compliance.outputs import FindingOutputs, SecurityHubTarget
 from kuma_iam.config import ControlPlaneSettings, TokenProvisionerSettings
@@ -57,6 +56,8 @@ from kuma_iam.tokens.revocations import RevocationTable, mesh_scope
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from kuma_iam.aws import AwsSession
 
 # Logged at DEBUG: a sweep meets many tasks that are no mesh's (or already served), and they are no refusal.
 QUIET_REASONS = frozenset(
@@ -360,12 +361,12 @@ class ProvisionerFunction:
 
 def build_provisioner(
     settings: TokenProvisionerSettings,
-    session: boto3.Session | None = None,
+    session: AwsSession | None = None,
     *,
     clients: IamClients | None = None,
 ) -> TokenProvisioner:
     """The provisioner from settings; one per container, so caches, keys and connections are reused."""
-    session = session or boto3.Session(region_name=settings.region)
+    session = session or BotocoreSession(region_name=settings.region)
     config = aws_client_config(settings.upstream_timeout_seconds, attempts=settings.upstream_attempts)
     clients = clients or _iam_clients(settings, session, config)
     try:
@@ -398,7 +399,7 @@ def build_provisioner(
     )
 
 
-def _minter(settings: TokenProvisionerSettings, session: boto3.Session, config: Config) -> Minter:
+def _minter(settings: TokenProvisionerSettings, session: AwsSession, config: Config) -> Minter:
     """The issuer's own signers, or the control plane's API: the provisioner does not care which."""
     if settings.control_plane is not None:
         return control_plane_minter(
@@ -414,7 +415,7 @@ def _minter(settings: TokenProvisionerSettings, session: boto3.Session, config: 
 
 
 def control_plane_minter(
-    settings: ControlPlaneSettings, session: boto3.Session, config: Config, timeout_seconds: float
+    settings: ControlPlaneSettings, session: AwsSession, config: Config, timeout_seconds: float
 ) -> ControlPlaneMinter:
     secrets = session.client(
         "secretsmanager", endpoint_url=settings.secretsmanager_endpoint_url, config=config
@@ -435,10 +436,10 @@ def _secrets_endpoint(settings: TokenProvisionerSettings) -> str | None:
 
 
 def build_provisioner_function(
-    settings: TokenProvisionerSettings, session: boto3.Session | None = None
+    settings: TokenProvisionerSettings, session: AwsSession | None = None
 ) -> ProvisionerFunction:
     """Wire the function from settings; one per container, so clients and caches are reused."""
-    session = session or boto3.Session(region_name=settings.region)
+    session = session or BotocoreSession(region_name=settings.region)
     config = aws_client_config(settings.upstream_timeout_seconds, attempts=settings.upstream_attempts)
     clients = _iam_clients(settings, session, config)
     provisioner = build_provisioner(settings, session, clients=clients)
@@ -469,7 +470,7 @@ def provisioner_function_from_env(environ: Mapping[str, str]) -> ProvisionerFunc
     return build_provisioner_function(TokenProvisionerSettings.from_env(environ))
 
 
-def _iam_clients(settings: TokenProvisionerSettings, session: boto3.Session, config: Config) -> IamClients:
+def _iam_clients(settings: TokenProvisionerSettings, session: AwsSession, config: Config) -> IamClients:
     """IAM at home: a task's role lives in its task's account, which is the served clusters' (no reader role
     is ever assumed, and the template grants none)."""
     return IamClients(
