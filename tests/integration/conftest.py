@@ -22,11 +22,7 @@ from kuma_iam_cli.local.compliance_demo import ecs_trust
 from kuma_iam_cli.local.embedded_aws import EmbeddedAws
 from kuma_iam_cli.local.events import VERIFY_ROUTE
 from kuma_iam_cli.local.gateway import GatewayCaller, LocalGateway, load_handler
-from kuma_iam_cli.local.provisioner_demo import (
-    ProvisionerDemo,
-    provisioner_environment,
-    seed_provisioner_demo,
-)
+from kuma_iam_cli.local.provisioner_demo import ProvisionerDemo
 from kuma_iam_cli.local.seed import (
     DemoWorld,
     compliance_environment,
@@ -35,7 +31,12 @@ from kuma_iam_cli.local.seed import (
     task_caller,
     verifier_environment,
 )
-from kuma_iam_cli.local.token_keys import TokenKeys, seed_token_keys, token_issuer_environment
+from kuma_iam_cli.local.token_keys import (
+    TokenKeys,
+    seed_token_keys,
+    token_issuer_environment,
+    token_provisioner_environment,
+)
 from kuma_iam_cli.main import main
 from kuma_iam_cli.signer import sign_identity_request
 from support.aws_clients import ClientFactory, TaskRole, client_as
@@ -72,29 +73,28 @@ def embedded_aws() -> Iterator[EmbeddedAws]:
 
 
 @pytest.fixture(scope="session")
-def seeded(embedded_aws: EmbeddedAws) -> tuple[DemoWorld, TokenKeys, ProvisionerDemo]:
+def seeded(embedded_aws: EmbeddedAws) -> tuple[DemoWorld, TokenKeys]:
     world = seed_demo_world(embedded_aws)
     keys = seed_token_keys(embedded_aws, world)
-    provisioning = seed_provisioner_demo(embedded_aws, world)
     embedded_aws.enable_signature_checks()
-    return world, keys, provisioning
+    return world, keys
 
 
 @pytest.fixture(scope="session")
-def demo_world(seeded: tuple[DemoWorld, TokenKeys, ProvisionerDemo]) -> DemoWorld:
+def demo_world(seeded: tuple[DemoWorld, TokenKeys]) -> DemoWorld:
     return seeded[0]
 
 
 @pytest.fixture(scope="session")
-def token_keys(seeded: tuple[DemoWorld, TokenKeys, ProvisionerDemo]) -> TokenKeys:
+def token_keys(seeded: tuple[DemoWorld, TokenKeys]) -> TokenKeys:
     """The issuer's signing keys (two KMS keys, a PEM key in Secrets Manager), revocations table and user."""
     return seeded[1]
 
 
 @pytest.fixture(scope="session")
-def provisioner_demo(seeded: tuple[DemoWorld, TokenKeys, ProvisionerDemo]) -> ProvisionerDemo:
-    """The served ECS cluster (and one not served), the demo tasks and secrets, the provisioner's user."""
-    return seeded[2]
+def provisioner_demo(demo_world: DemoWorld) -> ProvisionerDemo:
+    """The served ECS cluster (and one not served), the demo tasks and their services' secrets."""
+    return demo_world.provisioning
 
 
 @pytest.fixture(scope="session")
@@ -503,12 +503,11 @@ def provisioner(
     provisioner_module: ModuleType,
     demo_world: DemoWorld,
     token_keys: TokenKeys,
-    provisioner_demo: ProvisionerDemo,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Provisioner]:
     """provisioner(event): the handler as EventBridge calls it, as its own least-privilege user; two
     attempts per AWS call so that fault tests do not wait out the backoff."""
-    environment = provisioner_environment(demo_world, token_keys, provisioner_demo) | {
+    environment = token_provisioner_environment(demo_world, token_keys) | {
         "KUMA_IAM_UPSTREAM_ATTEMPTS": "2",
     }
     yield Provisioner(provisioner_module, environment, monkeypatch)

@@ -27,7 +27,7 @@ from botocore.credentials import Credentials
 from kuma_iam.errors import UpstreamError
 from kuma_iam.identity.token import SignedRequest, encode_compact, encode_vault
 from kuma_iam_cli.local.gateway import GatewayCaller
-from kuma_iam_cli.local.provisioner_demo import ProvisionerDemo
+from kuma_iam_cli.local.provisioner_events import scheduled_sweep, task_state_change
 from kuma_iam_cli.local.seed import (
     HOME_ACCOUNT,
     OUTSIDER_ACCOUNT,
@@ -41,7 +41,7 @@ from support.aws_clients import ClientFactory, TaskRole
 from support.captured_output import SIGNATURE, EverythingLogged, header_secrets
 from support.fake_aws import FakeAws, PassThrough, StandInSts
 from support.project_files import VERIFIER_HANDLER
-from support.provisioner_harness import EcsWorld, Provisioner, forged, sweep_event, task_event
+from support.provisioner_harness import EcsWorld, Provisioner, forged
 from support.token_issuer_harness import TokenIssuer
 from support.token_mutations import signing_time
 from support.verifier_harness import Verifier, read_only_credentials
@@ -531,7 +531,7 @@ def test_no_token_key_or_credential_reaches_any_log_of_the_provisioner(
     ecs_world: EcsWorld,
     make_task_role: Callable[..., TaskRole],
     token_keys: TokenKeys,
-    provisioner_demo: ProvisionerDemo,
+    demo_world: DemoWorld,
     request: pytest.FixtureRequest,
 ) -> None:
     # Given a service whose secret holds an expiring token, a task of it, and the scenario's signer; every
@@ -546,7 +546,7 @@ def test_no_token_key_or_credential_reaches_any_log_of_the_provisioner(
     secrets = {
         "expiring token in the secret": old_token,
         "its signature": old_token.split(".")[2],
-        "provisioner's secret access key": provisioner_demo.provisioner.secret_access_key,
+        "provisioner's secret access key": demo_world.provisioner.secret_access_key,
     }
     for number, line in enumerate(token_keys.pem.strip().splitlines()[1:-1]):
         secrets[f"PEM private key, line {number}"] = line
@@ -570,10 +570,10 @@ def test_no_token_key_or_credential_reaches_any_log_of_the_provisioner(
 
     # When the task's start is handled, and a sweep runs
     try:
-        provisioner(task_event(ecs_world.cluster_arn, task))
+        provisioner(task_state_change(ecs_world.cluster_arn, task))
     except UpstreamError:
         assert scenario.secrets_manager_down
-    provisioner(sweep_event())
+    provisioner(scheduled_sweep())
 
     # Then the scenario happened, and nothing secret is anywhere in the output: not the token handed out,
     # the one replaced, a signing key, the admin token, nor the provisioner's own credentials

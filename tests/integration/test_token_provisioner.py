@@ -17,21 +17,14 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from kuma_iam.tokens.revocations import RevocationTable, mesh_scope
 from kuma_iam_cli.local.provisioner_demo import ProvisionerDemo
+from kuma_iam_cli.local.provisioner_events import scheduled_sweep, task_state_change
 from kuma_iam_cli.local.seed import HOME_ACCOUNT, OUTSIDER_ACCOUNT, PARTNER_ACCOUNT, DemoWorld
 from kuma_iam_cli.local.token_keys import TokenKeys
 from support.aws_clients import ClientFactory, TaskRole
 from support.captured_output import EverythingLogged
 from support.compliance_harness import FindingsInbox
 from support.kuma_rules import dataplane_keys_for, validate_dataplane_token
-from support.provisioner_harness import (
-    EcsWorld,
-    Provisioner,
-    forged,
-    issued_services,
-    reasons,
-    sweep_event,
-    task_event,
-)
+from support.provisioner_harness import EcsWorld, Provisioner, forged, issued_services, reasons
 
 pytestmark = pytest.mark.integration
 
@@ -69,7 +62,7 @@ def test_a_new_task_of_a_tagged_service_gets_a_token_a_control_plane_accepts(
 
     # When ECS reports the task's start
     started = time.monotonic()
-    answer = provisioner(task_event(ecs_world.cluster_arn, task))
+    answer = provisioner(task_state_change(ecs_world.cluster_arn, task))
     elapsed = time.monotonic() - started
 
     # Then one token was issued for the service, and it is in the secret's `token`
@@ -107,7 +100,7 @@ def test_the_secrets_other_keys_survive_and_keep_their_order(
     task = ecs_world.start_task(service, role.arn)
 
     # When the task starts
-    answer = provisioner(task_event(ecs_world.cluster_arn, task))
+    answer = provisioner(task_state_change(ecs_world.cluster_arn, task))
 
     # Then only `token` changed
     assert issued_services(answer) == [service]
@@ -130,7 +123,7 @@ def test_a_role_allowing_any_service_gets_a_token_for_the_tasks_service_and_the_
     )
 
     # When the task starts
-    answer = provisioner(task_event(ecs_world.cluster_arn, task))
+    answer = provisioner(task_state_change(ecs_world.cluster_arn, task))
 
     # Then the token binds the task's service and workload in the role's mesh
     (issued,) = answer["issued"]
@@ -157,7 +150,7 @@ def test_a_task_of_an_untagged_service_gets_none_and_nothing_is_created(
     task = ecs_world.start_task(None, demo_world.role_arn(HOME_ACCOUNT, "frontend-task"), tags={"team": "x"})
 
     # When it starts
-    answer = provisioner(task_event(ecs_world.cluster_arn, task))
+    answer = provisioner(task_state_change(ecs_world.cluster_arn, task))
 
     # Then it is skipped as untagged
     assert answer == {"tasks": 1, "issued": [], "skipped": [{"task": task, "reason": "untagged"}]}
@@ -202,7 +195,7 @@ def test_each_task_that_cannot_have_a_token_is_skipped_with_its_reason(
     everything_logged.discard()
 
     # When it starts
-    answer = provisioner(task_event(ecs_world.cluster_arn, task))
+    answer = provisioner(task_state_change(ecs_world.cluster_arn, task))
 
     # Then it gets no token, the reason is in the summary and in a log line, and the secret is untouched
     assert answer["issued"] == []
@@ -226,7 +219,7 @@ def test_a_role_that_disagrees_with_the_tag_gets_no_token_and_a_finding(
     findings_inbox.delivered()
 
     # When a sweep meets them
-    answer = provisioner(sweep_event())
+    answer = provisioner(scheduled_sweep())
 
     # Then neither gets a token: the verifier's own reason, and B's secret stays empty
     mine = {task: reason for task, reason in reasons(answer).items() if task in tasks}
@@ -258,7 +251,7 @@ def test_a_task_mesh_tag_that_disagrees_with_the_role_gets_none(
     task = ecs_world.start_task(
         service, role.arn, tags={"kuma.io/service": service, "kuma.io/mesh": "payments"}
     )
-    answer = provisioner(task_event(ecs_world.cluster_arn, task))
+    answer = provisioner(task_state_change(ecs_world.cluster_arn, task))
     assert reasons(answer) == {task: "mesh_mismatch"}
 
 
@@ -274,7 +267,7 @@ def test_the_role_a_task_runs_with_is_its_override_not_its_task_definitions(
     task = ecs_world.start_task(service, role.arn, role_override=other.arn)
 
     # When it starts
-    answer = provisioner(task_event(ecs_world.cluster_arn, task))
+    answer = provisioner(task_state_change(ecs_world.cluster_arn, task))
 
     # Then it is judged by the role it runs with
     assert reasons(answer) == {task: "service_mismatch"}
@@ -293,12 +286,12 @@ def test_a_task_of_a_cluster_not_served_is_ignored_without_reading_it(
     provisioner.configure(AWS_ENDPOINT_URL_ECS=aws_proxy.url, AWS_ENDPOINT_URL_SECRETS_MANAGER=aws_proxy.url)
 
     # When its start is reported (and when the served cluster is swept)
-    answer = provisioner(task_event(provisioner_demo.other_cluster_arn, task))
+    answer = provisioner(task_state_change(provisioner_demo.other_cluster_arn, task))
 
     # Then it is skipped, and neither ECS nor the secret was asked anything
     assert reasons(answer) == {task: "cluster_not_served"}
     assert aws_proxy.requests == []
-    assert task not in reasons(provisioner(sweep_event()))
+    assert task not in reasons(provisioner(scheduled_sweep()))
     assert ecs_world.document(service) == {}
 
 
@@ -310,8 +303,8 @@ def test_a_stopping_task_and_one_ecs_no_longer_knows_get_none(
     ecs_world.stop_task(task)
     gone = f"{ecs_world.cluster_arn.replace(':cluster/', ':task/')}/{uuid.uuid4().hex}"
 
-    assert reasons(provisioner(task_event(ecs_world.cluster_arn, task))) == {task: "task_stopping"}
-    assert reasons(provisioner(task_event(ecs_world.cluster_arn, gone))) == {gone: "task_not_found"}
+    assert reasons(provisioner(task_state_change(ecs_world.cluster_arn, task))) == {task: "task_stopping"}
+    assert reasons(provisioner(task_state_change(ecs_world.cluster_arn, gone))) == {gone: "task_not_found"}
     assert ecs_world.document(service) == {}
 
 
@@ -328,7 +321,7 @@ def test_a_missing_secret_is_never_created_and_a_value_not_a_json_object_never_o
         tasks[service] = ecs_world.start_task(service, role.arn)
 
     # When a sweep meets them
-    answer = reasons(provisioner(sweep_event()))
+    answer = reasons(provisioner(scheduled_sweep()))
 
     # Then each is reported, and nothing is created or overwritten
     assert answer[tasks[missing]] == "secret_missing"
@@ -349,7 +342,7 @@ def test_tasks_of_one_service_that_disagree_on_the_mesh_get_none(
     tasks = [ecs_world.start_task(service, in_default.arn), ecs_world.start_task(service, in_payments.arn)]
 
     # When a sweep meets both: one secret cannot hold a token for both
-    answer = reasons(provisioner(sweep_event()))
+    answer = reasons(provisioner(scheduled_sweep()))
 
     # Then neither gets one
     assert {answer[task] for task in tasks} == {"conflicting_identities"}
@@ -363,7 +356,7 @@ def test_a_mesh_the_stack_does_not_serve_gets_none(
     ecs_world.make_secret(service)
     role = make_task_role(HOME_ACCOUNT, f"{service}-task", dataplane_role(service, mesh="edge"))
     task = ecs_world.start_task(service, role.arn)
-    assert reasons(provisioner(task_event(ecs_world.cluster_arn, task))) == {task: "mesh_not_served"}
+    assert reasons(provisioner(task_state_change(ecs_world.cluster_arn, task))) == {task: "mesh_not_served"}
 
 
 # --- a token already there -----------------------------------------------------------------------------
@@ -375,7 +368,7 @@ def test_a_second_delivery_of_the_same_event_does_not_reissue(
     # Given a task start that was handled
     service, role = tagged_service
     task = ecs_world.start_task(service, role.arn)
-    event = task_event(ecs_world.cluster_arn, task)
+    event = task_state_change(ecs_world.cluster_arn, task)
     first = provisioner(event)
     token, versions = ecs_world.document(service)["token"], ecs_world.versions(service)
 
@@ -423,7 +416,7 @@ def test_a_token_no_longer_good_is_replaced(
     task = ecs_world.start_task(service, role.arn)
 
     # When the task starts
-    answer = provisioner(task_event(ecs_world.cluster_arn, task))
+    answer = provisioner(task_state_change(ecs_world.cluster_arn, task))
 
     # Then a new, good token replaces it, and the other keys stay
     assert issued_services(answer) == [service]
@@ -450,7 +443,7 @@ def test_a_good_token_signed_by_an_older_published_key_is_kept(
     task = ecs_world.start_task(service, role.arn)
 
     # When the task starts, it is kept: a rotation does not re-issue every token
-    answer = provisioner(task_event(ecs_world.cluster_arn, task))
+    answer = provisioner(task_state_change(ecs_world.cluster_arn, task))
     assert reasons(answer) == {task: "token_valid"}
     assert ecs_world.document(service)["token"] == old
 
@@ -465,12 +458,12 @@ def test_a_revoked_token_is_replaced(
     # Given a service whose token was issued, then revoked (kuma-iam tokens revoke)
     service, role = tagged_service
     task = ecs_world.start_task(service, role.arn)
-    (first,) = provisioner(task_event(ecs_world.cluster_arn, task))["issued"]
+    (first,) = provisioner(task_state_change(ecs_world.cluster_arn, task))["issued"]
     revocations = RevocationTable(admin_client(HOME_ACCOUNT, "dynamodb"), token_keys.revocation_table)
     revocations.revoke(mesh_scope("default"), [first["jti"]], revoked_by="test", now=datetime.now(UTC))
 
     # When the next task of the service starts
-    answer = provisioner(task_event(ecs_world.cluster_arn, ecs_world.start_task(service, role.arn)))
+    answer = provisioner(task_state_change(ecs_world.cluster_arn, ecs_world.start_task(service, role.arn)))
 
     # Then the revoked token is replaced by a new one
     (second,) = answer["issued"]
@@ -485,13 +478,13 @@ def test_the_refresh_margin_and_lifetime_come_from_the_settings(
     service, role = tagged_service
     task = ecs_world.start_task(service, role.arn)
     provisioner.configure(KUMA_IAM_TOKEN_VALID_FOR="2h", KUMA_IAM_TOKEN_REFRESH_MARGIN="30m")
-    (first,) = provisioner(task_event(ecs_world.cluster_arn, task))["issued"]
+    (first,) = provisioner(task_state_change(ecs_world.cluster_arn, task))["issued"]
     expires = datetime.strptime(first["expiresAt"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
     assert 7000 < (expires - datetime.now(UTC)).total_seconds() <= 7200
 
     # When the margin grows past what it has left, the next event replaces it
     provisioner.configure(KUMA_IAM_TOKEN_VALID_FOR="4h", KUMA_IAM_TOKEN_REFRESH_MARGIN="3h")
-    (second,) = provisioner(task_event(ecs_world.cluster_arn, task))["issued"]
+    (second,) = provisioner(task_state_change(ecs_world.cluster_arn, task))["issued"]
     assert second["jti"] != first["jti"]
 
 
@@ -512,7 +505,7 @@ def test_a_sweep_makes_one_put_for_many_tasks_of_one_service(
     )
 
     # When a sweep meets them
-    answer = provisioner(sweep_event())
+    answer = provisioner(scheduled_sweep())
 
     # Then the service got one token, with one put; the other 49 found it there
     assert issued_services(answer).count(service) == 1

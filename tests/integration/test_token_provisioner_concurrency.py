@@ -23,11 +23,12 @@ import pytest
 
 from kuma_iam.config import TokenProvisionerSettings
 from kuma_iam.provisioning.service import build_provisioner_function
+from kuma_iam_cli.local.provisioner_events import task_state_change
 from kuma_iam_cli.local.seed import HOME_ACCOUNT, DemoWorld
 from support.aws_clients import TaskRole
 from support.fake_aws import Answer, Computed, FakeAws, PassThrough, ReceivedRequest, forward
 from support.kuma_rules import dataplane_keys_for, validate_dataplane_token
-from support.provisioner_harness import EcsWorld, Provisioner, task_event
+from support.provisioner_harness import EcsWorld, Provisioner
 
 pytestmark = pytest.mark.integration
 
@@ -81,7 +82,7 @@ def test_a_burst_of_task_starts_of_one_service_makes_one_new_version(
     def invoke(index: int) -> dict[str, Any]:
         start.wait(timeout=60)
         time.sleep(index * stagger)  # ECS reports a service's task starts over a moment, not in one instant
-        return containers[index].handle(task_event(ecs_world.cluster_arn, tasks[index]))
+        return containers[index].handle(task_state_change(ecs_world.cluster_arn, tasks[index]))
 
     # When ECS reports every start at once, each to its own container
     began = time.monotonic()

@@ -14,12 +14,13 @@ from typing import Any
 import pytest
 
 from kuma_iam.errors import UpstreamError
+from kuma_iam_cli.local.provisioner_events import task_state_change
 from kuma_iam_cli.local.seed import HOME_ACCOUNT
 from support.aws_clients import ClientFactory, TaskRole
 from support.captured_output import EverythingLogged
 from support.control_plane import CertificateAuthority, Reply, StandInControlPlane, kuma_error
 from support.kuma_rules import validate_dataplane_token
-from support.provisioner_harness import EcsWorld, Provisioner, issued_services, reasons, task_event
+from support.provisioner_harness import EcsWorld, Provisioner, issued_services, reasons
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +47,7 @@ def test_the_control_plane_signs_the_token_the_provisioner_puts(
     service, task = service_task
 
     # When its start is reported
-    answer = via_control_plane(task_event(ecs_world.cluster_arn, task))
+    answer = via_control_plane(task_state_change(ecs_world.cluster_arn, task))
 
     # Then the control plane was asked once, as its API expects, by the admin user
     (request,) = control_plane.requests
@@ -83,7 +84,7 @@ def test_a_good_token_from_the_control_plane_is_not_asked_for_again(
 ) -> None:
     # Given a token the control plane signed (whose key the provisioner does not have)
     _service, task = service_task
-    event = task_event(ecs_world.cluster_arn, task)
+    event = task_state_change(ecs_world.cluster_arn, task)
     via_control_plane(event)
 
     # When the same event comes again: the token is judged on all but its signature, and kept
@@ -112,7 +113,7 @@ def test_a_control_plane_whose_certificate_the_ca_does_not_sign_is_refused(
 
     # When a task starts, the invocation fails (Lambda will deliver it again), naming the CA
     with pytest.raises(UpstreamError, match="not signed by the configured CA") as raised:
-        via_control_plane(task_event(ecs_world.cluster_arn, task))
+        via_control_plane(task_state_change(ecs_world.cluster_arn, task))
 
     # Then nothing reached the API (the TLS handshake failed first) and the secret is untouched
     assert raised.value.service == "kuma-cp"
@@ -133,7 +134,7 @@ def test_a_rotated_admin_token_is_read_again_once_the_control_plane_refuses_the_
 ) -> None:
     # Given a warm container that read the admin token, which the operator then rotates
     _service, task = service_task
-    via_control_plane(task_event(ecs_world.cluster_arn, task))
+    via_control_plane(task_state_change(ecs_world.cluster_arn, task))
     rotated = secrets.token_urlsafe(48)
     admin_client(HOME_ACCOUNT, "secretsmanager").put_secret_value(
         SecretId=cp_secrets["token"], SecretString=rotated
@@ -149,7 +150,7 @@ def test_a_rotated_admin_token_is_read_again_once_the_control_plane_refuses_the_
 
     # When another service's task starts in the same container
     answer = via_control_plane(
-        task_event(ecs_world.cluster_arn, ecs_world.start_task(other, role.arn)), fresh=False
+        task_state_change(ecs_world.cluster_arn, ecs_world.start_task(other, role.arn)), fresh=False
     )
 
     # Then the refused old token was replaced by the rotated one, and the token issued
@@ -195,7 +196,7 @@ def test_a_refusal_or_a_wrong_token_from_the_control_plane_puts_nothing(
 
     # When a task starts, the invocation fails closed, saying why
     with pytest.raises(UpstreamError, match=message) as raised:
-        via_control_plane(task_event(ecs_world.cluster_arn, task))
+        via_control_plane(task_state_change(ecs_world.cluster_arn, task))
 
     # Then nothing was put
     assert raised.value.service == "kuma-cp"
@@ -211,7 +212,7 @@ def test_a_throttling_control_plane_is_reported_as_throttled(
     control_plane.answer_with = lambda request: kuma_error(429, "Too many requests")
     _, task = service_task
     with pytest.raises(UpstreamError) as raised:
-        via_control_plane(task_event(ecs_world.cluster_arn, task))
+        via_control_plane(task_state_change(ecs_world.cluster_arn, task))
     assert raised.value.status == 429
 
 
@@ -230,4 +231,4 @@ def test_a_control_plane_misconfigured_fails_at_start_naming_the_variable(
 
     via_control_plane.configure(**{variable: value})
     with pytest.raises(ConfigError, match=f"{variable}.*{problem}"):
-        via_control_plane(task_event(ecs_world.cluster_arn, f"{ecs_world.cluster_arn}/x"))
+        via_control_plane(task_state_change(ecs_world.cluster_arn, f"{ecs_world.cluster_arn}/x"))

@@ -12,17 +12,11 @@ from typing import Any
 
 import pytest
 
+from kuma_iam_cli.local.provisioner_events import scheduled_sweep, task_state_change
 from kuma_iam_cli.local.seed import HOME_ACCOUNT
 from support.aws_clients import TaskRole
 from support.fake_aws import FakeAws
-from support.provisioner_harness import (
-    EcsWorld,
-    Provisioner,
-    issued_services,
-    reasons,
-    sweep_event,
-    task_event,
-)
+from support.provisioner_harness import EcsWorld, Provisioner, issued_services, reasons
 
 pytestmark = pytest.mark.integration
 
@@ -71,7 +65,7 @@ def test_calls_per_task_cold_and_warm_and_time_to_token(
 
     # When its start event reaches a new container
     began = time.perf_counter()
-    answer = counted(task_event(ecs_world.cluster_arn, first))
+    answer = counted(task_state_change(ecs_world.cluster_arn, first))
     to_token = time.perf_counter() - began
     cold = aws_proxy.count_by_action()
     assert issued_services(answer) == [service]
@@ -81,7 +75,9 @@ def test_calls_per_task_cold_and_warm_and_time_to_token(
     more = start_more(ecs_world, first, service, 3)
     aws_proxy.reset_requests()
     for task in more:
-        assert reasons(counted(task_event(ecs_world.cluster_arn, task), fresh=False)) == {task: "token_valid"}
+        assert reasons(counted(task_state_change(ecs_world.cluster_arn, task), fresh=False)) == {
+            task: "token_valid"
+        }
     warm = aws_proxy.count_by_action()
 
     # Then a cold first task costs one read of each thing it must know and one sign and put; a warm next task
@@ -117,12 +113,12 @@ def test_calls_of_a_sweep(
         first = ecs_world.start_task(service, role.arn)
         start_more(ecs_world, first, service, 3)
         services.append(service)
-    counted(sweep_event())
+    counted(scheduled_sweep())
     aws_proxy.reset_requests()
 
     # When the next sweep runs in a warm container
     began = time.perf_counter()
-    answer: dict[str, Any] = counted(sweep_event(), fresh=False)
+    answer: dict[str, Any] = counted(scheduled_sweep(), fresh=False)
     elapsed = time.perf_counter() - began
     calls = aws_proxy.count_by_action()
 

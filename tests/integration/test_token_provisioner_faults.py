@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from kuma_iam.errors import UpstreamError
+from kuma_iam_cli.local.provisioner_events import scheduled_sweep, task_state_change
 from kuma_iam_cli.local.seed import HOME_ACCOUNT, DemoWorld
 from support.aws_clients import TaskRole
 from support.captured_output import EverythingLogged, upstream_errors
@@ -25,14 +26,7 @@ from support.fake_aws import (
     json_error,
     query_error,
 )
-from support.provisioner_harness import (
-    EcsWorld,
-    Provisioner,
-    issued_services,
-    reasons,
-    sweep_event,
-    task_event,
-)
+from support.provisioner_harness import EcsWorld, Provisioner, issued_services, reasons
 
 pytestmark = pytest.mark.integration
 
@@ -92,7 +86,7 @@ def test_secrets_manager_failing_one_service_fails_it_closed_and_the_sweep_serve
     everything_logged.discard()
 
     # When the sweep runs
-    answer = provisioner(sweep_event())
+    answer = provisioner(scheduled_sweep())
 
     # Then the second service got its token, the first none, and the summary says why and what failed
     assert second in issued_services(answer)
@@ -137,7 +131,7 @@ def test_a_throttled_signer_role_read_or_task_definition_fails_every_service_clo
     provisioner.configure(**{f"AWS_ENDPOINT_URL_{service}": faulty.url})
 
     # When the sweep runs
-    answer = provisioner(sweep_event())
+    answer = provisioner(scheduled_sweep())
 
     # Then neither of the test's services got a token; both are reported as throttled; the sweep answered
     mine = set(two_services)
@@ -159,7 +153,7 @@ def test_a_cluster_ecs_cannot_list_is_reported_and_the_sweep_answers(
     faulty.script(then=ByAction({"ListTasks": fault}, default=PassThrough(demo_world.endpoint_url)))
     provisioner.configure(AWS_ENDPOINT_URL_ECS=faulty.url)
 
-    answer = provisioner(sweep_event())
+    answer = provisioner(scheduled_sweep())
 
     assert answer["tasks"] == 0
     assert answer["issued"] == []
@@ -188,12 +182,12 @@ def test_an_event_whose_service_failed_raises_so_that_lambda_delivers_it_again(
 
     # When its task's start is delivered, the invocation fails (Lambda retries it)
     with pytest.raises(UpstreamError) as raised:
-        provisioner(task_event(ecs_world.cluster_arn, task))
+        provisioner(task_state_change(ecs_world.cluster_arn, task))
     assert raised.value.service == "secretsmanager"
 
     # And when Secrets Manager is back, the retry issues the token
     faulty.script(then=PassThrough(demo_world.endpoint_url))
-    assert issued_services(provisioner(task_event(ecs_world.cluster_arn, task))) == [first]
+    assert issued_services(provisioner(task_state_change(ecs_world.cluster_arn, task))) == [first]
 
 
 def test_a_put_secrets_manager_refuses_leaves_the_secret_as_it_was(
@@ -215,7 +209,7 @@ def test_a_put_secrets_manager_refuses_leaves_the_secret_as_it_was(
 
     # When a task starts
     with pytest.raises(UpstreamError):
-        provisioner(task_event(ecs_world.cluster_arn, two_services[first][0]))
+        provisioner(task_state_change(ecs_world.cluster_arn, two_services[first][0]))
 
     # Then the secret is as its stack made it, and the put was retried within the configured attempts only
     assert ecs_world.document(first) == {}

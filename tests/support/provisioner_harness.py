@@ -14,7 +14,6 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from types import ModuleType
 from typing import Any
 
@@ -71,47 +70,6 @@ def lambda_context() -> LocalLambdaContext:
         account_id="111111111111",
         timeout_seconds=300,
     )
-
-
-def task_event(
-    cluster_arn: str, task_arn: str, *, last_status: str = "PENDING", event_id: str | None = None
-) -> dict[str, Any]:
-    """An ECS Task State Change as EventBridge delivers it (the fields ECS sends that we read, and some)."""
-    account, region = cluster_arn.split(":")[4], cluster_arn.split(":")[3]
-    return {
-        "version": "0",
-        "id": event_id or str(uuid.uuid4()),
-        "detail-type": "ECS Task State Change",
-        "source": "aws.ecs",
-        "account": account,
-        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "region": region,
-        "resources": [task_arn],
-        "detail": {
-            "clusterArn": cluster_arn,
-            "taskArn": task_arn,
-            "desiredStatus": "RUNNING",
-            "lastStatus": last_status,
-            "launchType": "FARGATE",
-            "group": "service:demo",
-            "containers": [],
-            "version": 1,
-        },
-    }
-
-
-def sweep_event(account: str = "111111111111", region: str = "us-east-1") -> dict[str, Any]:
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": "Scheduled Event",
-        "source": "aws.events",
-        "account": account,
-        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "region": region,
-        "resources": [f"arn:aws:events:{region}:{account}:rule/kuma-iam-provisioner-sweep"],
-        "detail": {},
-    }
 
 
 @dataclass

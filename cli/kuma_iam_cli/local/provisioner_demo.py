@@ -1,6 +1,7 @@
 """The token provisioner's part of the demo world: an ECS cluster it serves (and one it does not), task
 definitions for the demo task roles, tagged tasks with their services' empty secrets `<prefix>/<service>`
-(SecretString `{}`, as a service's own stack creates them), and the provisioner's least-privilege user.
+(SecretString `{}`, as a service's own stack creates them), and what its least-privilege user may do.
+seed.py seeds it with the rest of the world, as it does compliance_demo.py's part.
 
 moto's quirks met here: an ECS task's lastStatus steps towards STOPPED on every DescribeTasks (its state
 manager's default), so the provisioner judges a task by its desiredStatus, which ECS keeps; and moto's ECS
@@ -12,17 +13,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
-
-from kuma_iam_cli.local.embedded_aws import EmbeddedAws
-from kuma_iam_cli.local.seed import DemoWorld, UserCredentials, create_user, findings_topic_arn
-from kuma_iam_cli.local.token_keys import TokenKeys
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from mypy_boto3_ecs import ECSClient
-    from mypy_boto3_iam import IAMClient
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
 PROVISIONER_USER_NAME = "kuma-iam-token-provisioner"
@@ -56,10 +52,11 @@ DEMO_TASKS: tuple[DemoTask, ...] = (
 
 @dataclass(frozen=True)
 class ProvisionerDemo:
+    """Where the provisioner's demo tasks run and where their secrets are (the world's `provisioning`)."""
+
     cluster_arn: str
     other_cluster_arn: str
     secret_prefix: str
-    provisioner: UserCredentials
     task_arns: Mapping[str, str]  # DemoTask.name -> the running task's ARN
 
     def to_json(self) -> str:
@@ -67,9 +64,10 @@ class ProvisionerDemo:
 
     @classmethod
     def from_json(cls, text: str) -> ProvisionerDemo:
-        data: dict[str, Any] = json.loads(text)
-        data["provisioner"] = UserCredentials(**data["provisioner"])
-        return cls(**data)
+        return cls(**json.loads(text))
+
+    def secret_name(self, service: str) -> str:
+        return f"{self.secret_prefix}/{service}"
 
 
 # What the provisioner may do. moto matches ECS, Secrets Manager, KMS and DynamoDB actions against "*" only
@@ -92,20 +90,17 @@ PROVISIONER_STATEMENTS: list[dict[str, Any]] = [
 ]
 
 
-def seed_provisioner_demo(aws: EmbeddedAws, world: DemoWorld) -> ProvisionerDemo:
-    """The clusters, the provisioner's user, and the demo tasks with their secrets, in the home account; call
-    before `enable_signature_checks`."""
-    account = world.home_account
-    ecs = cast("ECSClient", aws.client_in_account("ecs", account))
-    secrets = cast("SecretsManagerClient", aws.client_in_account("secretsmanager", account))
-    iam = cast("IAMClient", aws.client_in_account("iam", account))
+def seed_provisioner_tasks(
+    ecs: ECSClient, secrets: SecretsManagerClient, role_arn: Callable[[str], str]
+) -> ProvisionerDemo:
+    """The clusters, and the demo tasks (running with `role_arn(<demo task role>)`) with their secrets, in the
+    account of the clients; seed.seed_demo_world calls it before signatures are checked."""
     cluster_arn = ecs.create_cluster(clusterName=SERVED_CLUSTER)["cluster"]["clusterArn"]
     other_arn = ecs.create_cluster(clusterName=OTHER_CLUSTER)["cluster"]["clusterArn"]
-    user = create_user(iam, account, PROVISIONER_USER_NAME, PROVISIONER_STATEMENTS)
     task_arns = {}
     for task in DEMO_TASKS:
         task_arns[task.name] = run_task(
-            ecs, SERVED_CLUSTER, family=task.name, role_arn=world.role_arn(account, task.role), tags=task.tags
+            ecs, SERVED_CLUSTER, family=task.name, role_arn=role_arn(task.role), tags=task.tags
         )
         if task.secret is not None:
             secrets.create_secret(
@@ -113,7 +108,7 @@ def seed_provisioner_demo(aws: EmbeddedAws, world: DemoWorld) -> ProvisionerDemo
                 SecretString=task.secret,
                 Description="the service's dataplane token, kept by kuma-iam's token provisioner",
             )
-    return ProvisionerDemo(cluster_arn, other_arn, SECRET_PREFIX, user, task_arns)
+    return ProvisionerDemo(cluster_arn, other_arn, SECRET_PREFIX, task_arns)
 
 
 def run_task(
@@ -145,24 +140,3 @@ def run_task(
         **({"overrides": {"taskRoleArn": role_override}} if role_override else {}),  # type: ignore[arg-type]
     )
     return started["tasks"][0]["taskArn"]
-
-
-def provisioner_environment(world: DemoWorld, keys: TokenKeys, demo: ProvisionerDemo) -> dict[str, str]:
-    """The token provisioner handler's environment against this world, as its own least-privilege user."""
-    endpoints = ("", "_STS", "_IAM", "_DYNAMODB", "_KMS", "_SECRETS_MANAGER", "_ECS", "_SNS", "_EVENTBRIDGE")
-    return {
-        "AWS_ACCESS_KEY_ID": demo.provisioner.access_key_id,
-        "AWS_SECRET_ACCESS_KEY": demo.provisioner.secret_access_key,
-        "AWS_REGION": world.region,
-        "AWS_DEFAULT_REGION": world.region,
-        **{f"AWS_ENDPOINT_URL{suffix}": world.endpoint_url for suffix in endpoints},
-        "KMESH_AWSIAM_AUTHORIZEDACCOUNTIDS": ",".join(world.authorized_accounts),
-        "KUMA_IAM_HOME_ACCOUNT_ID": world.home_account,
-        "KUMA_IAM_ECS_CLUSTERS": demo.cluster_arn,
-        "KUMA_IAM_SECRET_PREFIX": demo.secret_prefix,
-        "KUMA_IAM_SIGNING_KEYS": keys.signing_keys,
-        "KUMA_IAM_MESHES": ",".join(keys.meshes),
-        "KUMA_IAM_REVOCATION_TABLE": keys.revocation_table,
-        "KUMA_IAM_FINDINGS_TOPIC_ARN": findings_topic_arn(world),
-        "POWERTOOLS_SERVICE_NAME": "kuma-iam",
-    }
