@@ -15,7 +15,7 @@ from kuma_iam.eventbridge import ScheduledEvent
 from kuma_iam.provisioning.events import TaskStateChangeEvent, parse_provisioner_event
 
 CLUSTER = "arn:aws:ecs:us-east-1:111111111111:cluster/mesh"
-TASK = "arn:aws:ecs:us-east-1:111111111111:task/mesh/1b2c"
+TASK = "arn:aws:ecs:us-east-1:111111111111:task/mesh/0f3b2c4d5e6f478899aabbccddeeff00"
 TASK_EVENT: dict[str, Any] = {
     "version": "0",
     "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718",
@@ -52,6 +52,33 @@ def test_a_task_state_change_and_a_tick_are_taken() -> None:
     assert isinstance(parse_provisioner_event(copy.deepcopy(SWEEP)), ScheduledEvent)
 
 
+def test_what_an_event_says_beyond_which_task_is_never_read() -> None:
+    # Given an event carrying tags, a role and a definition of its own (non-string tags among them)
+    event = copy.deepcopy(TASK_EVENT)
+    event["detail"]["tags"] = [{"key": "kuma.io/service", "value": 7}, {"key": ["x"]}]
+    event["detail"]["overrides"]["taskRoleArn"] = "arn:aws:iam::111111111111:role/admin"
+    event["detail"]["taskDefinitionArn"] = "arn:aws:ecs:us-east-1:111111111111:task-definition/evil:1"
+
+    # When it is parsed
+    change = parse_provisioner_event(event)
+
+    # Then it is taken, and what the provisioner learns from it is which task, in which cluster: no more
+    assert isinstance(change, TaskStateChangeEvent)
+    assert change.detail.model_dump() == {
+        "clusterArn": CLUSTER,
+        "taskArn": TASK,
+        "desiredStatus": "RUNNING",
+        "lastStatus": "PROVISIONING",
+    }
+
+
+def test_a_task_arn_in_the_oldest_format_names_no_cluster_and_is_taken() -> None:
+    event = _with(
+        ("detail", "taskArn"), "arn:aws:ecs:us-east-1:111111111111:task/1b2c3d4e-5f60-4718-8a9b-0c1d2e3f4a5b"
+    )
+    assert isinstance(parse_provisioner_event(event), TaskStateChangeEvent)
+
+
 def _with(path: tuple[str, ...], value: Any) -> dict[str, Any]:
     event = copy.deepcopy(TASK_EVENT)
     target = event
@@ -78,6 +105,19 @@ def _with(path: tuple[str, ...], value: Any) -> dict[str, Any]:
         (_with(("account",), "1111"), "account"),
         (_with(("detail", "lastStatus"), "x" * 65), "detail.lastStatus"),
         (_with(("detail", "padding"), "x" * 300_000), "bytes"),
+        (_with(("detail", "containers"), [{"name": "app"}] * 30_000), "bytes"),
+        # a task ARN that is no task's, or another cluster's, account's or region's
+        (_with(("detail", "taskArn"), f"{CLUSTER}/../task/x"), "detail.taskArn: .* is not an ECS task ARN"),
+        (_with(("detail", "taskArn"), TASK.replace("/mesh/", "/mesh/../")), "not an ECS task ARN"),
+        (_with(("detail", "taskArn"), TASK.replace("/mesh/", "/other/")), "not a task of clusterArn"),
+        (
+            _with(("detail", "taskArn"), TASK.replace("111111111111", "222222222222")),
+            "not a task of clusterArn",
+        ),
+        (_with(("detail", "taskArn"), TASK.replace("us-east-1", "eu-west-1")), "not a task of clusterArn"),
+        (_with(("detail", "clusterArn"), f"{CLUSTER}/.."), "detail.clusterArn: .* is not an ECS cluster ARN"),
+        (_with(("detail", "clusterArn"), ["a", "list"]), "detail.clusterArn"),
+        (_with(("detail",), "a string"), "detail"),
     ],
 )
 def test_anything_else_is_refused_naming_the_problem(event: Any, problem: str) -> None:
@@ -133,6 +173,10 @@ def test_the_control_plane_signer_needs_no_keys_of_its_own() -> None:
         (BASE | KEYS | {"KUMA_IAM_ECS_CLUSTERS": "mesh,not a cluster"}, "KUMA_IAM_ECS_CLUSTERS: .*neither"),
         (BASE | KEYS | {"KUMA_IAM_SECRET_PREFIX": "tokens/"}, "KUMA_IAM_SECRET_PREFIX: .*trailing"),
         (BASE | KEYS | {"KUMA_IAM_SECRET_PREFIX": "to kens"}, "KUMA_IAM_SECRET_PREFIX"),
+        (BASE | KEYS | {"KUMA_IAM_SECRET_PREFIX": "kuma/../other"}, "KUMA_IAM_SECRET_PREFIX: .*'\\.\\.'"),
+        (BASE | KEYS | {"KUMA_IAM_SECRET_PREFIX": "./tokens"}, "KUMA_IAM_SECRET_PREFIX: .*segment"),
+        (BASE | KEYS | {"KUMA_IAM_SECRET_PREFIX": "/tokens"}, "KUMA_IAM_SECRET_PREFIX: .*leading"),
+        (BASE | KEYS | {"KUMA_IAM_SECRET_PREFIX": "a//b"}, "KUMA_IAM_SECRET_PREFIX"),
         (
             BASE | KEYS | {"KUMA_IAM_TOKEN_REFRESH_MARGIN": "24h"},
             "must be shorter than KUMA_IAM_TOKEN_VALID_FOR",

@@ -64,6 +64,39 @@ def test_ecs_description_is_read_with_the_override_role_and_tags() -> None:
     assert EcsTask.from_ecs({"taskArn": TASK, "clusterArn": CLUSTER}).tags == {}
 
 
+def test_a_description_of_another_shape_than_ecss_is_read_as_absent_never_as_something_else() -> None:
+    # Given a description whose fields are not what ECS sends (a stand-in, a proxy, a future format)
+    described = {
+        "taskArn": TASK,
+        "clusterArn": CLUSTER,
+        "desiredStatus": ["RUNNING"],
+        "taskDefinitionArn": 7,
+        "overrides": "taskRoleArn",
+        "tags": [
+            {"key": "kuma.io/service", "value": {"backend": True}},
+            {"key": ["kuma.io/mesh"], "value": "default"},
+            "kuma.io/workload=api",
+            {"key": "team", "value": "x"},
+        ],
+    }
+
+    # When it is read
+    parsed = EcsTask.from_ecs(described)
+
+    # Then nothing but the well-formed tag is believed: the task is no mesh task, and stopping
+    assert parsed.tags == {"team": "x"}
+    assert (parsed.desired_status, parsed.task_definition_arn, parsed.role_override) == ("", None, None)
+    assert isinstance(task_claim(parsed), Skip)
+    assert EcsTask.from_ecs({**described, "tags": {"kuma.io/service": "backend"}}).tags == {}
+
+
+@pytest.mark.parametrize("missing", ["taskArn", "clusterArn"])
+def test_a_description_without_the_tasks_arn_or_cluster_is_no_answer_of_ecs(missing: str) -> None:
+    described: dict[str, Any] = {"taskArn": TASK, "clusterArn": CLUSTER, missing: None}
+    with pytest.raises(KeyError):  # aws.aws_errors: "the answer lacks expected fields", a 503
+        EcsTask.from_ecs(described)
+
+
 @pytest.mark.parametrize(
     ("tags", "desired", "expected"),
     [
@@ -78,6 +111,14 @@ def test_ecs_description_is_read_with_the_override_role_and_tags() -> None:
         ({"Kuma.io/Service": "backend"}, "RUNNING", SkipReason.UNTAGGED),  # ECS tag keys have case
         ({"kuma.io/service": "bad service"}, "RUNNING", SkipReason.INVALID_TASK_TAGS),
         ({"kuma.io/service": "a/b"}, "RUNNING", SkipReason.INVALID_TASK_TAGS),  # would leave <prefix>/
+        ({"kuma.io/service": "../admin"}, "RUNNING", SkipReason.INVALID_TASK_TAGS),
+        ({"kuma.io/service": ".."}, "RUNNING", SkipReason.INVALID_TASK_TAGS),
+        ({"kuma.io/service": "backend/../frontend"}, "RUNNING", SkipReason.INVALID_TASK_TAGS),
+        ({"kuma.io/service": "backend "}, "RUNNING", SkipReason.INVALID_TASK_TAGS),
+        ({"kuma.io/service": "back\nend"}, "RUNNING", SkipReason.INVALID_TASK_TAGS),
+        ({"kuma.io/service": ""}, "RUNNING", SkipReason.INVALID_TASK_TAGS),
+        ({"kuma.io/service": "b" * 254}, "RUNNING", SkipReason.INVALID_TASK_TAGS),
+        ({"kuma.io/service": "b" * 253}, "RUNNING", ("b" * 253, None, None)),
         ({"kuma.io/service": "backend", "kuma.io/mesh": "Default"}, "RUNNING", SkipReason.INVALID_TASK_TAGS),
     ],
 )

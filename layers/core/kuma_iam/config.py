@@ -381,6 +381,9 @@ class TokenProvisionerSettings(RoleReadingSettings, FindingOutputSettings):
                 f"{value[:96]!r} is not a secret name prefix (letters, digits and /_+=.@-, no leading or "
                 "trailing '/')"
             )
+        if {".", ".."} & set(value.split("/")):
+            # Secrets Manager reads no paths, but a reader of the policy or of the secret names would.
+            raise ValueError(f"{value[:96]!r} has a '.' or '..' segment: name the prefix as it is")
         return value
 
     @model_validator(mode="after")

@@ -60,14 +60,15 @@ class EcsTasks:
                 self._roles.move_to_end(definition)
                 return self._roles[definition]
         with aws_errors("ecs", f"cannot describe task definition {definition}"):
-            role = self._ecs.describe_task_definition(taskDefinition=definition)["taskDefinition"].get(
+            found = self._ecs.describe_task_definition(taskDefinition=definition)["taskDefinition"].get(
                 "taskRoleArn"
             )
+        role = found if isinstance(found, str) and found else None
         with self._lock:
-            self._roles[definition] = role or None
+            self._roles[definition] = role
             while len(self._roles) > ROLE_CACHE_SIZE:
                 self._roles.popitem(last=False)
-        return role or None
+        return role
 
 
 def _batches(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:

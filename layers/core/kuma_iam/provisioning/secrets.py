@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
 TOKEN_KEY = "token"  # noqa: S105 - the JSON key the task definition's valueFrom names (`<arn>:token::`)
+# Secrets Manager keeps at most 65,536 bytes of SecretString; a Kuma token takes 1-2 KB (RS256, a few claims).
+MAX_SECRET_BYTES = 65_536
+TOKEN_ROOM = 4_096
 # Names this function's versions: the same refresh of the same secret always gets the same VersionId.
 _REFRESH_NAMESPACE = uuid.UUID("5b1c1a2e-8f0c-4d55-9a43-7c3e4f0a9d21")
 
@@ -41,6 +44,10 @@ class SecretVersion:
     def refresh_request_token(self) -> str:
         """The VersionId of the version that replaces this one: derived, so racing refreshes collide."""
         return str(uuid.uuid5(_REFRESH_NAMESPACE, f"{self.arn}\n{self.version_id}"))
+
+    def has_room_for_a_token(self) -> bool:
+        """Whether the document with a token still fits in a secret; decided before a token is signed."""
+        return len(self.with_token("x" * TOKEN_ROOM).encode()) <= MAX_SECRET_BYTES
 
     def with_token(self, token: str) -> str:
         """The new SecretString: the document with `token` set, every other key as it was, in its order."""

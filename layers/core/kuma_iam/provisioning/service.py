@@ -38,7 +38,7 @@ from kuma_iam.provisioning.clusters import ServedClusters
 from kuma_iam.provisioning.ecs import EcsTasks
 from kuma_iam.provisioning.events import TaskStateChangeEvent, parse_provisioner_event
 from kuma_iam.provisioning.freshness import judge_token
-from kuma_iam.provisioning.secrets import TOKEN_KEY, ServiceSecrets
+from kuma_iam.provisioning.secrets import MAX_SECRET_BYTES, TOKEN_KEY, ServiceSecrets
 from kuma_iam.provisioning.summary import (
     SATISFIED,
     Failure,
@@ -275,6 +275,12 @@ class TokenProvisioner:
             verdict = verdict.revoked_if(self._revoked(identity.mesh, run))
         if verdict.good:
             return SkipReason.TOKEN_VALID
+        if not current.has_room_for_a_token():
+            logger.warning(
+                "secret has no room for a token; left as it is",
+                extra={"secret": name, "kumaService": identity.service, "limitBytes": MAX_SECRET_BYTES},
+            )
+            return SkipReason.SECRET_TOO_LARGE
         issued = self.minter.mint(agreed.token_identity, self.policy.valid_for)
         if not self.secrets.put_token(current, issued.token):
             logger.info("secret refreshed by another invocation", extra={"secret": name})

@@ -38,6 +38,7 @@ class SkipReason(StrEnum):
     # Reason codes, not secrets (S105). Never created here: the service's stack creates it.
     SECRET_MISSING = "secret_missing"  # noqa: S105
     SECRET_NOT_JSON_OBJECT = "secret_not_json_object"  # noqa: S105 - never overwritten: someone else's value
+    SECRET_TOO_LARGE = "secret_too_large"  # noqa: S105 - its other keys leave no room for a token
     TOKEN_VALID = "token_valid"  # noqa: S105 - the secret already holds a good token (not a refusal)
     REFRESHED_CONCURRENTLY = "refreshed_concurrently"  # another invocation put this refresh first
     UPSTREAM_THROTTLED = "upstream_throttled"

@@ -34,15 +34,35 @@ class EcsTask:
 
     @classmethod
     def from_ecs(cls, described: Mapping[str, Any]) -> EcsTask:
-        overrides = described.get("overrides") or {}
+        """KeyError when the task's ARN or cluster is not there to read (aws.aws_errors: not AWS's answer);
+        a field of another type than ECS's is read as absent, never as something else."""
+        overrides = described.get("overrides")
+        tags = described.get("tags")
         return cls(
-            arn=described["taskArn"],
-            cluster_arn=described["clusterArn"],
-            desired_status=described.get("desiredStatus", ""),
-            task_definition_arn=described.get("taskDefinitionArn"),
-            role_override=overrides.get("taskRoleArn") or None,
-            tags={tag["key"]: tag.get("value", "") for tag in described.get("tags") or [] if "key" in tag},
+            arn=_required_text(described, "taskArn"),
+            cluster_arn=_required_text(described, "clusterArn"),
+            desired_status=_text(described.get("desiredStatus")) or "",
+            task_definition_arn=_text(described.get("taskDefinitionArn")),
+            role_override=_text(overrides.get("taskRoleArn")) if isinstance(overrides, Mapping) else None,
+            tags={
+                tag["key"]: tag.get("value", "")
+                for tag in (tags if isinstance(tags, list) else [])
+                if isinstance(tag, Mapping)
+                and isinstance(tag.get("key"), str)
+                and isinstance(tag.get("value", ""), str)
+            },
         )
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _required_text(described: Mapping[str, Any], field: str) -> str:
+    value = _text(described.get(field))
+    if value is None:
+        raise KeyError(field)
+    return value
 
 
 @dataclass(frozen=True, slots=True)
