@@ -5,10 +5,15 @@ everything else is the embedded AWS."""
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import json
 import secrets
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -232,3 +237,120 @@ def test_a_control_plane_misconfigured_fails_at_start_naming_the_variable(
     via_control_plane.configure(**{variable: value})
     with pytest.raises(ConfigError, match=f"{variable}.*{problem}"):
         via_control_plane(task_state_change(ecs_world.cluster_arn, f"{ecs_world.cluster_arn}/x"))
+
+
+# --- a control plane that misbehaves: each fails the invocation closed, naming what went wrong -------------
+
+
+def _unsigned(cp: StandInControlPlane, request: dict[str, Any]) -> Reply:
+    claims = cp.token(request).split(".")[1]
+    none = base64.urlsafe_b64encode(b'{"alg":"none","kid":"1"}').rstrip(b"=").decode()
+    return Reply(200, f"{none}.{claims}.".encode(), "text/plain")
+
+
+@pytest.mark.parametrize(
+    ("reply", "problem"),
+    [
+        (lambda cp, request: Reply(200, b"", pause_seconds=4), "cannot reach the control plane: ReadTimeout"),
+        (
+            lambda cp, request: Reply(200, cp.token(request).encode(), "text/plain", drip_seconds=0.4),
+            "did not arrive in time",
+        ),
+        (lambda cp, request: Reply(200, b"e30." * 50_000, "text/plain"), "more than 65536 bytes"),
+        (lambda cp, request: Reply(200, bytes(range(256)) * 4, "application/octet-stream"), "not a token"),
+        (lambda cp, request: Reply(0, b"", raw=b"\x16\x03\x01 no HTTP here\r\n\r\n"), "cannot reach"),
+        (_unsigned, "something else than asked"),
+        (
+            lambda cp, request: Reply(200, cp.token(request, Name="someone-else").encode(), "text/plain"),
+            "something else than asked",
+        ),
+    ],
+    ids=["hangs", "trickles", "floods", "binary", "not-http", "alg-none", "another-name"],
+)
+def test_a_control_plane_that_hangs_trickles_floods_or_answers_garbage_fails_closed_in_time(
+    reply: Callable[[StandInControlPlane, dict[str, Any]], Reply],
+    problem: str,
+    via_control_plane: Provisioner,
+    control_plane: StandInControlPlane,
+    ecs_world: EcsWorld,
+    service_task: tuple[str, str],
+    everything_logged: EverythingLogged,
+) -> None:
+    # Given the control plane misbehaving in the case's way, and a 1 s read timeout
+    control_plane.answer_with = lambda request: reply(control_plane, request)
+    via_control_plane.configure(KUMA_IAM_UPSTREAM_TIMEOUT_SECONDS="1")
+    service, task = service_task
+
+    # When a task starts
+    began = time.monotonic()
+    with pytest.raises(UpstreamError, match=problem) as raised:
+        via_control_plane(task_state_change(ecs_world.cluster_arn, task))
+
+    # Then the invocation failed closed (Lambda delivers the event again), well inside the function's
+    # timeout, asked once, and nothing was put
+    assert time.monotonic() - began < 60  # a ceiling for "did not hang", not a speed target
+    assert raised.value.service == "kuma-cp"
+    assert len(control_plane.requests) == 1
+    assert ecs_world.document(service) == {}
+    # And the admin token went nowhere, logs included
+    assert control_plane.admin_token not in everything_logged.text()
+
+
+def test_a_redirect_is_an_answer_and_the_admin_token_follows_it_nowhere(
+    via_control_plane: Provisioner,
+    control_plane: StandInControlPlane,
+    authority: CertificateAuthority,
+    tmp_path: Path,
+    ecs_world: EcsWorld,
+    service_task: tuple[str, str],
+) -> None:
+    # Given the control plane redirecting token requests to another server the CA vouches for
+    with StandInControlPlane(admin_token="elsewhere", authority=authority, workdir=tmp_path) as elsewhere:
+        control_plane.answer_with = lambda request: Reply(
+            307, b"", headers=(("Location", f"{elsewhere.url}/tokens/dataplane"),)
+        )
+        service, task = service_task
+
+        # When a task starts
+        with pytest.raises(UpstreamError, match=r"refused the token request \(307\)"):
+            via_control_plane(task_state_change(ecs_world.cluster_arn, task))
+
+        # Then the other server was never asked, and nothing was put
+        assert elsewhere.requests == []
+    assert ecs_world.document(service) == {}
+
+
+def test_a_control_plane_url_that_speaks_no_tls_is_named_as_such(
+    via_control_plane: Provisioner, ecs_world: EcsWorld, service_task: tuple[str, str]
+) -> None:
+    # Given KUMA_IAM_CP_URL pointing at a plain-HTTP port (the API's 5681 instead of its 5682)
+    with plain_http_server() as port:
+        via_control_plane.configure(KUMA_IAM_CP_URL=f"https://127.0.0.1:{port}")
+        service, task = service_task
+
+        # When a task starts, the invocation fails closed, naming TLS, not the CA
+        with pytest.raises(UpstreamError, match="no TLS session with the control plane") as raised:
+            via_control_plane(task_state_change(ecs_world.cluster_arn, task))
+
+    assert "not signed by the configured CA" not in raised.value.message
+    assert ecs_world.document(service) == {}
+
+
+@contextlib.contextmanager
+def plain_http_server() -> Iterator[int]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            """Quiet."""
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()

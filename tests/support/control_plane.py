@@ -112,9 +112,16 @@ class SeenRequest:
 
 @dataclass(frozen=True)
 class Reply:
+    """An answer; the last fields script a control plane that misbehaves: waits before answering, sends
+    its body a few bytes at a time, adds headers, or sends `raw` bytes that are no HTTP at all."""
+
     status: int
     body: bytes
     content_type: str = "application/json"
+    pause_seconds: float = 0.0
+    drip_seconds: float = 0.0
+    headers: tuple[tuple[str, str], ...] = ()
+    raw: bytes | None = None
 
 
 def kuma_error(status: int, title: str, detail: str = "") -> Reply:
@@ -178,11 +185,27 @@ class StandInControlPlane:
                 self._reply(kuma_error(405, "Method not allowed"))
 
             def _reply(self, reply: Reply) -> None:
+                time.sleep(reply.pause_seconds)
+                if reply.raw is not None:
+                    self.wfile.write(reply.raw)
+                    self.close_connection = True
+                    return
                 self.send_response(reply.status)
                 self.send_header("Content-Type", reply.content_type)
                 self.send_header("Content-Length", str(len(reply.body)))
+                for name, value in reply.headers:
+                    self.send_header(name, value)
                 self.end_headers()
-                self.wfile.write(reply.body)
+                if not reply.drip_seconds:
+                    self.wfile.write(reply.body)
+                    return
+                for start in range(0, len(reply.body), 8):
+                    try:
+                        self.wfile.write(reply.body[start : start + 8])
+                        self.wfile.flush()
+                    except OSError:
+                        return  # the client stopped listening, as it should
+                    time.sleep(reply.drip_seconds)
 
             def log_message(self, format: str, *args: object) -> None:
                 """Quiet."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -111,6 +112,8 @@ class ControlPlaneMinter:
         self._admin_token = admin_token
         self._http = http
         self._timeout = urllib3.Timeout(connect=min(2.0, timeout_seconds), read=timeout_seconds)
+        # The whole answer, however slowly it trickles in: each read also waits at most `read` above.
+        self._answer_seconds = 2 * timeout_seconds
 
     def verification_keys(self) -> None:
         return None
@@ -143,6 +146,7 @@ class ControlPlaneMinter:
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
         }
+        deadline = time.monotonic() + self._answer_seconds
         try:
             response = self._http().request(
                 "POST",
@@ -151,28 +155,49 @@ class ControlPlaneMinter:
                 headers=headers,
                 timeout=self._timeout,
                 retries=False,
-                redirect=False,
+                redirect=False,  # a redirect is an answer: the admin token goes nowhere else
                 preload_content=False,
             )
             try:
-                body = response.read(MAX_ANSWER_BYTES + 1)
+                body = _read_answer(response, deadline)
+            except BaseException:
+                response.close()  # what was left unread must not meet the next request on this connection
+                raise
             finally:
                 response.release_conn()
-        except urllib3.exceptions.SSLError:
-            raise UpstreamUnavailable(
-                "kuma-cp",
-                "the control plane's TLS certificate is not signed by the configured CA "
-                "(KUMA_IAM_CP_CA_SECRET) or does not name its host",
-            ) from None
+        except urllib3.exceptions.SSLError as error:
+            raise UpstreamUnavailable("kuma-cp", _tls_problem(error)) from None
         except urllib3.exceptions.HTTPError as error:
             raise UpstreamUnavailable(
                 "kuma-cp", f"cannot reach the control plane: {type(error).__name__}"
             ) from None
+        return _Answer(response.status, body)
+
+
+def _read_answer(response: urllib3.BaseHTTPResponse, deadline: float) -> bytes:
+    """At most MAX_ANSWER_BYTES, before `deadline`: a control plane that trickles or floods is failing."""
+    body = bytearray()
+    while chunk := response.read1(MAX_ANSWER_BYTES + 1 - len(body)):
+        body += chunk
         if len(body) > MAX_ANSWER_BYTES:
             raise UpstreamUnavailable(
                 "kuma-cp", f"the control plane answered more than {MAX_ANSWER_BYTES} bytes"
             )
-        return _Answer(response.status, body)
+        if time.monotonic() > deadline:
+            raise UpstreamUnavailable("kuma-cp", "the control plane's answer did not arrive in time")
+    return bytes(body)
+
+
+def _tls_problem(error: urllib3.exceptions.SSLError) -> str:
+    """Which of TLS's failures: a certificate the CA did not sign (or for another host), or no TLS at all."""
+    cause = next((arg for arg in error.args if isinstance(arg, ssl.SSLError)), error.__context__)
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        return (
+            "the control plane's TLS certificate is not signed by the configured CA (KUMA_IAM_CP_CA_SECRET) "
+            f"or does not name its host: {str(cause.verify_message)[:120]}"
+        )
+    reason = getattr(cause, "reason", None) or type(cause).__name__
+    return f"no TLS session with the control plane (is KUMA_IAM_CP_URL its API's https port?): {reason}"[:300]
 
 
 def _refusal(answer: _Answer) -> UpstreamError:
