@@ -309,6 +309,16 @@ def server_id(verifier_environment_vars: dict[str, str]) -> str:
     return verifier_environment_vars["KUMA_IAM_SERVER_ID"]
 
 
+class _CurrentStdout:
+    """sys.stdout as it is at each write (a stream object kept from the fixture's setup would be closed)."""
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+
 @pytest.fixture
 def everything_logged(
     capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
@@ -316,9 +326,10 @@ def everything_logged(
     """What the code under test logged, wherever it went.
 
     The Powertools handler keeps the stream it found at import (pytest's global capture, not capfd), so it
-    is pointed at this test's captured stdout; without that, capfd would see no log line at all.
+    is pointed at this test's captured stdout: whichever that is when a line is written, since pytest closes
+    the capture it made for the fixtures' setup and makes another for the test itself.
     """
-    monkeypatch.setattr(powertools_logger.registered_handler, "stream", sys.stdout)
+    monkeypatch.setattr(powertools_logger.registered_handler, "stream", _CurrentStdout())
     records = LogRecordText()
     root = logging.getLogger()
     previous_level = root.level
