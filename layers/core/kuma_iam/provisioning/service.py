@@ -412,12 +412,7 @@ def _minter(settings: TokenProvisionerSettings, session: AwsSession, config: Con
             settings.control_plane, session, config, settings.upstream_timeout_seconds
         )
     assert settings.signing is not None  # one of the two, by the settings' own rule
-    return build_minter(
-        settings.signing,
-        session,
-        timeout_seconds=settings.upstream_timeout_seconds,
-        dynamodb_endpoint_url=settings.dynamodb_endpoint_url,
-    )
+    return build_minter(settings.signing, session, timeout_seconds=settings.upstream_timeout_seconds)
 
 
 def control_plane_minter(
