@@ -40,7 +40,7 @@ $(VENV)/.installed: pyproject.toml layers/core/requirements.txt
 
 install: $(VENV)/.installed ## make .venv (python3.13) with the project and its dev tools; once
 
-run: install ## the verifier, the token issuer and tag compliance on an embedded AWS, with commands to try them [SERVE_ARGS=...]
+run: install ## the verifier, the token issuer, tag compliance and the token provisioner on an embedded AWS, with commands to try them [SERVE_ARGS=...]
 	$(BIN)/kuma-iam serve $(SERVE_ARGS)
 
 test: lint typecheck validate unit integration ## lint, types, template checks, unit and integration tests
