@@ -354,3 +354,27 @@ def plain_http_server() -> Iterator[int]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_an_error_that_echoes_the_admin_token_never_puts_it_in_a_log(
+    via_control_plane: Provisioner,
+    control_plane: StandInControlPlane,
+    ecs_world: EcsWorld,
+    service_task: tuple[str, str],
+    everything_logged: EverythingLogged,
+) -> None:
+    # Given a control plane (or a proxy in front of it) whose error repeats the request's Authorization header
+    control_plane.answer_with = lambda request: kuma_error(
+        502, "Bad gateway", f"upstream refused Authorization: Bearer {control_plane.admin_token}"
+    )
+    _, task = service_task
+    everything_logged.discard()
+
+    # When a task starts, the invocation fails closed with the control plane's words
+    with pytest.raises(UpstreamError, match="Bad gateway - upstream refused") as raised:
+        via_control_plane(task_state_change(ecs_world.cluster_arn, task))
+
+    # Then the admin token is in neither the error nor any log line
+    assert control_plane.admin_token not in raised.value.message
+    assert "<the admin token>" in raised.value.message
+    assert control_plane.admin_token not in everything_logged.text()

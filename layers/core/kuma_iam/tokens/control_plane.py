@@ -137,7 +137,7 @@ class ControlPlaneMinter:
             self._admin_token.forget()
             answer = self._post(request)
         if answer.status != 200:
-            raise _refusal(answer)
+            raise _refusal(answer, self._admin_token.get())
         return _issued(answer.body, identity)
 
     def _post(self, request: dict[str, Any]) -> _Answer:
@@ -200,14 +200,17 @@ def _tls_problem(error: urllib3.exceptions.SSLError) -> str:
     return f"no TLS session with the control plane (is KUMA_IAM_CP_URL its API's https port?): {reason}"[:300]
 
 
-def _refusal(answer: _Answer) -> UpstreamError:
-    """What the control plane's answer says went wrong: Kuma's error document's title and detail, bounded."""
+def _refusal(answer: _Answer, admin_token: str) -> UpstreamError:
+    """What the control plane's answer says went wrong: Kuma's error document's title and detail, bounded, and
+    never the admin token (a proxy in front of the API may echo the request it refused into the log)."""
     said = ""
     try:
         document = json.loads(answer.body)
         if isinstance(document, dict):
             said = ": " + " - ".join(
-                str(document[key])[:200] for key in ("title", "detail") if isinstance(document.get(key), str)
+                document[key].replace(admin_token, "<the admin token>")[:200]
+                for key in ("title", "detail")
+                if isinstance(document.get(key), str)
             )
     except (UnicodeDecodeError, ValueError):
         pass
