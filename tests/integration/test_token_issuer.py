@@ -366,6 +366,28 @@ def test_a_leaked_identity_token_is_worth_nothing_to_another_role(
     assert "identity token's role backend-task" in answer.body["message"]
 
 
+def test_a_thiefs_refused_exchange_does_not_spend_the_owners_token(
+    issuer: TokenIssuer,
+    task_session: Session,
+    sign_with: TokenFactory,
+    reconfigure_issuer: Callable[..., None],
+    replay_table: str,
+) -> None:
+    # Given replay protection on, and the backend task's identity token stolen by the frontend task
+    reconfigure_issuer(KUMA_IAM_REPLAY_TABLE=replay_table)
+    backend, own = task_session(HOME_ACCOUNT, "backend-task")
+    token = sign_with(backend)
+    _, frontend = task_session(HOME_ACCOUNT, "frontend-task")
+    # When the thief exchanges it first
+    stolen = issuer.exchange(token, BACKEND_CLAIM, caller=frontend)
+    assert (stolen.status, stolen.reason) == (403, "caller_mismatch"), stolen.body
+    # Then the owner's own exchange of that token still gets a token (the binding is checked before the
+    # token is spent), and a second use is the replay it is
+    assert_issued(issuer.exchange(token, BACKEND_CLAIM, caller=own))
+    again = issuer.exchange(token, BACKEND_CLAIM, caller=own)
+    assert (again.status, again.reason) == (403, "replayed"), again.body
+
+
 def test_the_same_role_in_another_session_may_exchange(
     issuer: TokenIssuer, task_session: Session, sign_with: TokenFactory
 ) -> None:

@@ -1,7 +1,8 @@
 """The exchange: a verified IAM identity, from the role that signed the call, for a standard Kuma token.
 
-Identity and rules are the verifier's own (`IdentityVerifier.authorize`, unchanged); what is added is the
-binding to the API caller, the issuer's own limits (meshes, zone, lifetime), and signing (`TokenMinter`).
+Identity and rules are the verifier's own (`IdentityVerifier.authorize`); what is added is the binding to
+the API caller (checked before a replay-protected token is spent), the issuer's own limits (meshes, zone,
+lifetime), and signing (`TokenMinter`).
 """
 
 from __future__ import annotations
@@ -115,8 +116,9 @@ class TokenIssuer:
             valid_for = self.limits.valid_for(request.validFor)
             self.limits.check(request)
             bound_to = caller_role(caller)
-            authorized = self.verifier.authorize(request.token, spec.claim())
-            check_bound(bound_to, authorized)
+            authorized = self.verifier.authorize(
+                request.token, spec.claim(), before_use=lambda identity: check_bound(bound_to, identity)
+            )
         except Denied as denied:
             metrics_count(TOKEN_DENIED, reason=denied.reason.value)
             logger.info(
