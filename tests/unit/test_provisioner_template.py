@@ -123,6 +123,34 @@ def test_signing_keys_sign_raw_rs256_only_and_no_control_plane_secret(with_keys:
     assert not allowed(with_keys, "secretsmanager:GetSecretValue", CP_TOKEN)
 
 
+def test_operator_kms_keys_sign_raw_rs256_only_as_the_stacks_own() -> None:
+    # Given operator keys beside the stack's (AdditionalSigningKmsKeyArns)
+    operator = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    statements = permissions(AdditionalSigningKmsKeyArns=operator)
+    raw = {"kms:SigningAlgorithm": "RSASSA_PKCS1_V1_5_SHA_256", "kms:MessageType": "RAW"}
+
+    # Then they sign RS256 over raw messages and publish their public key, and nothing else: such a key may
+    # serve other signers, whose algorithms and digests are not ours to use
+    assert allowed(statements, "kms:Sign", operator, **raw)
+    assert allowed(statements, "kms:GetPublicKey", operator)
+    assert not allowed(statements, "kms:Sign", operator, **(raw | {"kms:MessageType": "DIGEST"}))
+    assert not allowed(
+        statements, "kms:Sign", operator, **(raw | {"kms:SigningAlgorithm": "RSASSA_PSS_SHA_256"})
+    )
+    assert not allowed(statements, "kms:Sign", operator)  # no algorithm in the request: no
+
+
+def test_finding_events_only_of_the_findings_source_and_type(with_keys: list[Any]) -> None:
+    bus = f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/default"
+    ours = {"events:source": "kuma-iam.compliance", "events:detail-type": "Kuma IAM Compliance Finding"}
+    assert allowed(with_keys, "events:PutEvents", bus, **ours)
+    assert not allowed(with_keys, "events:PutEvents", bus, **(ours | {"events:source": "aws.ecs"}))
+    assert not allowed(
+        with_keys, "events:PutEvents", bus, **(ours | {"events:detail-type": "ECS Task State Change"})
+    )
+    assert not allowed(with_keys, "events:PutEvents", bus)
+
+
 def test_the_control_plane_signer_reads_its_two_secrets_and_signs_nothing(
     with_control_plane: list[Any],
 ) -> None:
