@@ -14,7 +14,7 @@ export SAM_CLI_TELEMETRY := 0
 PYTEST := $(BIN)/pytest
 
 .PHONY: help install run test lint typecheck validate unit integration build clean
-.PHONY: lint-template lint-member-template test-sam sam-local-invoke engine engine-stop lock
+.PHONY: lint-template lint-member-template lint-examples test-sam sam-local-invoke engine engine-stop lock
 
 # checkov lives in its own venv: its pins (boto3 1.35, urllib3 1.26, packaging 23) conflict with
 # aws-sam-cli's boto3 pin, and one resolver run for both would downgrade the project's own libraries.
@@ -40,7 +40,7 @@ $(VENV)/.installed: pyproject.toml layers/core/requirements.txt
 
 install: $(VENV)/.installed ## make .venv (python3.13) with the project and its dev tools; once
 
-run: install ## the verifier, the token issuer and tag compliance on an embedded AWS, with commands to try them [SERVE_ARGS=...]
+run: install ## the verifier, the token issuer, tag compliance and the token provisioner on an embedded AWS, with commands to try them [SERVE_ARGS=...]
 	$(BIN)/kuma-iam serve $(SERVE_ARGS)
 
 test: lint typecheck validate unit integration ## lint, types, template checks, unit and integration tests
@@ -74,9 +74,18 @@ lint-template: install $(CHECKOV_VENV)/.installed ## sam validate --lint, cfn-li
 		--set ZoneName=zone-1 \
 		--set SigningKeySecretArns=arn:aws:secretsmanager:us-east-1:111111111111:secret:kuma-key-AbCdEf \
 		--set AdditionalSigningKmsKeyArns=arn:aws:kms:us-east-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab \
+		--set TokenProvisionerClusters=arn:aws:ecs:us-east-1:111111111111:cluster/mesh \
 		> .aws-sam/scan/template.json
 	$(CHECKOV) --file .aws-sam/scan/template.json
+	$(BIN)/python tools/lint-template/translate.py template.yaml \
+		--set TokenProvisionerClusters=arn:aws:ecs:us-east-1:111111111111:cluster/mesh \
+		--set TokenSigner=control-plane --set ControlPlaneUrl=https://kuma-cp.mesh.internal:5682 \
+		--set ControlPlaneTokenSecretArn=arn:aws:secretsmanager:us-east-1:111111111111:secret:kuma-cp/admin-AbCdEf \
+		--set ControlPlaneCaSecretArn=arn:aws:secretsmanager:us-east-1:111111111111:secret:kuma-cp/ca-AbCdEf \
+		> .aws-sam/scan/template-control-plane.json
+	$(CHECKOV) --file .aws-sam/scan/template-control-plane.json
 	$(MAKE) --no-print-directory lint-member-template
+	$(MAKE) --no-print-directory lint-examples
 
 # The member-account template is plain CloudFormation (a StackSet takes no Transform): cfn-lint, then
 # checkov as written and with Enforce on (its UntagRole grant), the parameter set by translate.py.
@@ -88,6 +97,13 @@ lint-member-template: install $(CHECKOV_VENV)/.installed ## cfn-lint and checkov
 	$(BIN)/python tools/lint-template/translate.py $(MEMBER_TEMPLATE) --set Enforce=Enabled \
 		> .aws-sam/scan/member-account.json
 	$(CHECKOV) --file .aws-sam/scan/member-account.json
+
+# The service stack of examples/ecs (Kong Mesh 1.x's layout, served by the token provisioner): plain
+# CloudFormation, cfn-lint and checkov as written (its skips carry their reasons).
+EXAMPLE_TEMPLATES := $(wildcard examples/ecs/*.yaml)
+lint-examples: install $(CHECKOV_VENV)/.installed ## cfn-lint and checkov on the service stack examples (examples/ecs)
+	$(BIN)/cfn-lint $(EXAMPLE_TEMPLATES)
+	for template in $(EXAMPLE_TEMPLATES); do $(CHECKOV) --file $$template || exit 1; done
 
 # The layer's runtime dependencies, resolved for Lambda (CPython 3.13, x86_64 manylinux) and pinned with
 # hashes: `sam build` installs the layer from this file (tests/unit/test_layer_lock.py keeps it in step).

@@ -6,6 +6,7 @@ import contextlib
 import json
 import logging
 import os
+import secrets
 import sys
 import uuid
 from collections.abc import Callable, Iterator
@@ -21,6 +22,7 @@ from kuma_iam_cli.local.compliance_demo import ecs_trust
 from kuma_iam_cli.local.embedded_aws import EmbeddedAws
 from kuma_iam_cli.local.events import VERIFY_ROUTE
 from kuma_iam_cli.local.gateway import GatewayCaller, LocalGateway, load_handler
+from kuma_iam_cli.local.provisioner_demo import ProvisionerDemo
 from kuma_iam_cli.local.seed import (
     DemoWorld,
     compliance_environment,
@@ -29,16 +31,28 @@ from kuma_iam_cli.local.seed import (
     task_caller,
     verifier_environment,
 )
-from kuma_iam_cli.local.token_keys import TokenKeys, seed_token_keys, token_issuer_environment
+from kuma_iam_cli.local.token_keys import (
+    TokenKeys,
+    seed_token_keys,
+    token_issuer_environment,
+    token_provisioner_environment,
+)
 from kuma_iam_cli.main import main
 from kuma_iam_cli.signer import sign_identity_request
 from support.aws_clients import ClientFactory, TaskRole, client_as
 from support.captured_output import EverythingLogged, LogRecordText
 from support.cli_runs import ISOLATED, CliRun
 from support.compliance_harness import Compliance, FindingsInbox
+from support.control_plane import CertificateAuthority, StandInControlPlane
 from support.fake_aws import FakeAws, counting_proxy
 from support.local_ports import free_port
-from support.project_files import COMPLIANCE_HANDLER, TOKEN_ISSUER_HANDLER, VERIFIER_HANDLER
+from support.project_files import (
+    COMPLIANCE_HANDLER,
+    TOKEN_ISSUER_HANDLER,
+    TOKEN_PROVISIONER_HANDLER,
+    VERIFIER_HANDLER,
+)
+from support.provisioner_harness import EcsWorld, Provisioner
 from support.token_issuer_harness import TokenIssuer
 from support.verifier_harness import SERVER_ID, TokenFactory, Verifier, read_only_credentials, signed_request
 
@@ -75,6 +89,12 @@ def demo_world(seeded: tuple[DemoWorld, TokenKeys]) -> DemoWorld:
 def token_keys(seeded: tuple[DemoWorld, TokenKeys]) -> TokenKeys:
     """The issuer's signing keys (two KMS keys, a PEM key in Secrets Manager), revocations table and user."""
     return seeded[1]
+
+
+@pytest.fixture(scope="session")
+def provisioner_demo(demo_world: DemoWorld) -> ProvisionerDemo:
+    """The served ECS cluster (and one not served), the demo tasks and their services' secrets."""
+    return demo_world.provisioning
 
 
 @pytest.fixture(scope="session")
@@ -289,6 +309,16 @@ def server_id(verifier_environment_vars: dict[str, str]) -> str:
     return verifier_environment_vars["KUMA_IAM_SERVER_ID"]
 
 
+class _CurrentStdout:
+    """sys.stdout as it is at each write (a stream object kept from the fixture's setup would be closed)."""
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+
 @pytest.fixture
 def everything_logged(
     capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
@@ -296,9 +326,10 @@ def everything_logged(
     """What the code under test logged, wherever it went.
 
     The Powertools handler keeps the stream it found at import (pytest's global capture, not capfd), so it
-    is pointed at this test's captured stdout; without that, capfd would see no log line at all.
+    is pointed at this test's captured stdout: whichever that is when a line is written, since pytest closes
+    the capture it made for the fixtures' setup and makes another for the test itself.
     """
-    monkeypatch.setattr(powertools_logger.registered_handler, "stream", sys.stdout)
+    monkeypatch.setattr(powertools_logger.registered_handler, "stream", _CurrentStdout())
     records = LogRecordText()
     root = logging.getLogger()
     previous_level = root.level
@@ -455,3 +486,98 @@ def task_session(demo_world: DemoWorld) -> Callable[..., tuple[dict[str, str], G
         return task_caller(demo_world, account, role, session)
 
     return issue
+
+
+@pytest.fixture
+def published(issuer: TokenIssuer, demo_world: DemoWorld) -> Callable[[], dict[str, Any]]:
+    """GET /v1/keys as the control plane's operator would call it."""
+
+    def read() -> dict[str, Any]:
+        answer = issuer.keys(control_plane_caller(demo_world))
+        assert answer.status == 200, answer.body
+        return answer.body
+
+    return read
+
+
+# --- the token provisioner -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def provisioner_module() -> ModuleType:
+    load_handler(TOKEN_PROVISIONER_HANDLER)
+    return sys.modules["token_provisioner"]
+
+
+@pytest.fixture
+def provisioner(
+    provisioner_module: ModuleType,
+    demo_world: DemoWorld,
+    token_keys: TokenKeys,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Provisioner]:
+    """provisioner(event): the handler as EventBridge calls it, as its own least-privilege user; two
+    attempts per AWS call so that fault tests do not wait out the backoff."""
+    environment = token_provisioner_environment(demo_world, token_keys) | {
+        "KUMA_IAM_UPSTREAM_ATTEMPTS": "2",
+    }
+    yield Provisioner(provisioner_module, environment, monkeypatch)
+    provisioner_module.provisioner.cache_clear()
+
+
+@pytest.fixture
+def ecs_world(demo_world: DemoWorld, provisioner_demo: ProvisionerDemo) -> Iterator[EcsWorld]:
+    """The served cluster as its administrator sees it; the tasks a test starts are stopped after it."""
+    world = EcsWorld(demo_world, provisioner_demo)
+    yield world
+    world.stop_started()
+
+
+# --- the control plane as the provisioner's signer ------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def authority() -> CertificateAuthority:
+    """A CA made for the session, and a certificate it signed for 127.0.0.1."""
+    return CertificateAuthority.make()
+
+
+@pytest.fixture
+def control_plane(authority: CertificateAuthority, tmp_path: Path) -> Iterator[StandInControlPlane]:
+    """A stand-in control plane token API over HTTPS (support/control_plane.py), its own admin token."""
+    with StandInControlPlane(
+        admin_token=secrets.token_urlsafe(48), authority=authority, workdir=tmp_path
+    ) as cp:
+        yield cp
+
+
+@pytest.fixture
+def cp_secrets(
+    demo_world: DemoWorld, admin_client: ClientFactory, control_plane: StandInControlPlane
+) -> dict[str, str]:
+    """The admin token and the CA bundle, as the operator stores them: secret name -> ARN."""
+    manager = admin_client(demo_world.home_account, "secretsmanager")
+    suffix = uuid.uuid4().hex[:8]
+    return {
+        "token": manager.create_secret(
+            Name=f"kuma-cp/admin-token-{suffix}", SecretString=control_plane.admin_token
+        )["ARN"],
+        "ca": manager.create_secret(Name=f"kuma-cp/ca-{suffix}", SecretString=control_plane.authority.ca_pem)[
+            "ARN"
+        ],
+    }
+
+
+@pytest.fixture
+def via_control_plane(
+    provisioner: Provisioner, control_plane: StandInControlPlane, cp_secrets: dict[str, str]
+) -> Provisioner:
+    """The provisioner with the control plane as its signer (no signing keys of its own)."""
+    provisioner.configure(
+        KUMA_IAM_TOKEN_SIGNER="control-plane",
+        KUMA_IAM_CP_URL=control_plane.url,
+        KUMA_IAM_CP_TOKEN_SECRET=cp_secrets["token"],
+        KUMA_IAM_CP_CA_SECRET=cp_secrets["ca"],
+        KUMA_IAM_SIGNING_KEYS=None,
+    )
+    return provisioner

@@ -28,6 +28,7 @@ from kuma_iam_cli.local.compliance_events import COMPLIANCE_CASES
 from kuma_iam_cli.local.events import VERIFIER_CASES, VerifierCase
 from kuma_iam_cli.local.expected import expected_answers, mismatches
 from kuma_iam_cli.local.gateway import LocalLambdaContext
+from kuma_iam_cli.local.provisioner_events import PROVISIONER_CASES
 from kuma_iam_cli.local.seed import HOME_ACCOUNT, DemoWorld, task_credentials
 from kuma_iam_cli.local.token_events import TOKEN_ISSUER_CASES
 from kuma_iam_cli.local.token_keys import TokenKeys
@@ -424,6 +425,7 @@ def test_events_writes_every_case_and_the_sam_env_file(
         *(out / "verifier" / f"{case.name}.json" for case in VERIFIER_CASES),
         *(out / "tag_compliance" / f"{case.name}.json" for case in COMPLIANCE_CASES),
         *(out / "token_issuer" / f"{case.name}.json" for case in TOKEN_ISSUER_CASES),
+        *(out / "token_provisioner" / f"{case.name}.json" for case in PROVISIONER_CASES),
         out / "env.json",
     ]
 
@@ -446,6 +448,15 @@ def test_events_writes_every_case_and_the_sam_env_file(
     assert issuer["KUMA_IAM_SIGNING_KEYS"] == token_keys.signing_keys
     assert issuer["KUMA_IAM_SERVER_ID"] == SERVER_ID
     assert "AWS_ACCESS_KEY_ID" not in issuer
+    provisioner = json.loads((out / "env.json").read_text())["TokenProvisionerFunction"]
+    assert provisioner["AWS_ENDPOINT_URL_ECS"] == f"http://host.docker.internal:{moto_port}"
+    assert provisioner["KUMA_IAM_ECS_CLUSTERS"] == demo_world.provisioning.cluster_arn
+    assert provisioner["KUMA_IAM_SIGNING_KEYS"] == token_keys.signing_keys
+    assert provisioner["KUMA_IAM_REVOCATION_TABLE"] == token_keys.revocation_table
+    assert "AWS_ACCESS_KEY_ID" not in provisioner
+    # And the task events name the world's own tasks (ECS numbers them)
+    started = json.loads((out / "token_provisioner" / "new-tagged-task.json").read_text())
+    assert started["detail"]["taskArn"] == demo_world.provisioning.task_arns["backend"]
 
 
 @pytest.mark.parametrize("case", VERIFIER_CASES, ids=lambda case: case.name)

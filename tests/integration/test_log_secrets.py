@@ -24,8 +24,10 @@ import pytest
 import urllib3
 from botocore.credentials import Credentials
 
+from kuma_iam.errors import UpstreamError
 from kuma_iam.identity.token import SignedRequest, encode_compact, encode_vault
 from kuma_iam_cli.local.gateway import GatewayCaller
+from kuma_iam_cli.local.provisioner_events import scheduled_sweep, task_state_change
 from kuma_iam_cli.local.seed import (
     HOME_ACCOUNT,
     OUTSIDER_ACCOUNT,
@@ -39,6 +41,7 @@ from support.aws_clients import ClientFactory, TaskRole
 from support.captured_output import SIGNATURE, EverythingLogged, header_secrets
 from support.fake_aws import FakeAws, PassThrough, StandInSts
 from support.project_files import VERIFIER_HANDLER
+from support.provisioner_harness import EcsWorld, Provisioner, forged
 from support.token_issuer_harness import TokenIssuer
 from support.token_mutations import signing_time
 from support.verifier_harness import Verifier, read_only_credentials
@@ -497,4 +500,93 @@ def test_no_token_key_or_credential_reaches_any_log_of_the_issuer(
         secrets["issued token's signature"] = answer.body["token"].split(".")[2]
     output = everything_logged.text()
     assert ISSUER_LOG_LINE[scenario.status] in output
+    assert leaked(output, secrets) == []
+
+
+# --- The token provisioner -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProvisionerScenario:
+    name: str
+    signer: str = "keys"  # keys (KMS signs, the PEM key is published), pem, control-plane
+    role_service: str | None = None  # None: the role is for the task's service
+    secrets_manager_down: bool = False
+
+
+PROVISIONER_SCENARIOS = [
+    ProvisionerScenario("replaced-by-kms"),
+    ProvisionerScenario("replaced-by-pem", signer="pem"),
+    ProvisionerScenario("replaced-by-the-control-plane", signer="control-plane"),
+    ProvisionerScenario("identity-mismatch", role_service="someone-else"),
+    ProvisionerScenario("secrets-manager-down", secrets_manager_down=True),
+]
+
+
+@pytest.mark.parametrize("scenario", PROVISIONER_SCENARIOS, ids=lambda scenario: scenario.name)
+def test_no_token_key_or_credential_reaches_any_log_of_the_provisioner(
+    scenario: ProvisionerScenario,
+    everything_logged: EverythingLogged,
+    provisioner: Provisioner,
+    ecs_world: EcsWorld,
+    make_task_role: Callable[..., TaskRole],
+    token_keys: TokenKeys,
+    demo_world: DemoWorld,
+    request: pytest.FixtureRequest,
+) -> None:
+    # Given a service whose secret holds an expiring token, a task of it, and the scenario's signer; every
+    # logger at DEBUG (botocore's too)
+    service = ecs_world.new_service("logs")
+    tags = {"kuma.io/type": "dataplane", "kuma.io/mesh": "default"}
+    role_tags = tags | {"kuma.io/service": scenario.role_service or service}
+    role = make_task_role(HOME_ACCOUNT, f"{service}-task", role_tags)
+    old_token = forged(token_keys.pem, service=service, expires_in=600)
+    ecs_world.make_secret(service, json.dumps({"token": old_token, "owner": "team"}))
+    task = ecs_world.start_task(service, role.arn)
+    secrets = {
+        "expiring token in the secret": old_token,
+        "its signature": old_token.split(".")[2],
+        "provisioner's secret access key": demo_world.provisioner.secret_access_key,
+    }
+    for number, line in enumerate(token_keys.pem.strip().splitlines()[1:-1]):
+        secrets[f"PEM private key, line {number}"] = line
+    if scenario.signer == "pem":
+        provisioner.configure(KUMA_IAM_SIGNING_KEYS=f"1={token_keys.pem_secret_arn}")
+    if scenario.signer == "control-plane":
+        control_plane = request.getfixturevalue("control_plane")
+        cp_secrets = request.getfixturevalue("cp_secrets")
+        provisioner.configure(
+            KUMA_IAM_TOKEN_SIGNER="control-plane",
+            KUMA_IAM_CP_URL=control_plane.url,
+            KUMA_IAM_CP_TOKEN_SECRET=cp_secrets["token"],
+            KUMA_IAM_CP_CA_SECRET=cp_secrets["ca"],
+            KUMA_IAM_SIGNING_KEYS=None,
+        )
+        secrets["control plane admin token"] = control_plane.admin_token
+    if scenario.secrets_manager_down:
+        port = request.getfixturevalue("closed_port")
+        provisioner.configure(AWS_ENDPOINT_URL_SECRETS_MANAGER=f"http://127.0.0.1:{port}")
+    everything_logged.discard()
+
+    # When the task's start is handled, and a sweep runs
+    try:
+        provisioner(task_state_change(ecs_world.cluster_arn, task))
+    except UpstreamError:
+        assert scenario.secrets_manager_down
+    provisioner(scheduled_sweep())
+
+    # Then the scenario happened, and nothing secret is anywhere in the output: not the token handed out,
+    # the one replaced, a signing key, the admin token, nor the provisioner's own credentials
+    output = everything_logged.text()
+    if scenario.role_service is None and not scenario.secrets_manager_down:
+        new_token = ecs_world.document(service)["token"]
+        assert new_token != old_token
+        secrets["token put"] = new_token
+        secrets["token put, claims part"] = new_token.split(".")[1]
+        secrets["token put, signature"] = new_token.split(".")[2]
+        assert "token provisioned" in output
+    elif scenario.role_service is not None:
+        assert "task identity mismatch" in output
+    else:
+        assert "provisioning failed" in output
     assert leaked(output, secrets) == []

@@ -23,6 +23,7 @@ SAM_ENV = REPO / "tools" / "sam-local" / "sam-env.sh"
 WORLD: dict[str, Any] = {
     "verifier": {"access_key_id": "AKIAVERIFIER", "secret_access_key": "verifier-secret"},
     "compliance": {"access_key_id": "AKIACOMPLIANCE", "secret_access_key": "compliance-secret"},
+    "provisioner": {"access_key_id": "AKIAPROVISIONER", "secret_access_key": "provisioner-secret"},
     "region": "us-east-1",
     "endpoint_url": "http://127.0.0.1:5000",
 }

@@ -346,3 +346,44 @@ def test_printed_token_commands_get_a_token_show_the_keys_and_validate_it_from_a
         re.MULTILINE,
     ), console[-2000:]
     assert token_file.read_text() not in console + stack.serve.drain()
+
+
+def test_printed_provisioner_commands_put_a_token_and_then_find_it_good_from_any_directory(
+    stack: RunningStack, tmp_path: Path
+) -> None:
+    # Given the stack's token provisioner instructions: a task start and the sweep, posted to the local
+    # EventBridge as ECS and the schedule deliver them
+    started = re.search(
+        r"^# a task of backend starts.*\n(.+)\n# -> (.+?)\. ", stack.instructions, re.MULTILINE
+    )
+    sweep = re.search(r"^# the schedule's sweep.*\n(.+)$", stack.instructions, re.MULTILINE)
+    assert started
+    assert sweep
+    assert started[2] == "token for backend or 1 token_valid"  # from expected.json
+
+    # When a user pastes the task start twice, then the sweep, in another directory than serve's
+    def run(command: str) -> dict[str, object]:
+        done = subprocess.run(
+            ["bash", "-c", command],
+            cwd=tmp_path,
+            env=isolated_environment(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        answer: dict[str, object] = json.loads(done.stdout)
+        return answer
+
+    first, again, swept = run(started[1]), run(started[1]), run(sweep[1])
+
+    # Then the first put backend's token, the second found it good, and the sweep served the rest
+    assert [issued["service"] for issued in first["issued"]] == ["backend"]  # type: ignore[attr-defined]
+    assert again["issued"] == []
+    assert [skipped["reason"] for skipped in again["skipped"]] == ["token_valid"]  # type: ignore[attr-defined]
+    assert [issued["service"] for issued in swept["issued"]] == ["frontend"]  # type: ignore[attr-defined]
+    # And the console shows one line per delivery, summarized
+    line = stack.serve.read_until("POST /local/eventbridge/token-provisioner", timeout=30).splitlines()[-1]
+    assert re.fullmatch(
+        r"\d\d:\d\d:\d\d POST /local/eventbridge/token-provisioner unsigned -> 200 .+ \(\d+ ms\)", line
+    ), line

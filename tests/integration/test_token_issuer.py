@@ -73,18 +73,6 @@ def exchange(
     return run
 
 
-@pytest.fixture
-def published(issuer: TokenIssuer, demo_world: DemoWorld) -> Callable[[], dict[str, Any]]:
-    """GET /v1/keys as the control plane's operator would call it."""
-
-    def read() -> dict[str, Any]:
-        answer = issuer.keys(control_plane_caller(demo_world))
-        assert answer.status == 200, answer.body
-        return answer.body
-
-    return read
-
-
 def assert_issued(answer: IssuerAnswer) -> dict[str, Any]:
     assert answer.status == 200, answer.body
     assert set(answer.body) == {"token", "kid", "jti", "expiresAt"}

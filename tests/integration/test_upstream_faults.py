@@ -31,7 +31,17 @@ from support.captured_output import (
     token_secrets,
     upstream_errors,
 )
-from support.fake_aws import Answer, Behaviour, ByAction, FakeAws, Hang, PassThrough, Trickle, counting_proxy
+from support.fake_aws import (
+    Answer,
+    Behaviour,
+    ByAction,
+    FakeAws,
+    Hang,
+    PassThrough,
+    Trickle,
+    counting_proxy,
+    json_error,
+)
 from support.token_issuer_harness import TokenIssuer
 from support.token_mutations import adding
 from support.verifier_harness import Verifier, VerifyAnswer
@@ -665,12 +675,6 @@ class TestCrossAccountReader:
 
 
 # --- the token issuer: KMS and Secrets Manager ----------------------------------------------------------
-
-
-def json_error(code: str, status: int = 400) -> Answer:
-    """An error as AWS's JSON protocols (KMS, Secrets Manager, DynamoDB) send it."""
-    body = json.dumps({"__type": code, "message": f"{code} (stand-in)"}).encode()
-    return Answer(status, body, (("Content-Type", "application/x-amz-json-1.1"),))
 
 
 def json_answer(document: dict[str, Any]) -> Answer:

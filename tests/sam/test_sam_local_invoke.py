@@ -13,6 +13,8 @@ import pytest
 
 from kuma_iam_cli.local.events import write_events
 from kuma_iam_cli.local.expected import SampleEvent, expected_answers, mismatches, sample_events
+from kuma_iam_cli.local.provisioner_demo import DEMO_TASKS
+from support.aws_clients import client_as
 from support.kuma_rules import (
     dataplane_keys_for,
     validate_dataplane_token,
@@ -50,6 +52,11 @@ def test_sam_local_invoke_answers_each_sample_event(
         asked = json.loads(json.loads(event_file.read_text())["body"])
         published = request.getfixturevalue("published_keys")  # one more invoke, only where needed
         _assert_a_control_plane_admits(result.body["token"], asked, published)
+    # And a token the provisioner put is in its service's secret, one a control plane admits a task of
+    # that service with, the secret's other keys kept
+    for issued in result.answer.get("issued", []) if isinstance(result.answer, dict) else []:
+        published = request.getfixturevalue("published_keys")
+        _assert_the_secret_admits_the_service(sam_stack, issued, published)
 
 
 def test_readme_command_on_the_committed_events(sam_stack: SamStack, tmp_path: Path) -> None:
@@ -107,6 +114,27 @@ def published_keys(sam_stack: SamStack) -> dict[str, Any]:
     )
     assert answer.status == 200, answer.explain()
     return answer.body
+
+
+def _assert_the_secret_admits_the_service(
+    sam_stack: SamStack, issued: dict[str, Any], published: dict[str, Any]
+) -> None:
+    world = sam_stack.world
+    admin = world.admins[world.home_account]
+    secrets = client_as(world, "secretsmanager", admin)
+    document = json.loads(secrets.get_secret_value(SecretId=issued["secret"])["SecretString"])
+    (task,) = [task for task in DEMO_TASKS if task.tags.get("kuma.io/service") == issued["service"]]
+    assert task.secret is not None
+    assert {key: value for key, value in document.items() if key != "token"} == json.loads(task.secret)
+    claims = validate_dataplane_token(
+        document["token"],
+        dataplane_keys_for(published, issued["mesh"]),
+        now=time.time(),
+        mesh=issued["mesh"],
+        name=f"{issued['service']}-01",  # any name: one token serves every task of the service
+        tags={"kuma.io/service": [issued["service"]]},
+    )
+    assert claims["jti"] == issued["jti"]
 
 
 def _assert_a_control_plane_admits(token: str, asked: dict[str, Any], published: dict[str, Any]) -> None:

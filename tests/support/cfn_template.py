@@ -114,7 +114,11 @@ class _Resolver:
             value = str(given.get(name, spec.get("Default")))
             if "AllowedValues" in spec and value not in [str(v) for v in spec["AllowedValues"]]:
                 raise ParameterRejected(f"{name}={value!r} is not one of {spec['AllowedValues']}")
-            if "AllowedPattern" in spec and not re.fullmatch(spec["AllowedPattern"], value):
+            # A CommaDelimitedList's pattern must match each of its values (CloudFormation's Parameters doc).
+            items = value.split(",") if spec.get("Type") == "CommaDelimitedList" else [value]
+            if "AllowedPattern" in spec and not all(
+                re.fullmatch(spec["AllowedPattern"], item) for item in items
+            ):
                 raise ParameterRejected(f"{name}={value!r} does not match {spec['AllowedPattern']}")
             values[name] = value
         return values
@@ -176,6 +180,10 @@ class _Resolver:
         if name in self._pseudo:
             return self._pseudo[name]
         if name in self._parameters:
+            # A CommaDelimitedList parameter's Ref is a list, as CloudFormation splits it ("" gives [""]).
+            declared = self._template.get("Parameters", {}).get(name, {})
+            if declared.get("Type") == "CommaDelimitedList":
+                return self._parameters[name].split(",")
             return self._parameters[name]
         resource = self._template["Resources"][name]
         if resource["Type"] == "AWS::IAM::Role":
@@ -228,6 +236,8 @@ class _Resolver:
         if resource["Type"] == "AWS::SQS::Queue" and attribute in ("Arn", "QueueName"):
             name = self._generated_name(logical_id)
             return f"{arn}:sqs:{where}:{name}" if attribute == "Arn" else name
+        if resource["Type"] == "AWS::KMS::Key" and attribute == "Arn":
+            return f"{arn}:kms:{where}:key/{self._generated_name(logical_id)}"
         if resource["Type"] == "AWS::CloudWatch::Alarm" and attribute == "Arn":
             return f"{arn}:cloudwatch:{where}:alarm:{self._generated_name(logical_id)}"
         if resource["Type"] == "AWS::SNS::Topic" and attribute in ("TopicArn", "TopicName"):

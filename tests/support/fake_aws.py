@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import http.client
 import io
+import json
 import re
 import threading
 import time
@@ -273,6 +274,21 @@ class FakeAws:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def json_error(code: str, status: int = 400) -> Answer:
+    """An error as AWS's JSON protocols (KMS, Secrets Manager, DynamoDB, ECS) send it."""
+    body = json.dumps({"__type": code, "message": f"{code} (stand-in)"}).encode()
+    return Answer(status, body, (("Content-Type", "application/x-amz-json-1.1"),))
+
+
+def query_error(code: str, namespace: str, status: int = 400) -> Answer:
+    """An error as AWS's Query protocol (IAM, STS) sends it."""
+    body = (
+        f'<ErrorResponse xmlns="{namespace}"><Error><Type>Sender</Type><Code>{code}</Code>'
+        f"<Message>{code} (stand-in)</Message></Error><RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>"
+    ).encode()
+    return Answer(status, body)
 
 
 def counting_proxy(target_url: str, *, name: str = "counting-proxy") -> FakeAws:

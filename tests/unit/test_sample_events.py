@@ -15,6 +15,7 @@ from kuma_iam_cli.local.compliance_events import COMPLIANCE_CASES
 from kuma_iam_cli.local.events import VERIFIER_CASES
 from kuma_iam_cli.local.expected import describe, expected_answers, function_of, mismatches, sample_events
 from kuma_iam_cli.local.expected import main as expected_main
+from kuma_iam_cli.local.provisioner_events import PROVISIONER_CASES
 from kuma_iam_cli.local.token_events import TOKEN_ISSUER_CASES
 from support.project_files import REPO
 
@@ -56,6 +57,27 @@ def test_the_token_issuers_events_are_exactly_its_cases() -> None:
     committed = {event.case for event in sample_events(EVENTS) if event.folder == "token_issuer"}
 
     assert committed == {case.name for case in TOKEN_ISSUER_CASES}
+
+
+def test_the_token_provisioners_events_are_exactly_its_cases() -> None:
+    committed = {event.case for event in sample_events(EVENTS) if event.folder == "token_provisioner"}
+
+    assert committed == {case.name for case in PROVISIONER_CASES}
+
+
+def test_every_function_of_the_template_has_sample_events() -> None:
+    # `sam local invoke <Function> -e events/<function>/<case>.json` works for every function
+    decoded, _ = decode_str((REPO / "template.yaml").read_text())
+    functions = {
+        name
+        for name, resource in decoded["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::Function"
+    }
+
+    assert functions == {event.function for event in sample_events(EVENTS)}
+    assert {path.name for path in (REPO / "functions").iterdir() if path.is_dir()} == {
+        event.folder for event in sample_events(EVENTS)
+    }
 
 
 def test_the_scheduled_sweep_finds_every_rule_each_demo_role_is_seeded_to_break() -> None:
@@ -114,6 +136,25 @@ MATCHING: list[tuple[str, Any, Any, list[str]]] = [
         ["answer.findings: expected [], got [1]"],
     ),
     ("not an object", ALLOW, None, ["answer: expected an object, got null"]),
+    ("any of: the first", {"anyOf": [{"a": 1}, {"a": 2}]}, {"a": 1, "b": 0}, []),
+    ("any of: another", {"anyOf": [{"a": 1}, {"a": 2}]}, {"a": 2}, []),
+    (
+        "any of: none",
+        {"anyOf": [{"a": 1}, {"a": 2}]},
+        {"a": 3},
+        [
+            "answer: matches none of 2 alternatives",
+            "  [0] answer.a: expected 1, got 3",
+            "  [1] answer.a: expected 2, got 3",
+        ],
+    ),
+    (
+        "any of, nested",
+        {"body": {"anyOf": [{"reason": "x"}, {"reason": "y"}]}},
+        {"body": '{"reason": "y"}'},
+        [],
+    ),
+    ("anyOf beside other keys is a key like any", {"anyOf": [1], "a": 1}, {"anyOf": [1], "a": 1}, []),
 ]
 
 
@@ -138,6 +179,10 @@ def test_expected_answers_read_in_a_few_words() -> None:
     assert describe(answers["tag_compliance/not-an-iam-event"]) == "error invalid_event"
     assert describe(answers["token_issuer/allowed"]) == "token kid 2"
     assert describe(answers["token_issuer/keys"]) == "keys"
+    assert describe(answers["token_provisioner/new-tagged-task"]) == "token for backend or 1 token_valid"
+    assert describe(answers["token_provisioner/new-untagged-task"]) == "1 untagged"
+    assert describe(answers["token_provisioner/identity-mismatch"]) == "1 service_mismatch"
+    assert describe(answers["token_provisioner/not-a-task-event"]) == "error invalid_event"
     assert describe(answers["token_issuer/caller-mismatch"]) == "denied caller_mismatch"
     assert describe(answers["token_issuer/malformed-request"]) == "HTTP 400 invalid_request"
 

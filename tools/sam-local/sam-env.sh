@@ -3,9 +3,9 @@
 # `kuma-iam serve --host 0.0.0.0` started (its world file: .local/<moto port>/world.json), for `eval`:
 #   eval "$(tools/sam-local/sam-env.sh)"      # the stack on port 5000 of this repository, the verifier
 #   eval "$(tools/sam-local/sam-env.sh /path/to/.local/5001/world.json TagComplianceFunction)"
-# The keys are the function's own principal's (the verifier's, tag compliance's, or the token issuer's,
-# kept in tokens.json beside the world file): each function has its own principal in the demo world, as
-# each has its own role in AWS.
+# The keys are the function's own principal's (the verifier's, tag compliance's, the token provisioner's,
+# or the token issuer's, kept in tokens.json beside the world file): each function has its own principal in
+# the demo world, as each has its own role in AWS.
 # Why: `sam local` hands the function the credentials of its own environment (the --env-vars file can
 # only override variables the template declares, and no template can declare AWS_ACCESS_KEY_ID), and it
 # resolves AWS::AccountId by asking STS who those credentials are: AWS_ENDPOINT_URL_STS makes that the
@@ -20,7 +20,12 @@ import json, os, shlex, sys
 world_file, function = sys.argv[1], sys.argv[2]
 world = json.load(open(world_file))
 # The world's principal of each function (kuma_iam_cli.local.events.FUNCTION_PRINCIPALS says the same).
-principals = {"VerifierFunction": "verifier", "TagComplianceFunction": "compliance", "TokenIssuerFunction": "issuer"}
+principals = {
+    "VerifierFunction": "verifier",
+    "TagComplianceFunction": "compliance",
+    "TokenIssuerFunction": "issuer",
+    "TokenProvisionerFunction": "provisioner",
+}
 if function not in principals:
     sys.exit(f"sam-env.sh: {function}: no principal for it in the demo world (one of: {', '.join(principals)})")
 if principals[function] == "issuer":

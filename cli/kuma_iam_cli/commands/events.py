@@ -105,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
     world_path = shlex.quote(str(world_file.absolute()))
     print(
         f'for sam itself: eval "$({shlex.quote(str(sam_env))} {world_path})" (the verifier\'s keys; '
-        "add TagComplianceFunction or TokenIssuerFunction after the world file for that function's)",
+        "add TagComplianceFunction, TokenIssuerFunction or TokenProvisionerFunction after the world file for "
+        "that function's)",
         file=sys.stderr,
     )
     return 0

@@ -1,6 +1,6 @@
-"""The local stand-in for EventBridge: an HTTP route of the local gateway that hands the posted event to the
-tag-compliance handler as EventBridge would, and answers its summary, so `make run` can show an
-event-triggered finding without CloudTrail."""
+"""The local stand-in for EventBridge: HTTP routes of the local gateway that hand the posted event to a
+handler as EventBridge would (tag compliance's, the token provisioner's), and answer its summary, so `make
+run` can show an event-triggered finding without CloudTrail and a task's token without ECS's events."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from kuma_iam.errors import KumaIamError, UpstreamError
 from kuma_iam_cli.local.gateway import Handler
 
-EVENTBRIDGE_ROUTE = "POST /local/eventbridge"
+EVENTBRIDGE_ROUTE = "POST /local/eventbridge"  # tag compliance's
+PROVISIONER_EVENTBRIDGE_ROUTE = "POST /local/eventbridge/token-provisioner"
 
 
 def deliver_to(handler: Handler) -> Handler:

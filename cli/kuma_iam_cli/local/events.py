@@ -14,6 +14,7 @@ from botocore.credentials import ReadOnlyCredentials
 from kuma_iam.identity.token import encode_compact, encode_vault
 from kuma_iam_cli.local.compliance_events import COMPLIANCE_CASES
 from kuma_iam_cli.local.gateway import GatewayRequest, build_event
+from kuma_iam_cli.local.provisioner_events import write_provisioner_events
 from kuma_iam_cli.local.seed import (
     HOME_ACCOUNT,
     OUTSIDER_ACCOUNT,
@@ -26,7 +27,7 @@ from kuma_iam_cli.local.seed import (
     verifier_environment,
 )
 from kuma_iam_cli.local.token_events import write_token_issuer_events
-from kuma_iam_cli.local.token_keys import TokenKeys, token_settings
+from kuma_iam_cli.local.token_keys import TokenKeys, token_provisioner_environment, token_settings
 from kuma_iam_cli.signer import sign_identity_request
 
 VERIFY_ROUTE = "POST /v1/verify"
@@ -141,7 +142,8 @@ def verify_event(world: DemoWorld, case: VerifierCase, *, server_id: str) -> dic
 
 def write_events(world: DemoWorld, out_dir: Path, *, server_id: str) -> list[Path]:
     """Write out_dir/<function>/<case>.json for every case of every function; returns the paths written.
-    The verifier's and the token issuer's are signed afresh; tag compliance's are the same each time."""
+    The verifier's and the token issuer's are signed afresh, the token provisioner's name the world's tasks;
+    tag compliance's are the same each time."""
     folder = out_dir / "verifier"
     folder.mkdir(parents=True, exist_ok=True)
     written = []
@@ -155,7 +157,8 @@ def write_events(world: DemoWorld, out_dir: Path, *, server_id: str) -> list[Pat
         path = folder / f"{compliance_case.name}.json"
         path.write_text(json.dumps(compliance_case.event(), indent=2) + "\n")
         written.append(path)
-    return written + write_token_issuer_events(world, out_dir, server_id=server_id)
+    written += write_token_issuer_events(world, out_dir, server_id=server_id)
+    return written + write_provisioner_events(world, out_dir)
 
 
 # Whose keys each function runs with under `sam local` (sam hands a function the credentials of its own
@@ -166,6 +169,7 @@ FUNCTION_PRINCIPALS = {
     "VerifierFunction": "verifier",
     "TagComplianceFunction": "compliance",
     "TokenIssuerFunction": "issuer",
+    "TokenProvisionerFunction": "provisioner",
 }
 
 
@@ -173,7 +177,11 @@ def function_principal(
     world: DemoWorld, function: str, token_keys: TokenKeys | None = None
 ) -> UserCredentials:
     """The demo world's principal standing in for `function`'s execution role."""
-    by_name = {"verifier": world.verifier, "compliance": world.compliance}
+    by_name = {
+        "verifier": world.verifier,
+        "compliance": world.compliance,
+        "provisioner": world.provisioner,
+    }
     if token_keys is not None:
         by_name["issuer"] = token_keys.issuer
     principal = FUNCTION_PRINCIPALS[function]
@@ -186,7 +194,7 @@ def sam_env_vars(
     world: DemoWorld, *, endpoint_url: str, server_id: str, token_keys: TokenKeys | None = None
 ) -> dict[str, dict[str, str]]:
     """`sam local invoke --env-vars` content: the functions reach the embedded AWS at `endpoint_url`
-    (TokenIssuerFunction's entry only with the world's `token_keys`).
+    (TokenIssuerFunction's and TokenProvisionerFunction's entries only with the world's `token_keys`).
 
     SAM overrides only variables the template declares; credentials and region come from sam's own
     environment instead (tools/sam-local/sam-env.sh exports them).
@@ -205,4 +213,6 @@ def sam_env_vars(
     functions = {"VerifierFunction": verifier, "TagComplianceFunction": compliance}
     if token_keys is not None:
         functions["TokenIssuerFunction"] = for_containers({**verifier, **token_settings(world, token_keys)})
+        provisioner = token_provisioner_environment(world, token_keys)
+        functions["TokenProvisionerFunction"] = for_containers(provisioner)
     return functions

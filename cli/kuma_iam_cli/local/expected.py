@@ -7,7 +7,10 @@ VerifierFunction), and `events/<function>/expected.json` maps each case to what 
 
 An answer matches when it has every expected key with a matching value: objects are compared key by key
 (keys the answer has beyond these are free), lists item by item, anything else by equality, and a string
-holding JSON (an API answer's `body`) is read as JSON when an object or list is expected there. The sam tier
+holding JSON (an API answer's `body`) is read as JSON when an object or list is expected there. An object
+whose one key is `anyOf` matches what any of its alternatives matches: a function with state (the token
+provisioner) answers an event by what ran before it, e.g. a task's token put by the sweep or by its own
+event, whichever came first. The sam tier
 (tests/sam), `make sam-local-invoke` (tools/sam-local/invoke.sh, through `python -m` of this module) and the
 integration tier all read these files; a new function adds its events and its expected.json, nothing else.
 """
@@ -17,12 +20,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 EXPECTED_FILE = "expected.json"
+ANY_OF = "anyOf"
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,14 @@ def expected_answers(events_dir: Path) -> dict[str, dict[str, Any]]:
 
 def mismatches(expected: Any, actual: Any, where: str = "answer") -> list[str]:
     """What in `actual` differs from `expected` (see the module docstring); empty when it matches."""
+    alternatives = _alternatives(expected)
+    if alternatives is not None:
+        each = [mismatches(alternative, actual, where) for alternative in alternatives]
+        if any(not problems for problems in each):
+            return []
+        return [f"{where}: matches none of {len(each)} alternatives"] + [
+            f"  [{index}] {'; '.join(problems)}" for index, problems in enumerate(each)
+        ]
     if isinstance(expected, dict | list) and isinstance(actual, str):
         try:
             actual = json.loads(actual)
@@ -103,10 +116,15 @@ def describe(expected: Any) -> str:
     """A few words for an expected answer: `allow`, a deny reason, `HTTP 400 invalid_request`, `no findings`,
     `kuma-type-invalid on typo-task`, `24 findings`, `error invalid_event`, `token kid 2`, `keys`, `denied
     caller_mismatch`..."""
+    alternatives = _alternatives(expected)
+    if alternatives is not None:
+        return " or ".join(dict.fromkeys(describe(alternative) for alternative in alternatives))
     if not isinstance(expected, dict):
         return _short(expected)
     if isinstance(expected.get("findings"), list):  # a compliance summary
         return _describe_summary(expected)
+    if isinstance(expected.get("issued"), list):  # a provisioning summary
+        return _describe_provisioning(expected)
     status = expected.get("statusCode")
     body = expected.get("body")
     body = body if isinstance(body, dict) else {}
@@ -135,6 +153,23 @@ def _describe_summary(expected: dict[str, Any]) -> str:
     if len(findings) > 2:
         return f"{len(findings)} findings"
     return ", ".join(f"{finding.get('rule')} on {finding.get('roleName')}" for finding in findings)
+
+
+def _describe_provisioning(expected: dict[str, Any]) -> str:
+    error = expected.get("error")
+    if isinstance(error, dict):
+        return f"error {error.get('code')}"
+    issued = [entry.get("service") for entry in expected["issued"] if isinstance(entry, dict)]
+    skipped = [entry.get("reason") for entry in expected.get("skipped", []) if isinstance(entry, dict)]
+    parts = [f"token for {', '.join(map(str, issued))}"] if issued else []
+    parts += [f"{count} {reason}" for reason, count in Counter(map(str, skipped)).items()]
+    return ", ".join(parts) or "nothing to do"
+
+
+def _alternatives(expected: Any) -> list[Any] | None:
+    if isinstance(expected, dict) and set(expected) == {ANY_OF} and isinstance(expected[ANY_OF], list):
+        return list(expected[ANY_OF])
+    return None
 
 
 def _short(value: Any, limit: int = 80) -> str:

@@ -39,8 +39,8 @@ def _outcome(exchange: GatewayExchange) -> str:
         return f"allow {role}" if role else "allow"
     if body.get("allowed") is False:
         return f"deny {body.get('reason')}"
-    if isinstance(body.get("findings"), list):  # tag compliance's summary
-        return describe(body)
+    if isinstance(body.get("findings"), list) or isinstance(body.get("issued"), list):
+        return describe(body)  # tag compliance's summary, or the token provisioner's
     if isinstance(body.get("token"), str):  # the token issuer's 200
         return f"token kid {body.get('kid')} for {_token_subject(body['token'])}"
     if body.get("error") == "denied":  # the token issuer's 403

@@ -1,5 +1,6 @@
-"""The demo world on the embedded AWS: three accounts, the verifier's users, a reader role, task roles, and
-the tag-compliance function's user, roles and outputs (compliance_demo.py)."""
+"""The demo world on the embedded AWS: three accounts, the verifier's users, a reader role, task roles, the
+tag-compliance function's user, roles and outputs (compliance_demo.py), and the token provisioner's user,
+ECS clusters, tagged tasks and their services' secrets (provisioner_demo.py)."""
 
 from __future__ import annotations
 
@@ -26,10 +27,18 @@ from kuma_iam_cli.local.compliance_demo import (
 )
 from kuma_iam_cli.local.embedded_aws import EmbeddedAws
 from kuma_iam_cli.local.gateway import GatewayCaller
+from kuma_iam_cli.local.provisioner_demo import (
+    PROVISIONER_STATEMENTS,
+    PROVISIONER_USER_NAME,
+    ProvisionerDemo,
+    seed_provisioner_tasks,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_ecs import ECSClient
     from mypy_boto3_iam import IAMClient
+    from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_sts import STSClient
 
@@ -121,6 +130,8 @@ class DemoWorld:
     control_plane: UserCredentials
     ci_user: UserCredentials
     compliance: UserCredentials  # stands in for the tag-compliance function's execution role
+    provisioner: UserCredentials  # stands in for the token provisioner's execution role
+    provisioning: ProvisionerDemo  # the provisioner's clusters, tagged tasks and their secrets
     ecs_agents: Mapping[str, UserCredentials]
     admins: Mapping[str, UserCredentials]
     role_arns: Mapping[str, Mapping[str, str]]
@@ -144,7 +155,7 @@ class DemoWorld:
         data: dict[str, Any] = json.loads(text)
         users = {
             name: UserCredentials(**data[name])
-            for name in ("verifier", "control_plane", "ci_user", "compliance")
+            for name in ("verifier", "control_plane", "ci_user", "compliance", "provisioner")
         }
         return cls(
             endpoint_url=data["endpoint_url"],
@@ -156,6 +167,8 @@ class DemoWorld:
             control_plane=users["control_plane"],
             ci_user=users["ci_user"],
             compliance=users["compliance"],
+            provisioner=users["provisioner"],
+            provisioning=ProvisionerDemo(**data["provisioning"]),
             ecs_agents={account: UserCredentials(**user) for account, user in data["ecs_agents"].items()},
             admins={account: UserCredentials(**user) for account, user in data["admins"].items()},
             role_arns={account: dict(roles) for account, roles in data["role_arns"].items()},
@@ -219,6 +232,7 @@ def seed_demo_world(aws: EmbeddedAws) -> DemoWorld:
     )
 
     compliance = create_user(home_iam, HOME_ACCOUNT, COMPLIANCE_USER_NAME, COMPLIANCE_USER_STATEMENTS)
+    provisioner = create_user(home_iam, HOME_ACCOUNT, PROVISIONER_USER_NAME, PROVISIONER_STATEMENTS)
 
     partner_iam = iam_by_account[PARTNER_ACCOUNT]
     partner_iam.create_role(
@@ -254,6 +268,11 @@ def seed_demo_world(aws: EmbeddedAws) -> DemoWorld:
         cast("SNSClient", aws.client_in_account("sns", HOME_ACCOUNT)),
         cast("DynamoDBClient", aws.client_in_account("dynamodb", HOME_ACCOUNT)),
     )
+    provisioning = seed_provisioner_tasks(
+        cast("ECSClient", aws.client_in_account("ecs", HOME_ACCOUNT)),
+        cast("SecretsManagerClient", aws.client_in_account("secretsmanager", HOME_ACCOUNT)),
+        role_arn=lambda role_name: role_arns[HOME_ACCOUNT][role_name],
+    )
 
     world = DemoWorld(
         endpoint_url=aws.endpoint_url,
@@ -265,6 +284,8 @@ def seed_demo_world(aws: EmbeddedAws) -> DemoWorld:
         control_plane=control_plane,
         ci_user=ci_user,
         compliance=compliance,
+        provisioner=provisioner,
+        provisioning=provisioning,
         ecs_agents=ecs_agents,
         admins=admins,
         role_arns=role_arns,

@@ -1,5 +1,6 @@
-"""`kuma-iam serve`: the real handlers behind a local IAM-checking gateway (the verifier and the token issuer;
-tag compliance behind a local EventBridge route), on the embedded AWS or (the verifier alone) real AWS."""
+"""`kuma-iam serve`: the real handlers behind a local IAM-checking gateway (the verifier and the token
+issuer; tag compliance and the token provisioner behind local EventBridge routes), on the embedded AWS or
+(the verifier alone) real AWS."""
 
 from __future__ import annotations
 
@@ -18,12 +19,18 @@ from kuma_iam_cli.commands.dataplane_token import ISSUER_CALLER_CREDENTIALS
 from kuma_iam_cli.errors import CommandError
 from kuma_iam_cli.local.compliance_demo import COMPLIANCE_DEMO_ROLES, TAG_ADMINS
 from kuma_iam_cli.local.embedded_aws import EmbeddedAws
-from kuma_iam_cli.local.eventbridge_route import EVENTBRIDGE_ROUTE, deliver_to
+from kuma_iam_cli.local.eventbridge_route import (
+    EVENTBRIDGE_ROUTE,
+    PROVISIONER_EVENTBRIDGE_ROUTE,
+    deliver_to,
+)
 from kuma_iam_cli.local.events import VERIFIER_CASES, VERIFY_ROUTE, VerifierCase
 from kuma_iam_cli.local.expected import describe, expected_answers
 from kuma_iam_cli.local.function_output import FunctionOutput
 from kuma_iam_cli.local.gateway import GatewayCaller, GatewayExchange, Handler, LocalGateway, load_handler
 from kuma_iam_cli.local.listeners import WantedPort, take_ports
+from kuma_iam_cli.local.provisioner_demo import DEMO_TASKS, SERVICE_TAG
+from kuma_iam_cli.local.provisioner_events import write_provisioner_events
 from kuma_iam_cli.local.request_log import request_line
 from kuma_iam_cli.local.seed import (
     DemoWorld,
@@ -36,7 +43,12 @@ from kuma_iam_cli.local.seed import (
 )
 from kuma_iam_cli.local.state import RunningStack, StackState
 from kuma_iam_cli.local.token_events import KEYS_ROUTE, TOKEN_ISSUER_CASES, TOKENS_ROUTE, TokenIssuerCase
-from kuma_iam_cli.local.token_keys import TokenKeys, seed_token_keys, token_issuer_environment
+from kuma_iam_cli.local.token_keys import (
+    TokenKeys,
+    seed_token_keys,
+    token_issuer_environment,
+    token_provisioner_environment,
+)
 
 GATEWAY_HOST = "127.0.0.1"  # the gateway is for this machine's shells; --host opens the embedded AWS only
 ANY_ADDRESS = "0.0.0.0"  # noqa: S104 - what `--host` takes to let containers in
@@ -72,8 +84,17 @@ def serve(args: argparse.Namespace) -> int:
         state.write_private(state.tokens_file, token_keys.to_json())
         os.environ.update(verifier_environment(world, server_id=args.server_id))
         handler = load_handler(handler_path)
-        issuer = _token_issuer_handler(issuer_path, world, token_keys, args.server_id)
-        compliance = _compliance_handler(Path(args.functions), world)
+        issuer = _built_with(
+            issuer_path, "issuer", token_issuer_environment(world, token_keys, server_id=args.server_id)
+        )
+        compliance = _built_with(
+            functions / "tag_compliance" / "app.py", "compliance", compliance_environment(world)
+        )
+        provisioner = _built_with(
+            functions / "token_provisioner" / "app.py",
+            "provisioner",
+            token_provisioner_environment(world, token_keys),
+        )
         # The task whose printed command gets a token calls the issuer itself, with its own session.
         task_env, task = task_caller(world, *ISSUER_DEMO_CASE.signer)
         with (
@@ -83,14 +104,15 @@ def serve(args: argparse.Namespace) -> int:
                     VERIFY_ROUTE: function_output.invoking(handler),
                     TOKENS_ROUTE: function_output.invoking(issuer),
                     KEYS_ROUTE: function_output.invoking(issuer),
-                    EVENTBRIDGE_ROUTE: function_output.invoking(compliance),
+                    EVENTBRIDGE_ROUTE: function_output.invoking(deliver_to(compliance)),
+                    PROVISIONER_EVENTBRIDGE_ROUTE: function_output.invoking(deliver_to(provisioner)),
                 },
                 [control_plane_caller(world), task],
                 api_account_id=world.home_account,
                 host=GATEWAY_HOST,
                 listener=gateway_listener,
                 # EventBridge needs no signature: the local stand-in for it listens on this machine only.
-                public_routes={EVENTBRIDGE_ROUTE},
+                public_routes={EVENTBRIDGE_ROUTE, PROVISIONER_EVENTBRIDGE_ROUTE},
                 on_exchange=_print_request,
             ) as gw,
         ):
@@ -107,6 +129,7 @@ def serve(args: argparse.Namespace) -> int:
                 _demo_instructions(world, state, verify_url, args),
                 _compliance_instructions(world, state, gw.endpoint_url, args),
                 _token_instructions(world, token_keys, state, gw.endpoint_url, task_env, args),
+                _provisioner_instructions(world, state, gw.endpoint_url, args),
                 "\nCtrl-C stops the stack. One line per request below:",
             ]
             try:
@@ -116,33 +139,19 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _token_issuer_handler(path: Path, world: DemoWorld, keys: TokenKeys, server_id: str) -> Handler:
-    """The token issuer, built (settings read, clients made, credentials resolved) with its own principal's
-    environment, as `_compliance_handler` does; the process's environment then goes back to the verifier's."""
+def _built_with(path: Path, build: str, environment: dict[str, str]) -> Handler:
+    """The handler at `path`, its function built once (`<module>.<build>()`: settings read, clients made,
+    credentials resolved) with its own principal's `environment`, as each function has its own role in AWS;
+    the handlers share this process's environment, which then goes back to the verifier's."""
     handler = load_handler(path)
     verifier_environment_now = dict(os.environ)
-    os.environ.update(token_issuer_environment(world, keys, server_id=server_id))
+    os.environ.update(environment)
     try:
-        sys.modules["token_issuer"].issuer()
+        getattr(sys.modules[path.parent.name], build)()
     finally:
         os.environ.clear()
         os.environ.update(verifier_environment_now)
     return handler
-
-
-def _compliance_handler(functions: Path, world: DemoWorld) -> Handler:
-    """The tag-compliance handler behind the local EventBridge route, built with the compliance principal's
-    keys: both handlers share this process's environment, so the function is built (settings read, clients
-    made, credentials resolved) once with its own, and the environment goes back to the verifier's."""
-    handler = load_handler(functions / "tag_compliance" / "app.py")
-    verifier_environment_now = dict(os.environ)
-    os.environ.update(compliance_environment(world))
-    try:
-        sys.modules["tag_compliance"].compliance()
-    finally:
-        os.environ.clear()
-        os.environ.update(verifier_environment_now)
-    return deliver_to(handler)
 
 
 def _compliance_instructions(
@@ -182,6 +191,41 @@ def _compliance_instructions(
             f"# -> {describe(answer) if answer is not None else '?'}. The same event again gets the same",
             "#    answer and no second notification (each event id is handled once). Other events, and the",
             f"#    answer each must get (expected.json): {event.parent}",
+        ]
+    )
+
+
+def _provisioner_instructions(
+    world: DemoWorld, state: StackState, gateway_url: str, args: argparse.Namespace
+) -> str:
+    """Task starts and the sweep as EventBridge delivers them (written for this world's tasks), each with the
+    summary it must get."""
+    events = state.folder / "events"
+    write_provisioner_events(world, events)
+    folder = events / "token_provisioner"
+    expected = expected_answers(Path(args.functions).absolute().parent / "events")
+    started = expected.get("token_provisioner/new-tagged-task")
+    demo = world.provisioning
+    tasks = ", ".join(
+        f"{task.name} ({SERVICE_TAG}={task.tags[SERVICE_TAG]}, role {task.role})"
+        if SERVICE_TAG in task.tags
+        else f"{task.name} (untagged)"
+        for task in DEMO_TASKS
+    )
+    url = f"{gateway_url}/local/eventbridge/token-provisioner"
+    return "\n".join(
+        [
+            "",
+            f"Token provisioner on cluster {demo.cluster_arn.rsplit('/', 1)[-1]}: tasks {tasks}; each "
+            f"service's secret is {demo.secret_prefix}/<service>.",
+            "\n# a task of backend starts, as ECS reports it through EventBridge",
+            f"curl -s --data {shlex.quote(f'@{folder / "new-tagged-task.json"}')} {url}",
+            f"# -> {describe(started) if started is not None else '?'}. The same event again finds the token "
+            "good (token_valid) and puts nothing.",
+            "\n# the schedule's sweep of every running and pending task of the cluster",
+            f"curl -s --data {shlex.quote(f'@{folder / "scheduled-sweep.json"}')} {url}",
+            f"#    Other events, for these tasks: {folder}; the answer each must get: expected.json in "
+            f"{Path(args.functions).absolute().parent / 'events' / 'token_provisioner'}",
         ]
     )
 

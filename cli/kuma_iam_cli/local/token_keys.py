@@ -1,5 +1,6 @@
 """The token issuer's part of the demo world: signing keys (two KMS keys, a Kuma PEM key in Secrets Manager),
-the revocations table, and the issuer's own least-privilege user."""
+the revocations table, and the issuer's own least-privilege user. The token provisioner signs with the same
+keys and reads the same table (its environment is here; its ECS part is seed.py's)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from kuma_iam_cli.local.seed import (
     DemoWorld,
     UserCredentials,
     create_user,
+    findings_topic_arn,
     verifier_environment,
 )
 
@@ -131,6 +133,28 @@ def token_settings(world: DemoWorld, keys: TokenKeys) -> dict[str, str]:
         "KUMA_IAM_ZONE": keys.zone,
         "KUMA_IAM_ZONE_SIGNING_KEYS": f"1={keys.zone_key_alias}",
         "KUMA_IAM_MESHES": ",".join(keys.meshes),
+    }
+
+
+def token_provisioner_environment(world: DemoWorld, keys: TokenKeys) -> dict[str, str]:
+    """The token provisioner handler's environment against this world, as its own least-privilege user: it
+    serves the demo's cluster, signs with the issuer's dataplane keys and reads its revocations."""
+    endpoints = ("", "_STS", "_IAM", "_DYNAMODB", "_KMS", "_SECRETS_MANAGER", "_ECS", "_SNS", "_EVENTBRIDGE")
+    return {
+        "AWS_ACCESS_KEY_ID": world.provisioner.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": world.provisioner.secret_access_key,
+        "AWS_REGION": world.region,
+        "AWS_DEFAULT_REGION": world.region,
+        **{f"AWS_ENDPOINT_URL{suffix}": world.endpoint_url for suffix in endpoints},
+        "KMESH_AWSIAM_AUTHORIZEDACCOUNTIDS": ",".join(world.authorized_accounts),
+        "KUMA_IAM_HOME_ACCOUNT_ID": world.home_account,
+        "KUMA_IAM_ECS_CLUSTERS": world.provisioning.cluster_arn,
+        "KUMA_IAM_SECRET_PREFIX": world.provisioning.secret_prefix,
+        "KUMA_IAM_SIGNING_KEYS": keys.signing_keys,
+        "KUMA_IAM_MESHES": ",".join(keys.meshes),
+        "KUMA_IAM_REVOCATION_TABLE": keys.revocation_table,
+        "KUMA_IAM_FINDINGS_TOPIC_ARN": findings_topic_arn(world),
+        "POWERTOOLS_SERVICE_NAME": "kuma-iam",
     }
 
 

@@ -6,13 +6,16 @@ import re
 from collections.abc import Mapping
 from datetime import timedelta
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
+from urllib.parse import urlsplit
 
 from pydantic import (
     AliasChoices,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    StringConstraints,
     ValidationError,
     field_validator,
     model_validator,
@@ -21,9 +24,10 @@ from pydantic import (
 from kuma_iam.aws import ACCOUNT_ID
 from kuma_iam.errors import ConfigError, problem_message
 from kuma_iam.identity.checks import SERVER_ID
+from kuma_iam.provisioning.clusters import parse_clusters
 from kuma_iam.rules import DNS_LABEL
 from kuma_iam.tokens.duration import format_go_duration, parse_go_duration
-from kuma_iam.tokens.references import KeyReference, parse_signing_keys
+from kuma_iam.tokens.references import SECRET_ARN, KeyReference, parse_signing_keys
 
 # IAM's role-name rule ([\w+=,.@-], \w being ASCII letters, digits and _) written out: pydantic's regex
 # engine reads \w as any Unicode word character, and compiling that 64 times over cost cold starts 10-20 ms.
@@ -63,16 +67,21 @@ class AwsSettings(BaseModel):
         return frozenset(value)
 
 
-class VerifierSettings(AwsSettings):
-    """What the verifier (and the token issuer, which verifies the same way) needs to know."""
+class RoleReadingSettings(AwsSettings):
+    """How task roles are read, the verifier's way: IAM at home, a read-only role elsewhere, cached."""
 
-    server_id: Annotated[str, Field(validation_alias="KUMA_IAM_SERVER_ID", pattern=f"^{SERVER_ID.pattern}$")]
     reader_role_name: Annotated[
         str, Field(validation_alias="KUMA_IAM_READER_ROLE_NAME", pattern=f"^{ROLE_NAME.pattern}$")
     ] = "kuma-iam-reader"
     role_cache_ttl_seconds: Annotated[
         float, Field(validation_alias="KUMA_IAM_ROLE_CACHE_TTL_SECONDS", ge=0, le=3600)
     ] = 60.0
+
+
+class VerifierSettings(RoleReadingSettings):
+    """What the verifier (and the token issuer, which verifies the same way) needs to know."""
+
+    server_id: Annotated[str, Field(validation_alias="KUMA_IAM_SERVER_ID", pattern=f"^{SERVER_ID.pattern}$")]
     # AWS itself accepts a SigV4 signature for 15 minutes; a shorter window narrows replay.
     max_token_age_seconds: Annotated[
         int, Field(validation_alias="KUMA_IAM_MAX_TOKEN_AGE_SECONDS", ge=1, le=900)
@@ -103,7 +112,34 @@ class ComplianceMode(StrEnum):
 TAG_ADMIN_PATTERN = re.compile(r"arn:[a-z*-]+:(iam|sts|\*):[a-z0-9*-]*:([0-9]{12}|\*):[\x21-\x7e]+")
 
 
-class ComplianceSettings(AwsSettings):
+class FindingOutputSettings(BaseModel):
+    """Where `ComplianceFinding`s go (compliance/outputs.py), for every function that reports them."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    findings_topic_arn: Annotated[
+        str | None, Field(validation_alias="KUMA_IAM_FINDINGS_TOPIC_ARN", pattern=r"^arn:[a-z-]+:sns:\S+$")
+    ] = None
+    findings_event_bus: Annotated[
+        str, Field(validation_alias="KUMA_IAM_FINDINGS_EVENT_BUS", pattern=r"^[\w./:-]+$", max_length=1600)
+    ] = "default"
+    security_hub: Annotated[bool, Field(validation_alias="KUMA_IAM_SECURITY_HUB")] = False
+    sns_endpoint_url: Annotated[str | None, Field(validation_alias="AWS_ENDPOINT_URL_SNS")] = None
+    events_endpoint_url: Annotated[str | None, Field(validation_alias="AWS_ENDPOINT_URL_EVENTBRIDGE")] = None
+    securityhub_endpoint_url: Annotated[
+        str | None, Field(validation_alias="AWS_ENDPOINT_URL_SECURITYHUB")
+    ] = None
+
+    @field_validator("security_hub", mode="before")
+    @classmethod
+    def _enabled_or_disabled(cls, value: Any) -> Any:
+        # The template's parameter says Enabled / Disabled; true / false read as well.
+        if isinstance(value, str):
+            return {"enabled": True, "disabled": False}.get(value.strip().lower(), value)
+        return value
+
+
+class ComplianceSettings(AwsSettings, FindingOutputSettings):
     """What tag compliance needs: where to look (accounts, the role it assumes there), what to do, where
     findings go."""
 
@@ -114,13 +150,6 @@ class ComplianceSettings(AwsSettings):
         ComplianceMode.REPORT
     )
     tag_admins: Annotated[tuple[str, ...], Field(validation_alias="KUMA_IAM_TAG_ADMINS")] = ()
-    findings_topic_arn: Annotated[
-        str | None, Field(validation_alias="KUMA_IAM_FINDINGS_TOPIC_ARN", pattern=r"^arn:[a-z-]+:sns:\S+$")
-    ] = None
-    findings_event_bus: Annotated[
-        str, Field(validation_alias="KUMA_IAM_FINDINGS_EVENT_BUS", pattern=r"^[\w./:-]+$", max_length=1600)
-    ] = "default"
-    security_hub: Annotated[bool, Field(validation_alias="KUMA_IAM_SECURITY_HUB")] = False
     idempotency_table_name: Annotated[str | None, Field(validation_alias="KUMA_IAM_IDEMPOTENCY_TABLE")] = None
     # A sweep is not latency-bound: longer reads and more retries than the verifier's, inside the function's
     # timeout (the template gives it minutes).
@@ -131,24 +160,11 @@ class ComplianceSettings(AwsSettings):
     upstream_attempts: Annotated[int, Field(validation_alias="KUMA_IAM_UPSTREAM_ATTEMPTS", ge=1, le=10)] = 5
     # Roles per GetAccountAuthorizationDetails page (IAM's largest is 1,000; it may return fewer).
     sweep_page_size: Annotated[int, Field(validation_alias="KUMA_IAM_SWEEP_PAGE_SIZE", ge=1, le=1000)] = 1000
-    sns_endpoint_url: Annotated[str | None, Field(validation_alias="AWS_ENDPOINT_URL_SNS")] = None
-    events_endpoint_url: Annotated[str | None, Field(validation_alias="AWS_ENDPOINT_URL_EVENTBRIDGE")] = None
-    securityhub_endpoint_url: Annotated[
-        str | None, Field(validation_alias="AWS_ENDPOINT_URL_SECURITYHUB")
-    ] = None
 
     @field_validator("mode", mode="before")
     @classmethod
     def _mode_any_case(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
-
-    @field_validator("security_hub", mode="before")
-    @classmethod
-    def _enabled_or_disabled(cls, value: Any) -> Any:
-        # The template's parameter says Enabled / Disabled; true / false read as well.
-        if isinstance(value, str):
-            return {"enabled": True, "disabled": False}.get(value.strip().lower(), value)
-        return value
 
     @field_validator("tag_admins", mode="before")
     @classmethod
@@ -168,6 +184,32 @@ class ComplianceSettings(AwsSettings):
         return parse_settings(cls, environ)
 
 
+def _mesh_names(value: Any) -> Any:
+    """Comma-separated mesh names (DNS labels), at least one, each once."""
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    for mesh in value:
+        if not DNS_LABEL.fullmatch(mesh):
+            raise ValueError(f"{mesh[:64]!r} is not a mesh name (a DNS label)")
+    if not value:
+        raise ValueError("name at least one mesh")
+    return tuple(dict.fromkeys(value))
+
+
+def _token_lifetime(value: Any) -> Any:
+    """A Go duration ("24h", "90m"), at least MIN_TOKEN_VALIDITY."""
+    if isinstance(value, str):
+        value = parse_go_duration(value)
+    if isinstance(value, timedelta) and value < MIN_TOKEN_VALIDITY:
+        raise ValueError(f"must be at least {format_go_duration(MIN_TOKEN_VALIDITY)}")
+    return value
+
+
+MeshNames = Annotated[tuple[str, ...], BeforeValidator(_mesh_names)]
+TokenLifetime = Annotated[timedelta, BeforeValidator(_token_lifetime)]
+TableName = Annotated[str, StringConstraints(pattern=f"^{TABLE_NAME.pattern}$")]
+
+
 class TokenSigningSettings(BaseModel):
     """What signing Kuma tokens needs: numbered keys, the zone, the meshes, lifetimes.
     Shared by every function that signs tokens (the exchange, the provisioner)."""
@@ -182,8 +224,8 @@ class TokenSigningSettings(BaseModel):
         tuple[KeyReference, ...] | None, Field(validation_alias="KUMA_IAM_ZONE_SIGNING_KEYS")
     ] = None
     # The meshes whose control-plane entries GET /v1/keys publishes; tokens are issued for these only.
-    meshes: Annotated[tuple[str, ...], Field(validation_alias="KUMA_IAM_MESHES")] = ("default",)
-    token_max_valid_for: Annotated[timedelta, Field(validation_alias="KUMA_IAM_TOKEN_MAX_VALID_FOR")] = (
+    meshes: Annotated[MeshNames, Field(validation_alias="KUMA_IAM_MESHES")] = ("default",)
+    token_max_valid_for: Annotated[TokenLifetime, Field(validation_alias="KUMA_IAM_TOKEN_MAX_VALID_FOR")] = (
         timedelta(hours=24)
     )
     kms_endpoint_url: Annotated[str | None, Field(validation_alias="AWS_ENDPOINT_URL_KMS")] = None
@@ -212,27 +254,6 @@ class TokenSigningSettings(BaseModel):
             raise ValueError(f"{value[:64]!r} is not a zone name (a DNS label)")
         return value
 
-    @field_validator("meshes", mode="before")
-    @classmethod
-    def _split_meshes(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = [part.strip() for part in value.split(",") if part.strip()]
-        for mesh in value:
-            if not DNS_LABEL.fullmatch(mesh):
-                raise ValueError(f"{mesh[:64]!r} is not a mesh name (a DNS label)")
-        if not value:
-            raise ValueError("name at least one mesh")
-        return tuple(dict.fromkeys(value))
-
-    @field_validator("token_max_valid_for", mode="before")
-    @classmethod
-    def _duration(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = parse_go_duration(value)
-        if isinstance(value, timedelta) and value < MIN_TOKEN_VALIDITY:
-            raise ValueError(f"must be at least {format_go_duration(MIN_TOKEN_VALIDITY)}")
-        return value
-
     @model_validator(mode="after")
     def _zone_needs_its_keys(self) -> TokenSigningSettings:
         if (self.zone is None) != (self.zone_signing_keys is None):
@@ -258,6 +279,134 @@ class TokenIssuerSettings(VerifierSettings, TokenSigningSettings):
 MIN_TOKEN_VALIDITY = timedelta(minutes=1)
 
 
+class TokenSigner(StrEnum):
+    """Who signs the tokens the provisioner puts into secrets."""
+
+    SIGNING_KEYS = (
+        "signing-keys"  # the stack's KMS key or Kuma PEM keys (KUMA_IAM_SIGNING_KEYS), as the issuer
+    )
+    CONTROL_PLANE = "control-plane"  # the control plane's own POST /tokens/dataplane, as an admin user
+
+
+# A Secrets Manager secret name: letters, digits and /_+=.@- (no leading or trailing '/').
+SECRET_PREFIX = re.compile(r"[A-Za-z0-9_+=.@-]+(/[A-Za-z0-9_+=.@-]+)*", re.ASCII)
+
+
+class ControlPlaneSettings(BaseModel):
+    """The control plane as token issuer: its API, an admin user token, the CA its certificate chains to."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    url: Annotated[str, Field(validation_alias="KUMA_IAM_CP_URL", max_length=2048)]
+    # Secrets Manager secret ARNs: the admin user token (SecretString, as `kumactl` prints it), and the CA
+    # bundle (PEM) the API's certificate must chain to; without a CA the system's trust store decides.
+    token_secret_arn: Annotated[str, Field(validation_alias="KUMA_IAM_CP_TOKEN_SECRET")]
+    ca_secret_arn: Annotated[str | None, Field(validation_alias="KUMA_IAM_CP_CA_SECRET")] = None
+    secretsmanager_endpoint_url: Annotated[
+        str | None, Field(validation_alias="AWS_ENDPOINT_URL_SECRETS_MANAGER")
+    ] = None
+
+    @field_validator("url")
+    @classmethod
+    def _https_api(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme != "https" or not parts.hostname:
+            raise ValueError("must be the control plane API's https:// URL (e.g. https://kuma-cp:5682)")
+        if parts.query or parts.fragment or parts.username or parts.password:
+            raise ValueError("must carry no query, fragment or credentials (the admin token is a secret)")
+        return value.rstrip("/")
+
+    @field_validator("token_secret_arn", "ca_secret_arn")
+    @classmethod
+    def _secret_arn(cls, value: str | None) -> str | None:
+        if value is not None and not SECRET_ARN.fullmatch(value):
+            raise ValueError(f"{value[:96]!r} is not a Secrets Manager secret ARN")
+        return value
+
+
+class TokenProvisionerSettings(RoleReadingSettings, FindingOutputSettings):
+    """The ECS token provisioner: which clusters, which secrets, how long tokens live, who signs them.
+
+    With KUMA_IAM_TOKEN_SIGNER=signing-keys (the default) `signing` holds the issuer's own settings, read
+    from the same variables; with control-plane, `control_plane` holds the API's.
+    """
+
+    ecs_clusters: Annotated[tuple[str, ...], Field(validation_alias="KUMA_IAM_ECS_CLUSTERS")] = ()
+    secret_prefix: Annotated[str, Field(validation_alias="KUMA_IAM_SECRET_PREFIX", max_length=256)] = (
+        "kuma-iam/dataplane-tokens"  # noqa: S105 - a name, not a secret
+    )
+    token_valid_for: Annotated[TokenLifetime, Field(validation_alias="KUMA_IAM_TOKEN_VALID_FOR")] = timedelta(
+        hours=24
+    )
+    # A token with less life than this left is replaced: the least any task starting now gets.
+    token_refresh_margin: Annotated[
+        TokenLifetime, Field(validation_alias="KUMA_IAM_TOKEN_REFRESH_MARGIN")
+    ] = timedelta(hours=8)
+    signer: Annotated[TokenSigner, Field(validation_alias="KUMA_IAM_TOKEN_SIGNER")] = TokenSigner.SIGNING_KEYS
+    meshes: Annotated[MeshNames, Field(validation_alias="KUMA_IAM_MESHES")] = ("default",)
+    # Revoked token ids (kuma-iam tokens revoke): a token found in a secret with one of them is replaced.
+    revocation_table_name: Annotated[TableName, Field(validation_alias="KUMA_IAM_REVOCATION_TABLE")]
+    signing: TokenSigningSettings | None = None
+    control_plane: ControlPlaneSettings | None = None
+    ecs_endpoint_url: Annotated[str | None, Field(validation_alias="AWS_ENDPOINT_URL_ECS")] = None
+    # A sweep is not latency-bound: longer reads and more retries than the verifier's.
+    upstream_timeout_seconds: Annotated[
+        float, Field(validation_alias="KUMA_IAM_UPSTREAM_TIMEOUT_SECONDS", gt=0, le=30)
+    ] = 5.0
+    upstream_attempts: Annotated[int, Field(validation_alias="KUMA_IAM_UPSTREAM_ATTEMPTS", ge=1, le=10)] = 3
+
+    @model_validator(mode="before")
+    @classmethod
+    def _signer_settings_from_the_same_variables(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping) or "signing" in data or "control_plane" in data:
+            return data
+        signer = data.get("KUMA_IAM_TOKEN_SIGNER", data.get("signer", TokenSigner.SIGNING_KEYS))
+        chosen = "control_plane" if str(signer).strip().lower() == TokenSigner.CONTROL_PLANE else "signing"
+        return {**data, chosen: dict(data)}
+
+    @field_validator("signer", mode="before")
+    @classmethod
+    def _signer_any_case(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("ecs_clusters", mode="before")
+    @classmethod
+    def _clusters(cls, value: Any) -> Any:
+        return parse_clusters(value) if isinstance(value, str) else value
+
+    @field_validator("secret_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if not SECRET_PREFIX.fullmatch(value):
+            raise ValueError(
+                f"{value[:96]!r} is not a secret name prefix (letters, digits and /_+=.@-, no leading or "
+                "trailing '/')"
+            )
+        if {".", ".."} & set(value.split("/")):
+            # Secrets Manager reads no paths, but a reader of the policy or of the secret names would.
+            raise ValueError(f"{value[:96]!r} has a '.' or '..' segment: name the prefix as it is")
+        return value
+
+    @model_validator(mode="after")
+    def _lifetimes(self) -> TokenProvisionerSettings:
+        if self.token_refresh_margin >= self.token_valid_for:
+            raise ValueError(
+                f"KUMA_IAM_TOKEN_REFRESH_MARGIN ({format_go_duration(self.token_refresh_margin)}) must be "
+                f"shorter than KUMA_IAM_TOKEN_VALID_FOR ({format_go_duration(self.token_valid_for)}): "
+                "every token would be replaced as soon as it is put"
+            )
+        if self.signing is not None and self.token_valid_for > self.signing.token_max_valid_for:
+            raise ValueError(
+                f"KUMA_IAM_TOKEN_VALID_FOR ({format_go_duration(self.token_valid_for)}) is longer than "
+                f"KUMA_IAM_TOKEN_MAX_VALID_FOR ({format_go_duration(self.signing.token_max_valid_for)})"
+            )
+        return self
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> TokenProvisionerSettings:
+        return parse_settings(cls, environ)
+
+
 # The SDK's endpoint overrides: botocore honours them on every client, whatever a settings model reads.
 ENDPOINT_OVERRIDE = re.compile(r"AWS_ENDPOINT_URL(_[A-Z0-9_]+)?")
 
@@ -272,15 +421,29 @@ def parse_settings[T: BaseModel](model: type[T], environ: Mapping[str, str]) -> 
         problems = []
         for item in error.errors():
             # A rule across variables (loc is empty) names them in its own message.
-            prefix = f"{_env_name(model, str(item['loc'][0]))}: " if item["loc"] else ""
+            name = _env_name(model, item["loc"]) if item["loc"] else ""
+            prefix = f"{name}: " if name else ""
             problems.append(f"{prefix}{problem_message(item)}")
-        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
+        raise ConfigError("invalid configuration: " + "; ".join(dict.fromkeys(problems))) from None
 
 
-def _env_name(model: type[BaseModel], field_or_alias: str) -> str:
+def _env_name(model: type[BaseModel], loc: tuple[int | str, ...]) -> str:
+    """The variable an error is about; a nested settings model (read from the same variables) is looked
+    into, and its own cross-variable rules name their variables themselves."""
+    field_or_alias = str(loc[0])
     field = model.model_fields.get(field_or_alias)
     if field is None:
         return field_or_alias
+    nested = next(
+        (
+            kind
+            for kind in get_args(field.annotation)
+            if isinstance(kind, type) and issubclass(kind, BaseModel)
+        ),
+        None,
+    )
+    if nested is not None:
+        return _env_name(nested, loc[1:]) if len(loc) > 1 else ""
     alias = field.validation_alias
     if isinstance(alias, str):
         return alias

@@ -27,8 +27,11 @@ class DenyReason(StrEnum):
     ZONE_MISMATCH = "zone_mismatch"
 
 
-# The AWS services the functions call (DESIGN.md): an UpstreamError names one, and so does its metric.
-Upstream = Literal["sts", "iam", "dynamodb", "kms", "secretsmanager", "ecs", "sns", "events", "securityhub"]
+# The AWS services the functions call (DESIGN.md), and the Kuma control plane's token API when it signs the
+# provisioner's tokens: an UpstreamError names one, and so does its metric.
+Upstream = Literal[
+    "sts", "iam", "dynamodb", "kms", "secretsmanager", "ecs", "sns", "events", "securityhub", "kuma-cp"
+]
 
 
 class KumaIamError(Exception):

@@ -24,6 +24,7 @@ from aws_lambda_powertools.logging.formatter import RESERVED_LOG_ATTRS, LambdaPo
 from aws_lambda_powertools.metrics import MetricUnit
 
 from kuma_iam.errors import DenyReason, Upstream
+from kuma_iam.provisioning.summary import SkipReason
 from kuma_iam.rules import RULES
 
 NAMESPACE = "KumaIam"
@@ -215,6 +216,17 @@ INVALID_EVENT = MetricSpec(
 SWEEP_DURATION = MetricSpec("SweepDuration", MetricUnit.Milliseconds, "time of each scheduled sweep")
 ROLES_EVALUATED = MetricSpec("RolesEvaluated", MetricUnit.Count, "roles each scheduled sweep evaluated")
 
+TOKEN_PROVISIONED = MetricSpec(
+    "TokenProvisioned", MetricUnit.Count, "dataplane tokens the provisioner put into service secrets"
+)
+PROVISIONING_SKIPPED = MetricSpec(
+    "ProvisioningSkipped",
+    MetricUnit.Count,
+    "ECS tasks the provisioner gave no new token, by reason (`token_valid`: their secret holds a good one; "
+    "identity mismatches are findings too)",
+    (Dimension("reason", tuple(reason.value for reason in SkipReason)),),
+)
+
 # Every metric the functions emit. A new one is declared here, and only what is declared can be emitted.
 METRICS: tuple[MetricSpec, ...] = (
     ALLOWED,
@@ -234,6 +246,8 @@ METRICS: tuple[MetricSpec, ...] = (
     INVALID_EVENT,
     SWEEP_DURATION,
     ROLES_EVALUATED,
+    TOKEN_PROVISIONED,
+    PROVISIONING_SKIPPED,
 )
 
 

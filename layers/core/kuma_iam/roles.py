@@ -139,7 +139,11 @@ class _CacheEntry:
     # role): answered from the cache, so a stream of them cannot spend the account's IAM quota.
     contradicted: set[str] = field(default_factory=set)
 
-    def answers(self, role_id: str, now: float) -> bool:
+    def answers(self, role_id: str | None, now: float) -> bool:
+        """Fresh, and about the role asked for: with a RoleId, that very role (or one IAM contradicted);
+        without one (the provisioner knows a task's role by ARN only), whatever IAM said last."""
+        if role_id is None:
+            return now < self.expires_at
         known = self.record is not None and role_id == self.record.role_id
         return now < self.expires_at and (known or role_id in self.contradicted)
 
@@ -163,8 +167,9 @@ class RoleDirectory:
         self._key_locks: dict[tuple[str, str], threading.Lock] = {}
         self._lock = threading.Lock()
 
-    def get(self, account: str, name: str, *, role_id: str) -> RoleRecord:
-        """The role, re-read once when STS names a RoleId the cache has not seen (a re-created role?)."""
+    def get(self, account: str, name: str, *, role_id: str | None) -> RoleRecord:
+        """The role, re-read once when STS names a RoleId the cache has not seen (a re-created role?).
+        `role_id` None: the role by name alone, as a task definition names it."""
         key = (account, name.casefold())
         entry = self._entries.get(key)
         if entry is not None and entry.answers(role_id, self._clock()):
@@ -176,7 +181,7 @@ class RoleDirectory:
                     metrics_count(ROLE_CACHE_MISS)
                     record = self._read(account, name)
                     entry = _CacheEntry(record, self._clock() + self._ttl)
-                    if record is None or record.role_id != role_id:
+                    if role_id is not None and (record is None or record.role_id != role_id):
                         entry.contradicted.add(role_id)
                     self._entries[key] = entry
         if entry.record is None:

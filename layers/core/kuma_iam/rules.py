@@ -66,6 +66,13 @@ TRUST_NO_SOURCE_CONDITION = Rule(
     Severity.MEDIUM,
     "a kuma-tagged role's ECS trust without aws:SourceAccount or aws:SourceArn",
 )
+# The token provisioner's: a task whose role is no kuma identity, or one that disagrees with the task's
+# kuma.io/service or mesh, gets no token (someone may be trying to pass one service off as another).
+PROVISIONER_IDENTITY_MISMATCH = Rule(
+    "provisioner-identity-mismatch",
+    Severity.HIGH,
+    "an ECS task whose role disagrees with its kuma.io/service or mesh tags, or is no kuma identity",
+)
 RULES: dict[str, Rule] = {
     rule.id: rule
     for rule in (
@@ -78,6 +85,7 @@ RULES: dict[str, Rule] = {
         KUMA_TAG_CHANGE_UNAUTHORIZED,
         TRUST_NOT_ECS_TASKS,
         TRUST_NO_SOURCE_CONDITION,
+        PROVISIONER_IDENTITY_MISMATCH,
     )
 }
 

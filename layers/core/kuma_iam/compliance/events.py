@@ -3,25 +3,24 @@ through EventBridge, and the schedule's sweep. Anything else is refused with a m
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from kuma_iam.compliance.changes import RoleChange
 from kuma_iam.config import ROLE_NAME
-from kuma_iam.errors import InvalidRequest, first_problem
+from kuma_iam.errors import InvalidRequest
+from kuma_iam.eventbridge import (
+    SCHEDULED,
+    AccountId,
+    ScheduledEvent,
+    parse_eventbridge_event,
+)
 
 IAM_CALL = "AWS API Call via CloudTrail"
-SCHEDULED = "Scheduled Event"
 WATCHED_CALLS = ("CreateRole", "TagRole", "UntagRole", "UpdateAssumeRolePolicy")
-# EventBridge carries at most 256 KB per event: anything larger did not come from it.
-MAX_EVENT_BYTES = 256 * 1024
-
-AccountId = Annotated[str, StringConstraints(pattern=r"^[0-9]{12}$")]
 RoleName = Annotated[str, StringConstraints(pattern=f"^{ROLE_NAME.pattern}$")]
 Text = Annotated[str, StringConstraints(max_length=2048)]
 # IAM's own bounds: keys up to 128 characters, values up to 256, at most 50 tags on a role.
@@ -114,50 +113,20 @@ class IamCallEvent(EventBridgeModel):
         )
 
 
-class ScheduledSweepEvent(EventBridgeModel):
-    """The schedule's tick: sweep every role of every authorized account."""
-
-    source: Literal["aws.events"]
-    account: AccountId
-    detail_type: Literal["Scheduled Event"] = Field(alias="detail-type")
-    detail: dict[str, Any]
-
-
+# The schedule's tick: sweep every role of every authorized account.
+ScheduledSweepEvent = ScheduledEvent
 ComplianceEvent = IamCallEvent | ScheduledSweepEvent
 
 
 def parse_compliance_event(event: object) -> ComplianceEvent:
     """The event as one of the two kinds, or InvalidRequest saying what is wrong with it."""
-    if not isinstance(event, dict):
-        raise InvalidRequest(f"the event is a JSON {type(event).__name__}, not an EventBridge event object")
-    try:
-        size = len(json.dumps(event, default=str))
-    except (TypeError, ValueError, RecursionError):
-        raise InvalidRequest("the event is not JSON") from None
-    if size > MAX_EVENT_BYTES:
-        raise InvalidRequest(f"the event is {size} bytes; EventBridge events are at most {MAX_EVENT_BYTES}")
-    detail_type = event.get("detail-type")
-    model: type[ComplianceEvent]
-    if detail_type == IAM_CALL:
-        model = IamCallEvent
-    elif detail_type == SCHEDULED:
-        model = ScheduledSweepEvent
-    else:
-        raise InvalidRequest(
-            f"detail-type {_bounded(detail_type)} is not one this function takes ({IAM_CALL!r} from aws.iam, "
-            f"{SCHEDULED!r} from aws.events)"
-        )
-    try:
-        parsed: ComplianceEvent = parse(event=event, model=model)
-    except ValidationError as error:
-        raise InvalidRequest(first_problem(error, default_where="event")) from None
+    models: dict[str, type[ComplianceEvent]] = {IAM_CALL: IamCallEvent, SCHEDULED: ScheduledSweepEvent}
+    parsed = parse_eventbridge_event(
+        event, models, f"{IAM_CALL!r} from aws.iam, {SCHEDULED!r} from aws.events"
+    )
     if isinstance(parsed, IamCallEvent) and parsed.account != parsed.detail.recipientAccountId:
         raise InvalidRequest(
             f"the event comes from account {parsed.account} about IAM in account "
             f"{parsed.detail.recipientAccountId}: CloudTrail reports IAM calls only to their own account"
         )
     return parsed
-
-
-def _bounded(value: object) -> str:
-    return repr(value)[:80]

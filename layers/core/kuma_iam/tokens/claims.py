@@ -8,7 +8,7 @@ Both carry the registered claims `jti`, `iat`, `nbf`, `exp` as whole seconds sin
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -45,6 +45,18 @@ class DataplaneIdentity:
         if self.workload is not None:
             document["Workload"] = self.workload
         return document
+
+    def bound_by(self, claims: Mapping[str, Any]) -> bool:
+        """Whether a token's claims bind exactly this identity. Kuma's own issuer writes every claim of its
+        struct, an unset Workload as ""; ours leaves it out."""
+        wanted = self.claims()
+        return (
+            claims.get("Name") == wanted["Name"]
+            and claims.get("Mesh") == wanted["Mesh"]
+            and claims.get("Tags") == wanted["Tags"]
+            and claims.get("Type") == wanted["Type"]
+            and (claims.get("Workload") or None) == self.workload
+        )
 
 
 @dataclass(frozen=True, slots=True)

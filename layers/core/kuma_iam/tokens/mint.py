@@ -8,14 +8,15 @@ revoked one again is as likely as guessing a key, so no token pays a revocations
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from kuma_iam.errors import InvalidRequest, UpstreamUnavailable
 from kuma_iam.tokens import jwt
@@ -44,6 +45,17 @@ class IssuedToken:
             "jti": self.jti,
             "expiresAt": self.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
+
+
+class Minter(Protocol):
+    """What signs tokens for identities already decided: this stack's keys (`TokenMinter`), or a control
+    plane's own token API (`tokens.control_plane.ControlPlaneMinter`). The provisioner takes either."""
+
+    def mint(self, identity: TokenIdentity, valid_for: timedelta) -> IssuedToken: ...
+
+    def verification_keys(self) -> Mapping[str, RSAPublicKey] | None:
+        """kid -> the public key dataplane tokens validate with; None when the issuer keeps them to itself."""
+        ...
 
 
 @dataclass
@@ -75,6 +87,10 @@ class TokenMinter:
                 signer.service, f"the signature by kid {kid} does not verify with its published public key"
             ) from None
         return IssuedToken(jwt.compact(message, signature), kid, jti, registered.expiry)
+
+    def verification_keys(self) -> Mapping[str, RSAPublicKey]:
+        """Every published dataplane key: a token signed by a key no longer among them is no longer good."""
+        return self.dataplane_keys.get().public_keys()
 
     def _ring_for(self, identity: TokenIdentity) -> KeyRing:
         if isinstance(identity, DataplaneIdentity):

@@ -1,12 +1,18 @@
 """Check a Kuma token the way a control plane does offline: RS256 only, the key of its decimal `kid`, the
 signature, `nbf` and `exp`, the claims' types, and the revocation list. For `kuma-iam tokens validate` and for
-functions that must judge a token they did not just sign (an expiring or revoked one is replaced)."""
+functions that must judge a token they did not just sign (an expiring or revoked one is replaced).
+
+Each refusal names its `TokenProblem`, so that a caller decides on the kind, never on the message. A token
+whose issuer keeps its keys to itself (a control plane signing through its API) can be judged on everything
+but the signature with `check_unverified`: enough to decide that it must be replaced, never to admit it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -18,8 +24,25 @@ from kuma_iam.tokens import jwt
 from kuma_iam.tokens.references import KID
 
 
+class TokenProblem(StrEnum):
+    MALFORMED = "malformed"  # not a compact JWS, or its claims are not what Kuma decodes
+    ALGORITHM = "algorithm"  # anything but RS256
+    KID = "kid"  # no decimal kid
+    UNKNOWN_KEY = (
+        "unknown_key"  # no published key has its kid: signed by a key no longer (or never) published
+    )
+    SIGNATURE = "signature"  # the kid's key does not verify it
+    EXPIRED = "expired"
+    NOT_YET_VALID = "not_yet_valid"
+    REVOKED = "revoked"
+
+
 class InvalidToken(ValueError):
-    """The token would not be accepted; the message says why."""
+    """The token would not be accepted; `problem` says which rule refused it, the message how."""
+
+    def __init__(self, message: str, problem: TokenProblem = TokenProblem.MALFORMED) -> None:
+        super().__init__(message)
+        self.problem = problem
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,37 +64,55 @@ def validate_token(
     now: datetime,
     revoked: Collection[str] = (),
 ) -> ValidToken:
+    parsed, kid = _parse(token)
+    key = public_keys.get(kid)
+    if key is None:
+        raise InvalidToken(f"no public key for kid {kid}", TokenProblem.UNKNOWN_KEY)
+    try:
+        key.verify(parsed.signature, parsed.signing_input, padding.PKCS1v15(), hashes.SHA256())
+    except InvalidSignature:
+        raise InvalidToken("the signature does not verify", TokenProblem.SIGNATURE) from None
+    return _checked_claims(parsed, kid, now=now, revoked=revoked)
+
+
+def check_unverified(token: str, *, now: datetime, revoked: Collection[str] = ()) -> ValidToken:
+    """Every rule but the signature, for a token whose issuer holds its keys (the control plane's API): a
+    refusal means the token must be replaced; a pass admits nothing, the control plane checks the rest."""
+    parsed, kid = _parse(token)
+    return _checked_claims(parsed, kid, now=now, revoked=revoked)
+
+
+def _parse(token: str) -> tuple[jwt.ParsedToken, str]:
     try:
         parsed = jwt.parse(token)
     except jwt.MalformedToken as error:
         raise InvalidToken(str(error)) from None
     if parsed.header.get("alg") != jwt.ALGORITHM:
-        raise InvalidToken(f"alg must be {jwt.ALGORITHM}")
+        raise InvalidToken(f"alg must be {jwt.ALGORITHM}", TokenProblem.ALGORITHM)
     kid = parsed.header.get("kid")
     if not isinstance(kid, str) or not KID.fullmatch(kid):
-        raise InvalidToken("kid must be a decimal serial number as a string")
-    key = public_keys.get(kid)
-    if key is None:
-        raise InvalidToken(f"no public key for kid {kid}")
-    try:
-        key.verify(parsed.signature, parsed.signing_input, padding.PKCS1v15(), hashes.SHA256())
-    except InvalidSignature:
-        raise InvalidToken("the signature does not verify") from None
+        raise InvalidToken("kid must be a decimal serial number as a string", TokenProblem.KID)
+    return parsed, kid
+
+
+def _checked_claims(
+    parsed: jwt.ParsedToken, kid: str, *, now: datetime, revoked: Collection[str]
+) -> ValidToken:
     claims = parsed.claims
     expires = _numeric(claims, "exp")
     if expires is None:
         raise InvalidToken("exp is missing")
     moment = now.timestamp()
     if moment >= expires:
-        raise InvalidToken("the token has expired")
+        raise InvalidToken("the token has expired", TokenProblem.EXPIRED)
     not_before = _numeric(claims, "nbf")
     if not_before is not None and moment < not_before:
-        raise InvalidToken("the token is not valid yet")
+        raise InvalidToken("the token is not valid yet", TokenProblem.NOT_YET_VALID)
     jti = claims.get("jti")
     if not isinstance(jti, str) or not jti:
         raise InvalidToken("jti is missing")
     if jti in revoked:
-        raise InvalidToken("the token is revoked")
+        raise InvalidToken("the token is revoked", TokenProblem.REVOKED)
     _check_shape(claims)
     return ValidToken(kid, jti, datetime.fromtimestamp(expires, UTC), claims)
 
