@@ -115,7 +115,7 @@ TAG_ADMIN_PATTERN = re.compile(r"arn:[a-z*-]+:(iam|sts|\*):[a-z0-9*-]*:([0-9]{12
 class FindingOutputSettings(BaseModel):
     """Where `ComplianceFinding`s go (compliance/outputs.py), for every function that reports them."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True, defer_build=True)
 
     findings_topic_arn: Annotated[
         str | None, Field(validation_alias="KUMA_IAM_FINDINGS_TOPIC_ARN", pattern=r"^arn:[a-z-]+:sns:\S+$")
@@ -295,7 +295,7 @@ SECRET_PREFIX = re.compile(r"[A-Za-z0-9_+=.@-]+(/[A-Za-z0-9_+=.@-]+)*", re.ASCII
 class ControlPlaneSettings(BaseModel):
     """The control plane as token issuer: its API, an admin user token, the CA its certificate chains to."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True, defer_build=True)
 
     url: Annotated[str, Field(validation_alias="KUMA_IAM_CP_URL", max_length=2048)]
     # Secrets Manager secret ARNs: the admin user token (SecretString, as `kumactl` prints it), and the CA
