@@ -180,7 +180,6 @@ UPSTREAM_ERROR = MetricSpec(
 ROLE_CACHE_HIT = MetricSpec("RoleCacheHit", MetricUnit.Count, "role reads answered from the cache")
 ROLE_CACHE_MISS = MetricSpec("RoleCacheMiss", MetricUnit.Count, "role reads that went to IAM")
 STS_LATENCY = MetricSpec("StsLatency", MetricUnit.Milliseconds, "time of each forwarded GetCallerIdentity")
-IAM_LATENCY = MetricSpec("IamLatency", MetricUnit.Milliseconds, "time of each iam:GetRole")
 TOKEN_ISSUED = MetricSpec(
     "TokenIssued", MetricUnit.Count, "Kuma tokens the token issuer signed and handed out"
 )
