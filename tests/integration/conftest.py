@@ -23,6 +23,7 @@ from kuma_iam_cli.local.seed import DemoWorld, control_plane_caller, seed_demo_w
 from kuma_iam_cli.signer import sign_identity_request
 from support.aws_clients import ClientFactory, TaskRole, client_as
 from support.captured_output import EverythingLogged, LogRecordText
+from support.clock import ManualClock
 from support.fake_aws import FakeAws, counting_proxy
 from support.local_ports import free_port
 from support.project_files import VERIFIER_HANDLER
@@ -78,6 +79,17 @@ def verify(
     verifier_module.verifier.cache_clear()
     yield Verifier(verifier_module, demo_world)
     verifier_module.verifier.cache_clear()
+
+
+@pytest.fixture
+def verifier_clock(
+    verify: Verifier, verifier_module: ModuleType, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> ManualClock:
+    """The handler's verifier reads the time from `clock`, which the test holds and moves: a decision on a
+    token's age or skew is then exact however slow the run. (`reconfigure` builds a verifier on the wall
+    clock again.)"""
+    monkeypatch.setattr(verifier_module.verifier(), "clock", clock)
+    return clock
 
 
 @pytest.fixture

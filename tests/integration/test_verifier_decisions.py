@@ -20,6 +20,7 @@ from kuma_iam.verify import VerifyRequest
 from kuma_iam_cli.local.events import VERIFIER_CASES, VerifierCase, sign_case_token
 from kuma_iam_cli.local.seed import HOME_ACCOUNT, OUTSIDER_ACCOUNT, PARTNER_ACCOUNT, DemoWorld, recreate_role
 from support.aws_clients import ClientFactory
+from support.clock import ManualClock
 from support.fake_aws import ByAction, Delayed, FakeAws, PassThrough, StandInSts
 from support.token_mutations import signing_time
 from support.verifier_harness import TokenFactory, Verifier
@@ -518,16 +519,14 @@ def test_same_service_claimed_twice_is_allowed(verify: Verifier, sign_token: Tok
 )
 def test_token_is_honoured_exactly_within_its_time_window(
     verify: Verifier,
-    verifier_module: ModuleType,
+    verifier_clock: ManualClock,
     sign_token: TokenFactory,
-    monkeypatch: pytest.MonkeyPatch,
     verifier_time: timedelta,
     reason: str | None,
 ) -> None:
     # Given a token, and a verifier whose clock reads its signing time (X-Amz-Date) moved by `verifier_time`
     token = sign_token(HOME_ACCOUNT, "backend-task")
-    signed_at = signing_time(decode_token(token))
-    monkeypatch.setattr(verifier_module.verifier(), "clock", lambda: signed_at + verifier_time)
+    verifier_clock.set(signing_time(decode_token(token)) + verifier_time)
 
     answer = verify(token, BACKEND_CLAIM)
 
