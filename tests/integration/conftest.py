@@ -25,7 +25,7 @@ from support.aws_clients import ClientFactory, TaskRole, client_as
 from support.captured_output import EverythingLogged, LogRecordText
 from support.clock import ManualClock
 from support.fake_aws import FakeAws, counting_proxy
-from support.local_ports import free_port
+from support.local_ports import refusing_port
 from support.project_files import VERIFIER_HANDLER
 from support.verifier_harness import SERVER_ID, TokenFactory, Verifier, read_only_credentials, signed_request
 
@@ -132,9 +132,10 @@ def aws_counter(embedded_aws: EmbeddedAws) -> Iterator[FakeAws]:
 
 
 @pytest.fixture
-def closed_port() -> int:
-    """A local port nothing listens on: connections to it are refused at once."""
-    return free_port()
+def closed_port() -> Iterator[int]:
+    """A local port nothing listens on: connections to it are refused at once, for the whole test."""
+    with refusing_port() as port:
+        yield port
 
 
 @pytest.fixture
