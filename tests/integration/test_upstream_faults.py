@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from kuma_iam.config import VerifierSettings
 from kuma_iam.identity.token import SignedRequest, decode_token, encode_compact
 from kuma_iam_cli.local.embedded_aws import EmbeddedAws
 from kuma_iam_cli.local.seed import DemoWorld
@@ -34,12 +35,15 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning"),
 ]
 
-TIMEOUT_SECONDS = 1.0
-# The STS forward makes one attempt; IAM and DynamoDB calls make two (botocore standard mode, one retry) with
-# a jittered back-off of at most one second between them.
-STS_BOUND_SECONDS = 2 * TIMEOUT_SECONDS
-AWS_SDK_BOUND_SECONDS = 2 * TIMEOUT_SECONDS + 1.0 + 0.5
-LAMBDA_TIMEOUT_SECONDS = 10.0
+# The verifier runs with its own default upstream timeout: the STS forward gives up after one attempt, IAM
+# and STS's AssumeRole after two (botocore standard mode) with a back-off of at most a second between them.
+UPSTREAM_TIMEOUT_SECONDS = VerifierSettings.model_fields["upstream_timeout_seconds"].default
+# A fault that hangs holds on far longer than the ceiling, so an answer within the ceiling can only be the
+# verifier giving up by itself (the fake lets go when the module ends).
+HANG_SECONDS = 120.0
+# "Did not hang": generous for a loaded machine (the quiet one takes a few seconds at most), far below
+# HANG_SECONDS. Never a speed target: speed lives in `make bench`.
+CEILING_SECONDS = 30.0
 STS_NS = "https://sts.amazonaws.com/doc/2011-06-15/"
 IAM_NS = "https://iam.amazonaws.com/doc/2010-05-08/"
 HOME = "111111111111"
@@ -108,7 +112,6 @@ class Fault:
     status: int
     code: str  # error code, or for a 200 the deny reason
     message: str
-    bound: float = STS_BOUND_SECONDS
     xfail: str | None = None
 
 
@@ -221,14 +224,8 @@ STS_FAULTS = [
     ),
     Fault("throttling-400", Answer(400, aws_error("Throttling")), 429, "upstream_throttled", "throttling"),
     Fault("status-429", Answer(429, b""), 429, "upstream_throttled", "throttling"),
-    Fault("never-starts", Hang(seconds=3 * TIMEOUT_SECONDS), 503, "upstream_unavailable", "did not answer"),
-    Fault(
-        "never-ends",
-        Trickle(seconds=3 * TIMEOUT_SECONDS),
-        503,
-        "upstream_unavailable",
-        "in time",
-    ),
+    Fault("never-starts", Hang(seconds=HANG_SECONDS), 503, "upstream_unavailable", "did not answer"),
+    Fault("never-ends", Trickle(seconds=HANG_SECONDS), 503, "upstream_unavailable", "in time"),
 ]
 
 # Well-formed answers for principals that are not an assumed role: a deny, never an allow.
@@ -288,7 +285,7 @@ def elapsed_report(request: pytest.FixtureRequest) -> Iterator[None]:
     if reporter is None or capture is None or not ELAPSED:
         return
     with capture.global_and_fixture_disabled():
-        reporter.write_line(f"\nupstream faults (timeout {TIMEOUT_SECONDS:.0f}s): status, elapsed")
+        reporter.write_line(f"\nupstream faults (timeout {UPSTREAM_TIMEOUT_SECONDS}s): status, elapsed")
         for name, (status, seconds) in ELAPSED.items():
             reporter.write_line(f"  {name:<80} {status}  {seconds:5.2f}s")
 
@@ -323,8 +320,8 @@ def clean_output(
 
 
 def upstream_at(environment: dict[str, str], endpoint_variable: str, url: str) -> dict[str, str]:
-    """The verifier's environment with one AWS endpoint at `url`, and the short upstream timeout."""
-    return {**environment, endpoint_variable: url, "KUMA_IAM_UPSTREAM_TIMEOUT_SECONDS": str(TIMEOUT_SECONDS)}
+    """The verifier's environment with one AWS endpoint at `url`."""
+    return {**environment, endpoint_variable: url}
 
 
 def assert_failed_closed(answer: VerifyAnswer, status: int, code: str, message: str) -> None:
@@ -364,9 +361,9 @@ class TestStsForward:
         token = encode_compact(genuine)
         # When the verifier is asked
         elapsed, answer = timed_verify(verify, token)
-        # Then it fails closed with the documented status, well within the Lambda's time
+        # Then it fails closed with the documented status, without waiting for a hang to end
         assert_failed_closed(answer, fault.status, fault.code, fault.message)
-        assert elapsed < fault.bound < LAMBDA_TIMEOUT_SECONDS, f"took {elapsed:.2f}s"
+        assert elapsed < CEILING_SECONDS, f"took {elapsed:.2f}s"
         # And the forward was the only call: a failed STS answer stops everything after it
         assert [request.service for request in fake.requests] == ["sts"]
         # And the failure is counted, by service, and nothing secret was written
@@ -393,7 +390,7 @@ class TestStsForward:
         elapsed, answer = timed_verify(verify, token)
         # Then it fails closed, and the redirect's target never heard from us
         assert_failed_closed(answer, 503, "upstream_unavailable", f"redirect ({status})")
-        assert elapsed < STS_BOUND_SECONDS
+        assert elapsed < CEILING_SECONDS
         assert redirect_target.requests == []
         assert upstream_errors(clean_output(capfd, demo_world, token, fake)) == {"sts": 1}
 
@@ -444,7 +441,7 @@ class TestStsUnreachable:
         token = encode_compact(genuine)
         elapsed, answer = timed_verify(verify, token)
         assert_failed_closed(answer, 503, "upstream_unavailable", "STS did not answer")
-        assert elapsed < STS_BOUND_SECONDS
+        assert elapsed < CEILING_SECONDS
         assert upstream_errors(clean_output(capfd, demo_world, token)) == {"sts": 1}
 
 
@@ -458,7 +455,6 @@ IAM_FAULTS = [
         429,
         "upstream_throttled",
         "throttling",
-        AWS_SDK_BOUND_SECONDS,
     ),
     Fault(
         "internal-failure-500",
@@ -466,7 +462,6 @@ IAM_FAULTS = [
         503,
         "upstream_unavailable",
         "InternalFailure",
-        AWS_SDK_BOUND_SECONDS,
     ),
     Fault(
         "service-unavailable-503",
@@ -474,7 +469,6 @@ IAM_FAULTS = [
         503,
         "upstream_unavailable",
         "ServiceUnavailable",
-        AWS_SDK_BOUND_SECONDS,
     ),
     Fault(
         "access-denied",
@@ -482,7 +476,6 @@ IAM_FAULTS = [
         503,
         "upstream_unavailable",
         "AccessDenied",
-        AWS_SDK_BOUND_SECONDS,
     ),
     Fault(
         "html-200",
@@ -490,7 +483,6 @@ IAM_FAULTS = [
         503,
         "upstream_unavailable",
         "cannot read role",
-        AWS_SDK_BOUND_SECONDS,
     ),
     Fault(
         "json-200",
@@ -498,7 +490,6 @@ IAM_FAULTS = [
         503,
         "upstream_unavailable",
         "cannot read role",
-        AWS_SDK_BOUND_SECONDS,
     ),
     Fault(
         "answer-for-another-role",
@@ -506,7 +497,6 @@ IAM_FAULTS = [
         503,
         "upstream_unavailable",
         "IAM answered for another role",
-        AWS_SDK_BOUND_SECONDS,
     ),
     Fault(
         "answer-from-another-account",
@@ -514,7 +504,6 @@ IAM_FAULTS = [
         503,
         "upstream_unavailable",
         "IAM answered for another role",
-        AWS_SDK_BOUND_SECONDS,
     ),
     Fault(
         "truncated-xml-200",
@@ -522,16 +511,8 @@ IAM_FAULTS = [
         503,
         "upstream_unavailable",
         "cannot read role",
-        AWS_SDK_BOUND_SECONDS,
     ),
-    Fault(
-        "never-starts",
-        Hang(seconds=6 * TIMEOUT_SECONDS),
-        503,
-        "upstream_unavailable",
-        "cannot read role",
-        AWS_SDK_BOUND_SECONDS,
-    ),
+    Fault("never-starts", Hang(seconds=HANG_SECONDS), 503, "upstream_unavailable", "cannot read role"),
 ]
 
 
@@ -558,9 +539,9 @@ class TestIamRoleRead:
         token = encode_compact(genuine)
         # When the verifier is asked
         elapsed, answer = timed_verify(verify, token)
-        # Then it fails closed, within the budget of two attempts and one back-off
+        # Then it fails closed, without waiting for a hang to end
         assert_failed_closed(answer, fault.status, fault.code, fault.message)
-        assert elapsed < fault.bound < LAMBDA_TIMEOUT_SECONDS, f"took {elapsed:.2f}s"
+        assert elapsed < CEILING_SECONDS, f"took {elapsed:.2f}s"
         # And retries are bounded: at most the one retry botocore's standard mode makes
         calls = [request for request in fake.requests if request.service == "iam"]
         assert 1 <= len(calls) <= 2, len(calls)
@@ -606,7 +587,7 @@ class TestCrossAccountReader:
         [
             (Answer(400, aws_error("Throttling")), 429, "upstream_throttled"),
             (Answer(500, aws_error("InternalFailure", kind="Receiver")), 503, "upstream_unavailable"),
-            (Hang(seconds=6 * TIMEOUT_SECONDS), 503, "upstream_unavailable"),
+            (Hang(seconds=HANG_SECONDS), 503, "upstream_unavailable"),
         ],
         ids=["throttling", "status-500", "never-starts"],
     )
@@ -631,7 +612,7 @@ class TestCrossAccountReader:
         elapsed, answer = timed_verify(verify, token, PARTNER_CLAIM)
         # Then it fails closed in time, counted against STS
         assert_failed_closed(answer, status, code, f"cannot assume kuma-iam-reader in account {PARTNER}")
-        assert elapsed < AWS_SDK_BOUND_SECONDS, f"took {elapsed:.2f}s"
+        assert elapsed < CEILING_SECONDS, f"took {elapsed:.2f}s"
         assume_calls = [r for r in fake.requests if b"Action=AssumeRole" in r.body]
         assert 1 <= len(assume_calls) <= 2
         assert upstream_errors(clean_output(capfd, demo_world, token, fake)) == {"sts": 1}
