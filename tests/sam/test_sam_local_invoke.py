@@ -53,9 +53,9 @@ def test_every_committed_event_is_a_case_of_a_function_in_the_template() -> None
 
 
 @pytest.mark.parametrize("case", VERIFIER_CASES, ids=lambda case: case.name)
-def test_sam_local_invoke_answers_each_case(case: VerifierCase, sam_stack: SamStack) -> None:
-    # Given the case's event, freshly signed against the embedded AWS
-    event = sam_stack.events_dir / "verifier" / f"{case.name}.json"
+def test_sam_local_invoke_answers_each_case(case: VerifierCase, sam_stack: SamStack, tmp_path: Path) -> None:
+    # Given the case's event, signed now against the embedded AWS
+    event = sam_stack.signed_event(case, tmp_path)
 
     # When the built function runs it in a Lambda container
     result = sam_stack.invoke("VerifierFunction", event, label=case.name)

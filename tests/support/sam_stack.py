@@ -1,7 +1,8 @@
 """The built application under `sam local`: the stack a session sets up, and how to invoke it.
 
-`SamStack` holds the build, the events signed for the session's embedded AWS and the environment `sam` runs
-with; every `sam local` call it makes is timed into `Timings`, which the sam tier prints at the end.
+`SamStack` holds the build, the session's embedded AWS and the environment `sam` runs with, and signs each
+event when a test asks for it; every `sam local` call it makes is timed into `Timings`, which the sam tier
+prints at the end.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from kuma_iam_cli.local.embedded_aws import EmbeddedAws
-from kuma_iam_cli.local.events import sam_env_vars
+from kuma_iam_cli.local.events import VerifierCase, sam_env_vars, verify_event
 from kuma_iam_cli.local.seed import DemoWorld
 from support.local_ports import free_port
 from support.project_files import REPO
@@ -91,12 +92,12 @@ class InvokeResult:
 
 @dataclass
 class SamStack:
-    """The built template, the events signed for this run's embedded AWS, and how to call `sam local`."""
+    """The built template, this run's embedded AWS, and how to call `sam local`."""
 
     world: DemoWorld
     aws: EmbeddedAws
     build_template: Path
-    events_dir: Path
+    work_dir: Path
     env_file: Path
     env_vars: dict[str, dict[str, str]]
     process_env: dict[str, str]
@@ -155,6 +156,14 @@ class SamStack:
             stderr=completed.stderr,
         )
 
+    def signed_event(self, case: VerifierCase, folder: Path) -> Path:
+        """folder/<case>.json, its token signed now: an event signed when the session began could be older
+        than a token's 15 minutes by the time a slow run invokes it."""
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{case.name}.json"
+        path.write_text(json.dumps(verify_event(self.world, case, server_id=SERVER_ID), indent=2) + "\n")
+        return path
+
     def build_flags(self) -> list[str]:
         # With --template, SAM looks for samconfig.toml beside that template: name the project's own.
         return ["--template", str(self.build_template), "--config-file", str(REPO / "samconfig.toml")]
@@ -167,7 +176,7 @@ class SamStack:
             "local", "start-api", "--config-env", CONFIG_ENV, *self.build_flags(),
             "--env-vars", str(self.env_file), "--host", "127.0.0.1", "--port", str(port),
         ]  # fmt: skip
-        log = self.events_dir.parent / "start-api.log"
+        log = self.work_dir / "start-api.log"
         with log.open("w") as sink:
             began = time.perf_counter()
             process = subprocess.Popen(
