@@ -27,6 +27,7 @@ from support.clock import ManualClock
 from support.fake_aws import FakeAws, counting_proxy
 from support.local_ports import refusing_port
 from support.project_files import VERIFIER_HANDLER
+from support.upstream_timeouts import patient_verifier_from_env
 from support.verifier_harness import SERVER_ID, TokenFactory, Verifier, read_only_credentials, signed_request
 
 pytestmark = pytest.mark.integration
@@ -73,9 +74,13 @@ def verify(
     verifier_environment_vars: dict[str, str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Verifier]:
-    """The handler with a verifier built for this test alone (fresh role cache, this test's environment)."""
+    """The handler with a verifier built for this test alone (fresh role cache, this test's environment).
+
+    Its AWS calls wait 30 s unless the environment sets KUMA_IAM_UPSTREAM_TIMEOUT_SECONDS: moto shares this
+    process, which a loaded machine stalls for seconds (support.upstream_timeouts)."""
     for name, value in verifier_environment_vars.items():
         monkeypatch.setenv(name, value)
+    monkeypatch.setattr(verifier_module, "verifier_from_env", patient_verifier_from_env)
     verifier_module.verifier.cache_clear()
     yield Verifier(verifier_module, demo_world)
     verifier_module.verifier.cache_clear()

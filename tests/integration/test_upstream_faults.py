@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 
-from kuma_iam.config import VerifierSettings
 from kuma_iam.identity.token import SignedRequest, decode_token, encode_compact
 from kuma_iam_cli.local.embedded_aws import EmbeddedAws
 from kuma_iam_cli.local.seed import DemoWorld
@@ -28,6 +27,13 @@ from support.captured_output import (
     upstream_errors,
 )
 from support.fake_aws import Answer, Behaviour, ByAction, FakeAws, Hang, PassThrough, Trickle, counting_proxy
+from support.upstream_timeouts import (
+    CEILING_SECONDS,
+    DEFAULT_SECONDS,
+    HANG_SECONDS,
+    TIMEOUT_VARIABLE,
+    without_collection_pauses,
+)
 from support.verifier_harness import Verifier, VerifyAnswer
 
 pytestmark = [
@@ -35,15 +41,6 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning"),
 ]
 
-# The verifier runs with its own default upstream timeout: the STS forward gives up after one attempt, IAM
-# and STS's AssumeRole after two (botocore standard mode) with a back-off of at most a second between them.
-UPSTREAM_TIMEOUT_SECONDS = VerifierSettings.model_fields["upstream_timeout_seconds"].default
-# A fault that hangs holds on far longer than the ceiling, so an answer within the ceiling can only be the
-# verifier giving up by itself (the fake lets go when the module ends).
-HANG_SECONDS = 120.0
-# "Did not hang": generous for a loaded machine (the quiet one takes a few seconds at most), far below
-# HANG_SECONDS. Never a speed target: speed lives in `make bench`.
-CEILING_SECONDS = 30.0
 STS_NS = "https://sts.amazonaws.com/doc/2011-06-15/"
 IAM_NS = "https://iam.amazonaws.com/doc/2010-05-08/"
 HOME = "111111111111"
@@ -285,7 +282,7 @@ def elapsed_report(request: pytest.FixtureRequest) -> Iterator[None]:
     if reporter is None or capture is None or not ELAPSED:
         return
     with capture.global_and_fixture_disabled():
-        reporter.write_line(f"\nupstream faults (timeout {UPSTREAM_TIMEOUT_SECONDS}s): status, elapsed")
+        reporter.write_line(f"\nupstream faults (timeout {DEFAULT_SECONDS}s): status, elapsed")
         for name, (status, seconds) in ELAPSED.items():
             reporter.write_line(f"  {name:<80} {status}  {seconds:5.2f}s")
 
@@ -293,12 +290,13 @@ def elapsed_report(request: pytest.FixtureRequest) -> Iterator[None]:
 def timed_verify(
     verify: Verifier, token: object, claim: dict[str, Any] | None = None
 ) -> tuple[float, VerifyAnswer]:
-    # Given a warm container: the verifier and its clients are built before the clock starts, so the bound
-    # measures the upstream call and not the machine's load
+    # Given a warm container: the verifier and its clients are built before the clock starts, and nothing
+    # else in this process pauses the stand-ins while the verifier's own timeout is what is measured
     verify.module.verifier()
-    started = time.monotonic()
-    answer = verify(token, dict(claim or CLAIM))
-    elapsed = time.monotonic() - started
+    with without_collection_pauses():
+        started = time.monotonic()
+        answer = verify(token, dict(claim or CLAIM))
+        elapsed = time.monotonic() - started
     test = os.environ.get("PYTEST_CURRENT_TEST", "?").split("::", 1)[-1].removesuffix(" (call)")
     ELAPSED[test] = (answer.status, elapsed)
     return elapsed, answer
@@ -320,8 +318,9 @@ def clean_output(
 
 
 def upstream_at(environment: dict[str, str], endpoint_variable: str, url: str) -> dict[str, str]:
-    """The verifier's environment with one AWS endpoint at `url`."""
-    return {**environment, endpoint_variable: url}
+    """The verifier's environment with one AWS endpoint at `url`, and its own default upstream timeout (the
+    integration tier's is a patient one): this module is about AWS answering badly or not at all."""
+    return {**environment, endpoint_variable: url, TIMEOUT_VARIABLE: str(DEFAULT_SECONDS)}
 
 
 def assert_failed_closed(answer: VerifyAnswer, status: int, code: str, message: str) -> None:
@@ -414,7 +413,7 @@ class TestStsForward:
         fake.script(Answer(200, sts_answer(result)), then=PassThrough(embedded_aws.endpoint_url))
         token = encode_compact(genuine)
         # When the verifier is asked
-        answer = verify(token, dict(CLAIM))
+        _, answer = timed_verify(verify, token)
         # Then it is a deny with the precise reason, never an allow
         assert answer.status == 200
         assert answer.body["allowed"] is False
@@ -559,9 +558,9 @@ class TestIamRoleRead:
             Answer(400, aws_error("Throttling", namespace=IAM_NS)),
             then=PassThrough(embedded_aws.endpoint_url),
         )
-        assert verify(encode_compact(genuine), dict(CLAIM)).status == 429
+        assert timed_verify(verify, encode_compact(genuine))[1].status == 429
         # When the sidecar retries with the same token
-        answer = verify(encode_compact(genuine), dict(CLAIM))
+        _, answer = timed_verify(verify, encode_compact(genuine))
         # Then the role is read again and the answer is the real one
         assert answer.body["allowed"] is True, answer.body
         assert answer.body["identity"]["roleName"] == ROLE
