@@ -6,6 +6,7 @@ a claimed Dataplane, then the handler's answer — its status and reason code, n
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Callable
 from datetime import timedelta
@@ -576,11 +577,14 @@ def test_concurrent_misses_for_one_role_make_exactly_one_iam_call(
     demo_world: DemoWorld,
     sign_token: TokenFactory,
     verifier_module: ModuleType,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Given a fresh verifier, 16 sessions of one role, and IAM slow enough that every thread misses
+    # Given a fresh verifier, 16 sessions of one role, and IAM holding its answer until all 16 threads ask
+    # the verifier's role directory for the role (a fixed delay would assume how fast a machine gets there)
     reconfigure(AWS_ENDPOINT_URL_STS=aws_proxy.url, AWS_ENDPOINT_URL_IAM=aws_proxy.url)
     moto = PassThrough(demo_world.endpoint_url)
-    aws_proxy.script(then=ByAction({"GetRole": Delayed(0.5, moto)}, default=moto))
+    all_asking = threading.Event()
+    aws_proxy.script(then=ByAction({"GetRole": Delayed(20, moto, until=all_asking)}, default=moto))
     requests = [
         VerifyRequest.model_validate(
             {
@@ -591,6 +595,15 @@ def test_concurrent_misses_for_one_role_make_exactly_one_iam_call(
         for n in range(16)
     ]
     verifier = verifier_module.verifier()
+    arrivals = itertools.count(1)
+    read_role = verifier.roles.get
+
+    def asking(*args: Any, **kwargs: Any) -> Any:
+        if next(arrivals) == len(requests):
+            all_asking.set()
+        return read_role(*args, **kwargs)
+
+    monkeypatch.setattr(verifier.roles, "get", asking)
     start = threading.Barrier(len(requests))
     decisions: list[Any] = [None] * len(requests)
 
@@ -605,7 +618,7 @@ def test_concurrent_misses_for_one_role_make_exactly_one_iam_call(
     for thread in threads:
         thread.join(timeout=30)
 
-    # Then all are allowed, on one IAM GetRole
+    # Then all are allowed (IAM answered only once all 16 were asking: else it answers 599), on one GetRole
     assert [decision.allowed for decision in decisions] == [True] * 16
     assert aws_proxy.count_by_action()["GetRole"] == 1
 
