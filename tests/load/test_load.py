@@ -40,6 +40,7 @@ from kuma_iam_cli.local.seed import DemoWorld
 from kuma_iam_cli.signer import sign_api_call
 from support.clock import ManualClock
 from support.token_mutations import adding, flip_last, header, with_header
+from support.upstream_timeouts import patient
 from support.verifier_harness import signed_request
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
@@ -391,10 +392,10 @@ def test_one_verifier_shared_by_sixteen_threads(
             get_role_calls[params["RoleName"]] += 1
 
     session.events.register("provide-client-params.iam.GetRole", count)
-    # Cached for an hour and on the clock where the cases were signed: "read once" and the tokens' age must
-    # not depend on how long 2,000 verifications take on a loaded machine.
-    settings = VerifierSettings.from_env({**os.environ, "KUMA_IAM_ROLE_CACHE_TTL_SECONDS": "3600"})
-    verifier = build_verifier(settings, session)
+    # Cached for an hour, on the clock where the cases were signed, and patient with moto: "read once" and
+    # every decision must not depend on how long 2,000 verifications take on a loaded machine.
+    environment = {**os.environ, "KUMA_IAM_ROLE_CACHE_TTL_SECONDS": "3600"}
+    verifier = build_verifier(patient(VerifierSettings.from_env(environment), environment), session)
     verifier.clock = clock
     requests = {
         id(case): VerifyRequest.model_validate({"token": case.token, "dataplane": case.dataplane})
