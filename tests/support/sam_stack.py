@@ -34,7 +34,9 @@ SERVER_ID = "kuma-demo"
 CONTAINER_HOST = "host.docker.internal"
 CONFIG_ENV = "local"
 REPLAY_TABLE = "kuma-iam-replay"
-SAM_TIMEOUT_SECONDS = 300  # a first invoke builds the layer image; later ones rebuild it too (local layer)
+# "Did not hang" for one `sam local` call or start-api to listen: a first invoke builds the layer image, later
+# ones rebuild it too (local layer); a loaded machine takes several times longer. Never a speed target.
+SAM_TIMEOUT_SECONDS = 300
 _REPORT_DURATION = re.compile(r"REPORT RequestId: \S+\s+Init Duration: [\d.]+ ms\s+Duration: ([\d.]+) ms")
 # Variables of the developer's shell that SAM would hand to the function in place of the template's.
 _SCRUBBED_PREFIXES = ("AWS_", "KUMA_", "KMESH_", "POWERTOOLS_")
@@ -183,7 +185,7 @@ class SamStack:
                 [str(SAM), *args], cwd=REPO, env=self.process_env, stdout=sink, stderr=subprocess.STDOUT
             )
             try:
-                _wait_for_port(port, process, log, timeout=120)
+                _wait_for_port(port, process, log, timeout=SAM_TIMEOUT_SECONDS)
                 self.timings.steps.append(("sam local start-api: ready", time.perf_counter() - began))
                 yield f"http://127.0.0.1:{port}"
             finally:
