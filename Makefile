@@ -28,6 +28,7 @@ help:
 	@echo "make build - sam build (the layer gets kuma_iam and its runtime dependencies)"
 	@echo "make lint-template - sam validate --lint, cfn-lint and checkov on template.yaml"
 	@echo "make test-sam - sam build, then sam local invoke of every event and sam local start-api (Docker)"
+	@echo "make test-busy [BUSY=n] - unit and integration tiers beside n busy processes (default: one per core)"
 	@echo "make sam-local-invoke [EVENTS=events/verifier/allowed.json] - try functions with sam local invoke"
 	@echo "make engine / engine-stop - start or stop the local dockerd and stand-in Lambda image (tools/sam-local)"
 
@@ -106,3 +107,10 @@ test-load: install
 
 bench: install
 	$(BIN)/python bench/run.py
+
+# The unit and integration tiers while BUSY processes (default: one per core) spin beside them, as on a loaded
+# CI runner: a test that passes only on a quiet machine fails here. `make test-busy BUSY=3` loads it more.
+BUSY ?= $(shell nproc)
+.PHONY: test-busy
+test-busy: install
+	BUSY=$(BUSY) PYTEST=$(PYTEST) tools/test-busy.sh
