@@ -13,7 +13,7 @@ export SAM_CLI_TELEMETRY := 0
 PYTEST := $(BIN)/pytest
 
 .PHONY: help install run test lint typecheck validate unit integration build clean
-.PHONY: lint-template test-sam sam-local-invoke engine engine-stop
+.PHONY: lint-template lint-member-template test-sam sam-local-invoke engine engine-stop lock
 
 # checkov lives in its own venv: its pins (boto3 1.35, urllib3 1.26, packaging 23) conflict with
 # aws-sam-cli's boto3 pin, and one resolver run for both would downgrade the project's own libraries.
@@ -26,7 +26,8 @@ help:
 	@echo "make run   - the verifier on an embedded AWS (moto server), with copy-paste commands to try it"
 	@echo "make test  - lint, types, template validation, unit and integration tests"
 	@echo "make build - sam build (the layer gets kuma_iam and its runtime dependencies)"
-	@echo "make lint-template - sam validate --lint, cfn-lint and checkov on template.yaml"
+	@echo "make lint-template - sam validate --lint, cfn-lint and checkov on template.yaml and templates/member-account.yaml"
+	@echo "make lock  - re-resolve the layer's dependencies (pyproject.toml) to the newest, pinned with hashes"
 	@echo "make test-sam - sam build, then sam local invoke of every event and sam local start-api (Docker)"
 	@echo "make test-busy [BUSY=n] - unit and integration tiers beside n busy processes (default: one per core)"
 	@echo "make sam-local-invoke [EVENTS=events/verifier/allowed.json] - try functions with sam local invoke"
@@ -70,6 +71,25 @@ lint-template: install $(CHECKOV_VENV)/.installed
 	$(BIN)/python tools/lint-template/translate.py template.yaml \
 		--set ReplayProtection=Enabled --set AlarmEmail=alarms@example.com > .aws-sam/scan/template.json
 	$(CHECKOV) --file .aws-sam/scan/template.json
+	$(MAKE) --no-print-directory lint-member-template
+
+# The member-account template is plain CloudFormation (a StackSet takes no Transform): cfn-lint, then
+# checkov as written and with Enforce on (its UntagRole grant), the parameter set by translate.py.
+MEMBER_TEMPLATE := templates/member-account.yaml
+lint-member-template: install $(CHECKOV_VENV)/.installed
+	$(BIN)/cfn-lint $(MEMBER_TEMPLATE)
+	$(CHECKOV) --file $(MEMBER_TEMPLATE)
+	@mkdir -p .aws-sam/scan
+	$(BIN)/python tools/lint-template/translate.py $(MEMBER_TEMPLATE) --set Enforce=Enabled \
+		> .aws-sam/scan/member-account.json
+	$(CHECKOV) --file .aws-sam/scan/member-account.json
+
+# The layer's runtime dependencies, resolved for Lambda (CPython 3.13, x86_64 manylinux) and pinned with
+# hashes: `sam build` installs the layer from this file (tests/unit/test_layer_lock.py keeps it in step).
+lock: install
+	$(BIN)/uv pip compile pyproject.toml --upgrade --generate-hashes --python-version 3.13 \
+		--python-platform x86_64-manylinux_2_28 --custom-compile-command "make lock" \
+		--output-file layers/core/requirements.txt
 
 unit: install
 	$(PYTEST) tests/unit

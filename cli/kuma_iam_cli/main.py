@@ -6,10 +6,10 @@ import argparse
 from collections.abc import Sequence
 
 from kuma_iam import __version__
-from kuma_iam_cli.commands import events, serve, token, verify
+from kuma_iam_cli.commands import events, policy, serve, token, verify
 
 # Each subcommand is a module of kuma_iam_cli.commands with `register(subparsers)`.
-COMMANDS = (token, verify, serve, events)
+COMMANDS = (token, verify, serve, events, policy)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

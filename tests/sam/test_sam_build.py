@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 from cfnlint.decode import decode_str
-from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from support.project_files import REPO
 from support.sam_stack import SamStack
+
+LOCK = REPO / "layers" / "core" / "requirements.txt"
 
 
 def _resources(template: Path, resource_type: str) -> dict[str, dict[str, Any]]:
@@ -46,15 +48,16 @@ def test_layer_carries_the_package_and_its_runtime_dependencies(sam_stack: SamSt
     assert not (python / "kuma_iam_cli").exists()
     assert not (python / "kuma_iam" / "local").exists()
     assert not list(python.glob("moto*")), "the embedded AWS leaked into the layer"
-    # And every runtime requirement is installed, built for the Lambda runtime (CPython 3.13, x86_64)
-    installed = {canonicalize_name(dist.name.split("-")[0]) for dist in python.glob("*.dist-info")}
-    requirements = [
-        Requirement(line).name
-        for line in (REPO / "layers/core/requirements.txt").read_text().splitlines()
-        if line.strip() and not line.startswith("#")
-    ]
-    missing = {canonicalize_name(name) for name in requirements} - installed
-    assert not missing, f"runtime dependencies missing from the layer: {sorted(missing)}"
+    # And exactly the locked versions are installed (the lock's hashes checked by pip on the way in),
+    # built for the Lambda runtime (CPython 3.13, x86_64)
+    dist_infos = [dist.name.removesuffix(".dist-info").rsplit("-", 1) for dist in python.glob("*.dist-info")]
+    installed = {canonicalize_name(name): version for name, version in dist_infos}
+    locked = {
+        canonicalize_name(name): version
+        for name, version in re.findall(r"^([A-Za-z0-9][\w.-]*)==(\S+)", LOCK.read_text(), re.MULTILINE)
+    }
+    assert locked
+    assert {name: installed.get(name) for name in locked} == locked
     assert list((python / "pydantic_core").glob("*.cpython-313-x86_64-linux-gnu.so"))
 
 

@@ -52,11 +52,11 @@ def metric_count(output: str, name: str, **dimensions: str) -> float:
 
 
 def upstream_errors(output: str) -> Counter[str]:
-    """UpstreamError counts by their `service` dimension (sts, iam, dynamodb)."""
+    """UpstreamError counts by their `upstream` dimension (sts, iam, dynamodb)."""
     counts: Counter[str] = Counter()
     for point in emf_metrics(output):
         if point.name == "UpstreamError":
-            counts[point.dimensions.get("service", "?")] += int(point.value)
+            counts[point.dimensions.get("upstream", "?")] += int(point.value)
     return counts
 
 

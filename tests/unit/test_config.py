@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import pydantic
 import pytest
 
 from kuma_iam.config import VerifierSettings
 from kuma_iam.errors import ConfigError
+from kuma_iam.verify import verifier_from_env
+from support.cfn_template import Template
 
 ACCOUNTS = "KMESH_AWSIAM_AUTHORIZEDACCOUNTIDS"
 SERVER_ID = "KUMA_IAM_SERVER_ID"
@@ -182,3 +186,55 @@ def test_server_id_must_be_printable_ascii_without_spaces(server_id: str) -> Non
         VerifierSettings.from_env(
             {"KMESH_AWSIAM_AUTHORIZEDACCOUNTIDS": "111111111111", "KUMA_IAM_SERVER_ID": server_id}
         )
+
+
+class TestEndpointOverridesInLambda:
+    """A deployed function refuses the SDK's endpoint overrides; sam local, the local stack and tests may."""
+
+    # What Lambda itself sets in every function's environment (sam local sets the same, plus AWS_SAM_LOCAL).
+    LAMBDA_RUNTIME: ClassVar[dict[str, str]] = {
+        "AWS_LAMBDA_FUNCTION_NAME": "kuma-iam-test-VerifierFunction-AbC123",
+        "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
+        "AWS_REGION": "eu-west-1",
+    }
+
+    @staticmethod
+    def deployed_environment() -> dict[str, str]:
+        deployed = Template.load().function_environment("VerifierFunction")
+        return {**deployed, **TestEndpointOverridesInLambda.LAMBDA_RUNTIME}
+
+    @pytest.mark.parametrize(
+        "override",
+        ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL_IAM", "AWS_ENDPOINT_URL_DYNAMODB",
+         "AWS_ENDPOINT_URL_KMS"],
+    )  # fmt: skip
+    def test_a_deployed_configuration_refuses_an_endpoint_override(self, override: str) -> None:
+        # Given the verifier's environment as the template deploys it, in Lambda, plus one endpoint override
+        # (botocore would honour any of them, whether the settings model reads it or not)
+        environment = {**self.deployed_environment(), override: "https://sts.attacker.example"}
+
+        # When the verifier is configured
+        # Then it refuses, naming the variable, before any client exists
+        with pytest.raises(ConfigError, match=override):
+            verifier_from_env(environment)
+
+    def test_the_deployed_configuration_itself_is_accepted(self) -> None:
+        verifier_from_env(self.deployed_environment())
+
+    def test_sam_local_may_point_the_sdk_at_a_stand_in(self) -> None:
+        # Given the same environment as sam local gives a container (AWS_SAM_LOCAL=true)
+        environment = {
+            **self.deployed_environment(),
+            "AWS_SAM_LOCAL": "true",
+            "AWS_ENDPOINT_URL_STS": "http://host.docker.internal:5000",
+        }
+        # Then the override is taken
+        assert VerifierSettings.from_env(environment).sts_endpoint_url == "http://host.docker.internal:5000"
+
+    def test_outside_lambda_the_local_stack_may_override(self) -> None:
+        assert (
+            settings(AWS_ENDPOINT_URL_STS="http://127.0.0.1:5000").sts_endpoint_url == "http://127.0.0.1:5000"
+        )
+
+    def test_an_empty_override_is_no_override(self) -> None:
+        verifier_from_env({**self.deployed_environment(), "AWS_ENDPOINT_URL_STS": ""})

@@ -12,6 +12,7 @@ from kuma_iam.rules import (
     Severity,
     TagViolation,
     claim_mismatch,
+    is_kuma_key,
     role_tags,
     tag_violations,
 )
@@ -366,3 +367,28 @@ def test_invalid_tag_messages_name_the_key_and_what_is_allowed() -> None:
     assert "dataplane, ingress or egress" in messages["kuma-type-invalid"]
     assert "'Kuma.io/Service'" in messages["kuma-key-noncanonical"]
     assert "kuma.io/service" in messages["kuma-key-noncanonical"]
+
+
+@pytest.mark.parametrize(
+    ("key", "kuma"),
+    [
+        ("kuma.io/type", True),
+        ("Kuma.io/Service", True),
+        ("KUMA.IO/MESH", True),
+        (" kuma.io/mesh", True),
+        ("kuma.io/workload ", True),
+        ("\u3000kuma.io/mesh", True),  # IDEOGRAPHIC SPACE, a \p{Z} character IAM keys may hold
+        ("\u212auma.io/type", True),  # KELVIN SIGN folds to k
+        ("kuma.io", False),
+        ("kuma.io.evil/type", False),
+        ("team.kuma.io/owner", False),
+        ("x kuma.io/type", False),
+        ("team", False),
+    ],
+)
+def test_is_kuma_key_sees_every_spelling_iam_may_treat_as_kuma(key: str, kuma: bool) -> None:
+    assert is_kuma_key(key) is kuma
+    # and exactly the non-canonical spellings among them are blocking findings
+    assert any(v.rule == "kuma-key-noncanonical" for v in tag_violations({key: "x"})) is (
+        kuma and key not in ("kuma.io/type",)
+    )

@@ -311,7 +311,6 @@ def verifier_environment(world: DemoWorld, *, server_id: str) -> dict[str, str]:
         "KMESH_AWSIAM_AUTHORIZEDACCOUNTIDS": ",".join(world.authorized_accounts),
         "KUMA_IAM_SERVER_ID": server_id,
         "POWERTOOLS_SERVICE_NAME": "kuma-iam",
-        "POWERTOOLS_METRICS_NAMESPACE": "KumaIam",
     }
 
 

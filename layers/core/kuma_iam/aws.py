@@ -10,7 +10,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
 
-from kuma_iam.errors import UpstreamThrottled, UpstreamUnavailable
+from kuma_iam.errors import Upstream, UpstreamThrottled, UpstreamUnavailable
 
 ACCOUNT_ID = re.compile(r"[0-9]{12}")  # applied with fullmatch
 
@@ -36,7 +36,7 @@ def aws_client_config(timeout_seconds: float, *, attempts: int = 2) -> Config:
 
 
 @contextmanager
-def aws_errors(service: str, what: str) -> Iterator[None]:
+def aws_errors(service: Upstream, what: str) -> Iterator[None]:
     """Turn botocore failures into UpstreamThrottled / UpstreamUnavailable; our own errors pass through."""
     try:
         yield

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Annotated, Any
 
@@ -67,8 +68,13 @@ class VerifierSettings(BaseModel):
         return parse_settings(cls, environ)
 
 
+# The SDK's endpoint overrides: botocore honours them on every client, whatever a settings model reads.
+ENDPOINT_OVERRIDE = re.compile(r"AWS_ENDPOINT_URL(_[A-Z0-9_]+)?")
+
+
 def parse_settings[T: BaseModel](model: type[T], environ: Mapping[str, str]) -> T:
     """Validate `environ` into `model`, or fail with one message naming every bad variable."""
+    refuse_endpoint_overrides_in_lambda(environ)
     # An empty variable means unset, as the SDKs treat it (and as CloudFormation writes an optional value).
     try:
         return model.model_validate({name: value for name, value in environ.items() if value != ""})
@@ -90,3 +96,19 @@ def _env_name(model: type[BaseModel], field_or_alias: str) -> str:
     if isinstance(alias, AliasChoices):
         return str(alias.choices[0])
     return field_or_alias
+
+
+def refuse_endpoint_overrides_in_lambda(environ: Mapping[str, str]) -> None:
+    """In a deployed function, an endpoint override would make any URL the identity authority: refuse it.
+
+    Lambda sets AWS_LAMBDA_FUNCTION_NAME; `sam local` sets it too, with AWS_SAM_LOCAL=true, and is the one
+    place (with the local stack and the tests, which are not Lambda) where the overrides point at a stand-in.
+    """
+    if not environ.get("AWS_LAMBDA_FUNCTION_NAME") or environ.get("AWS_SAM_LOCAL") == "true":
+        return
+    overrides = sorted(name for name, value in environ.items() if value and ENDPOINT_OVERRIDE.fullmatch(name))
+    if overrides:
+        raise ConfigError(
+            f"invalid configuration: {', '.join(overrides)}: endpoint overrides are for sam local and tests "
+            "only; a deployed function talks to AWS's own endpoints"
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Literal
 
 
 class DenyReason(StrEnum):
@@ -18,6 +19,10 @@ class DenyReason(StrEnum):
     WORKLOAD_MISMATCH = "workload_mismatch"
     TOKEN_EXPIRED = "token_expired"  # noqa: S105 - a reason code, not a secret
     REPLAYED = "replayed"
+
+
+# The AWS services the functions call (DESIGN.md): an UpstreamError names one, and so does its metric.
+Upstream = Literal["sts", "iam", "dynamodb", "kms", "secretsmanager", "ecs", "sns", "events", "securityhub"]
 
 
 class KumaIamError(Exception):
@@ -46,7 +51,7 @@ class UpstreamError(KumaIamError):
     status = 503
     code = "upstream_unavailable"
 
-    def __init__(self, service: str, message: str, *, retry_after: int = 1) -> None:
+    def __init__(self, service: Upstream, message: str, *, retry_after: int = 1) -> None:
         super().__init__(message)
         self.service = service
         self.retry_after = retry_after

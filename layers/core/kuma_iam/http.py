@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from pydantic import BaseModel, ValidationError
 
 from kuma_iam.errors import InvalidRequest, UpstreamError
-from kuma_iam.observability import logger, metrics_count
+from kuma_iam.observability import INVALID_REQUEST, UPSTREAM_ERROR, logger, metrics_count
 from kuma_iam.strict_json import load_strict_json
 
 MAX_BODY_BYTES = 64 * 1024
@@ -57,15 +57,15 @@ def parse_body[T: BaseModel](model: type[T], body: bytes | str | None) -> T:
 def install_error_handlers(app: APIGatewayHttpResolver) -> None:
     @app.exception_handler(InvalidRequest)  # type: ignore[untyped-decorator]
     def invalid_request(error: InvalidRequest) -> Response[str]:
-        metrics_count("InvalidRequest")  # a rising rate is someone probing the verifier
+        metrics_count(INVALID_REQUEST)  # a rising rate is someone probing the verifier
         logger.info("invalid request", extra={"detail": error.message})
         return json_response(400, {"error": "invalid_request", "message": error.message})
 
     @app.exception_handler(UpstreamError)  # type: ignore[untyped-decorator]
     def upstream(error: UpstreamError) -> Response[str]:
         # Counted here, the one place every upstream failure passes, whichever check raised it.
-        metrics_count("UpstreamError", service=error.service)
-        logger.warning("upstream failure", extra={"service": error.service, "detail": error.message})
+        metrics_count(UPSTREAM_ERROR, upstream=error.service)
+        logger.warning("upstream failure", extra={"upstream": error.service, "detail": error.message})
         return json_response(
             error.status,
             {"error": error.code, "message": error.message},

@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 
 from kuma_iam.aws import aws_errors
 from kuma_iam.errors import Denied, DenyReason, UpstreamUnavailable
-from kuma_iam.observability import metrics_count, timed
+from kuma_iam.observability import IAM_LATENCY, ROLE_CACHE_HIT, ROLE_CACHE_MISS, metrics_count, timed
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
@@ -126,12 +126,12 @@ class RoleDirectory:
         key = (account, name)
         entry = self._entries.get(key)
         if entry is not None and entry.answers(role_id, self._clock()):
-            metrics_count("RoleCacheHit")
+            metrics_count(ROLE_CACHE_HIT)
         else:
             with self._key_lock(key):
                 entry = self._entries.get(key)  # another thread may have read it while we waited
                 if entry is None or not entry.answers(role_id, self._clock()):
-                    metrics_count("RoleCacheMiss")
+                    metrics_count(ROLE_CACHE_MISS)
                     record = self._read(account, name)
                     entry = _CacheEntry(record, self._clock() + self._ttl)
                     if record is None or record.role_id != role_id:
@@ -147,7 +147,7 @@ class RoleDirectory:
 
     def _read(self, account: str, name: str) -> RoleRecord | None:
         iam = self._clients(account)
-        with aws_errors("iam", f"cannot read role {name} in account {account}"), timed("IamLatency"):
+        with aws_errors("iam", f"cannot read role {name} in account {account}"), timed(IAM_LATENCY):
             try:
                 role = iam.get_role(RoleName=name)["Role"]
             except ClientError as error:

@@ -122,11 +122,17 @@ def tag_violations(tags: Mapping[str, str]) -> list[TagViolation]:
     return violations
 
 
+def is_kuma_key(key: str) -> bool:
+    """Whether IAM may treat the key as a kuma.io/* key, however it is spelled: IAM compares tag keys without
+    case, and an operator reading `kuma.io/mesh ` sees the same key. The preventive policy
+    (`kuma-iam policy`) denies at least every key this calls kuma."""
+    return key.strip().casefold().startswith(TAG_PREFIX)
+
+
 def _is_noncanonical(key: str) -> bool:
-    """A key IAM may treat as a kuma.io/* key that is not written as one: IAM compares tag keys without case,
-    so `Kuma.io/Service` or `kuma.io/service ` would be a restriction this module could not see."""
-    folded = key.strip().casefold()
-    return folded.startswith(TAG_PREFIX) and key != folded
+    """A kuma.io/* key not written as one: `Kuma.io/Service` or `kuma.io/service ` would be a restriction
+    this module could not see."""
+    return is_kuma_key(key) and key != key.strip().casefold()
 
 
 def _noncanonical(key: str) -> TagViolation:

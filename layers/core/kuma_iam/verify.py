@@ -18,7 +18,7 @@ from kuma_iam.identity.checks import TokenPolicy, check_signed_request
 from kuma_iam.identity.replay import ReplayGuard
 from kuma_iam.identity.sts import StsForwarder
 from kuma_iam.identity.token import decode_token
-from kuma_iam.observability import logger, metrics_count, timed
+from kuma_iam.observability import ALLOWED, DENIED, STS_LATENCY, logger, metrics_count, timed
 from kuma_iam.roles import IamClients, RoleDirectory, RoleRecord
 from kuma_iam.rules import DataplaneClaim, ProxyType, RoleTags, claim_mismatch, role_tags
 
@@ -133,7 +133,7 @@ class IdentityVerifier:
     def authorize(self, token: object, claim: DataplaneClaim) -> AuthenticatedRole:
         """Raise InvalidRequest, Denied or UpstreamError; return only a role identity that fits the claim."""
         call = check_signed_request(decode_token(token), self.policy, self.clock())
-        with timed("StsLatency"):
+        with timed(STS_LATENCY):
             answer = self.sts.get_caller_identity(call)
         caller = assumed_role_caller(answer, call.endpoint.partition)
         if caller.account not in self.authorized_accounts:
@@ -164,7 +164,7 @@ class IdentityVerifier:
         try:
             authorized = self.authorize(request.token, request.dataplane.claim())
         except Denied as denied:
-            metrics_count("Denied", reason=denied.reason.value)
+            metrics_count(DENIED, reason=denied.reason.value)
             logger.info(
                 "identity denied",
                 extra={
@@ -175,7 +175,7 @@ class IdentityVerifier:
             )
             return Decision(allowed=False, reason=denied.reason, message=denied.message)
         identity = authorized.identity()
-        metrics_count("Allowed")
+        metrics_count(ALLOWED)
         logger.info(
             "identity allowed",
             extra={
