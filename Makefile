@@ -37,7 +37,7 @@ $(VENV)/.installed: pyproject.toml layers/core/requirements.txt
 	@test -n "$(PYTHON313)" || { echo "python3.13 not found: install it (e.g. 'pyenv install 3.13' or 'apt-get install python3.13')" >&2; exit 1; }
 	$(PYTHON313) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet --editable '.[dev]'
+	$(BIN)/python -m pip install --quiet --editable '.[dev,cli]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -69,7 +69,8 @@ lint-template: install $(CHECKOV_VENV)/.installed
 	$(CHECKOV) --file template.yaml
 	@mkdir -p .aws-sam/scan
 	$(BIN)/python tools/lint-template/translate.py template.yaml \
-		--set ReplayProtection=Enabled --set AlarmEmail=alarms@example.com > .aws-sam/scan/template.json
+		--set ReplayProtection=Enabled --set AlarmEmail=alarms@example.com \
+		--set ComplianceMode=enforce --set SecurityHub=Enabled --set OrganizationId=o-a1b2c3d4e5 > .aws-sam/scan/template.json
 	$(CHECKOV) --file .aws-sam/scan/template.json
 	$(MAKE) --no-print-directory lint-member-template
 
@@ -126,7 +127,7 @@ test-load: install
 	$(PYTEST) -m load tests/load
 
 bench: install
-	$(BIN)/python bench/run.py
+	PYTHONPATH=tests $(BIN)/python bench/run.py
 
 # The unit and integration tiers while BUSY processes (default: one per core) spin beside them, as on a loaded
 # CI runner: a test that passes only on a quiet machine fails here. `make test-busy BUSY=3` loads it more.

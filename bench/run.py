@@ -1,9 +1,13 @@
-"""Benchmarks of the verifier as ratios against a baseline measured in the same run: `make bench`.
+"""Benchmarks of the verifier and of tag compliance as ratios against a baseline measured in the same run:
+`make bench`.
 
 Absolute timings say more about the machine than about the code, so every row divides two measurements
 taken here, now, the same way: the pre-network checks against a plain json.loads of the same token, a
 cached verification against a cold one, a refusal against an allow, the handler's import against boto3's,
-and the memory a warm verifier holds against boto3 alone. Runs on the embedded AWS (moto server).
+the memory a warm verifier holds against boto3 alone; a compliance sweep of 2,000 and 5,000 roles against one
+bare paginated GetAccountAuthorizationDetails listing of the same roles, and an event's handling against the
+one GetRole it needs. Runs on the embedded AWS (moto server); IAM's paging comes from a stand-in
+(tests/support/iam_listing.py: moto answers the listing in one page).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,15 +29,27 @@ from pathlib import Path
 import boto3
 from botocore.credentials import ReadOnlyCredentials
 
-from kuma_iam.config import VerifierSettings
+from kuma_iam.compliance.service import build_tag_compliance
+from kuma_iam.config import ComplianceSettings, VerifierSettings
 from kuma_iam.errors import InvalidRequest
 from kuma_iam.identity.checks import check_signed_request
 from kuma_iam.identity.token import COMPACT_PREFIX, decode_token, encode_compact
 from kuma_iam.observability import logger
 from kuma_iam.verify import IdentityVerifier, VerifyRequest, build_verifier
+from kuma_iam_cli.local.compliance_demo import ecs_trust
+from kuma_iam_cli.local.compliance_events import ADMIN, tag_role
 from kuma_iam_cli.local.embedded_aws import EmbeddedAws
-from kuma_iam_cli.local.seed import DemoWorld, seed_demo_world, task_credentials, verifier_environment
+from kuma_iam_cli.local.gateway import LocalLambdaContext, load_handler
+from kuma_iam_cli.local.seed import (
+    DemoWorld,
+    compliance_environment,
+    seed_demo_world,
+    task_credentials,
+    verifier_environment,
+)
 from kuma_iam_cli.signer import sign_identity_request
+from support.fake_aws import Computed, FakeAws, PassThrough
+from support.iam_listing import ListedRole, PagedRoles
 
 REPO = Path(__file__).resolve().parents[1]
 HANDLER = REPO / "functions" / "verifier" / "app.py"
@@ -208,6 +224,112 @@ def measure(world: DemoWorld) -> list[Row]:
     return rows
 
 
+SWEEP_SIZES = (2_000, 5_000)
+COMPLIANCE_HANDLER = REPO / "functions" / "tag_compliance" / "app.py"
+
+
+@dataclass(frozen=True)
+class Note:
+    """A measured count (not a ratio) printed under the table."""
+
+    what: str
+    value: str
+
+
+def sweep_roles(count: int) -> list[ListedRole]:
+    """`count` roles of the home account: a third well tagged, a third untagged, a third with bad tags."""
+    tag_sets = (
+        {"kuma.io/type": "dataplane", "kuma.io/mesh": "default", "team": "x"},
+        {"team": "y"},
+        {"kuma.io/type": "dataplnae", "Kuma.io/Mesh": "default"},
+    )
+    trust = ecs_trust("111111111111")
+    return [ListedRole("111111111111", f"bench-{i:05d}", tag_sets[i % 3], trust) for i in range(count)]
+
+
+def measure_sweep(world: DemoWorld, environment: dict[str, str], count: int) -> tuple[Row, Note]:
+    """One sweep of `count` roles against one bare listing of them, through the same paging IAM stand-in."""
+    roles = sweep_roles(count)
+    session = boto3.Session(
+        aws_access_key_id=environment["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=environment["AWS_SECRET_ACCESS_KEY"],
+        region_name=world.region,
+    )
+    with FakeAws(name="bench-iam") as iam:
+        iam.script(then=Computed(PagedRoles(roles, PassThrough(world.endpoint_url)).choose))
+        settings = ComplianceSettings.from_env(
+            environment
+            | {"AWS_ENDPOINT_URL_IAM": iam.url, "KMESH_AWSIAM_AUTHORIZEDACCOUNTIDS": world.home_account}
+        )
+        client = session.client("iam", endpoint_url=iam.url)
+        compliance = build_tag_compliance(settings, session)
+
+        def bare_listing() -> None:
+            pages = client.get_paginator("get_account_authorization_details").paginate(
+                Filter=["Role"], PaginationConfig={"PageSize": 1000}
+            )
+            assert sum(len(page["RoleDetailList"]) for page in pages) == count
+
+        def sweep() -> None:
+            summary = compliance.sweep([world.home_account])
+            assert summary.evaluated == count
+            assert not summary.failed_accounts
+
+        listing_time = per_call(bare_listing, number=1, repeat=3)
+        iam.reset_requests()
+        sweep_time = per_call(sweep, number=1, repeat=3)
+        calls = iam.count_by_service()["iam"] // 3
+    row = Row(f"sweep, {count:,} roles", sweep_time, "bare paginated listing", listing_time, "ms")
+    return row, Note(f"sweep of {count:,} roles", f"{sweep_time * 1000:.0f} ms, {calls} IAM calls")
+
+
+def measure_compliance(world: DemoWorld) -> tuple[list[Row], list[Note]]:
+    """Sweep time and IAM calls for 2,000 and 5,000 roles; one event, from the handler to its summary."""
+    environment = compliance_environment(world)
+    rows: list[Row] = []
+    notes: list[Note] = []
+    for count in SWEEP_SIZES:
+        row, note = measure_sweep(world, environment, count)
+        rows.append(row)
+        notes.append(note)
+
+    # An event, from the handler's call to its summary, against the one GetRole the handling needs.
+    os.environ.update(environment)
+    handler = load_handler(COMPLIANCE_HANDLER)
+    module = sys.modules["tag_compliance"]
+    iam = boto3.Session(
+        aws_access_key_id=environment["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=environment["AWS_SECRET_ACCESS_KEY"],
+        region_name=world.region,
+    ).client("iam", endpoint_url=world.endpoint_url)
+    context = LocalLambdaContext(
+        function_name="TagComplianceFunction",
+        aws_request_id="bench",
+        region=world.region,
+        account_id=world.home_account,
+    )
+
+    def one_event() -> None:
+        answer = handler(tag_role(ADMIN, "orders-task", {"kuma.io/service": "orders"}), context)
+        assert answer["evaluated"] == 1
+
+    def cold_event() -> None:
+        module.compliance.cache_clear()
+        one_event()
+
+    get_role = per_call(lambda: iam.get_role(RoleName="orders-task"), number=20)
+    warm = per_call(one_event, number=20)
+    cold = per_call(cold_event, number=5, repeat=3)
+    rows += [
+        Row("event to summary, warm", warm, "one iam:GetRole", get_role, "ms"),
+        Row("event to summary, new container", cold, "one iam:GetRole", get_role, "ms"),
+    ]
+    notes.append(
+        Note("event to summary", f"{warm * 1000:.0f} ms warm, {cold * 1000:.0f} ms in a new container")
+    )
+    return rows, notes
+
+
 def _refuse(verifier: IdentityVerifier, request: VerifyRequest) -> None:
     try:
         verifier.verify(request)
@@ -224,7 +346,7 @@ def _ratio(value: float) -> str:
     return f"{value:.2f}x" if value >= 0.1 else f"1/{1 / value:.0f}"
 
 
-def print_table(rows: list[Row]) -> None:
+def print_table(rows: list[Row], notes: Sequence[Note] = ()) -> None:
     scale = {"µs": 1e6, "ms": 1e3, "MiB": 1 / 1024}
     print(f"{'measured':<36} {'baseline':<34} {'ratio':>8}   (this machine: measured / baseline)")
     for row in rows:
@@ -233,6 +355,8 @@ def print_table(rows: list[Row]) -> None:
             f"{row.what:<36} {row.baseline_name:<34} {_ratio(row.ratio):>8}"
             f"   ({row.measured * factor:.2f} / {row.baseline * factor:.2f} {row.unit})"
         )
+    for note in notes:
+        print(f"  {note.what}: {note.value}")
 
 
 def main() -> int:
@@ -246,7 +370,8 @@ def main() -> int:
         world = seed_demo_world(aws)
         aws.enable_signature_checks()
         rows = measure(world)
-    print_table(rows)
+        compliance_rows, notes = measure_compliance(world)
+    print_table(rows + compliance_rows, notes)
     print(f"({time.perf_counter() - started:.0f}s)")
     return 0
 

@@ -1,4 +1,5 @@
-"""The kuma-iam command: sign an identity token, call the verifier, run the local stack."""
+"""The kuma-iam command: sign an identity token, call the verifier, sweep roles for compliance, run the local
+stack."""
 
 from __future__ import annotations
 
@@ -6,10 +7,10 @@ import argparse
 from collections.abc import Sequence
 
 from kuma_iam import __version__
-from kuma_iam_cli.commands import events, policy, serve, token, verify
+from kuma_iam_cli.commands import events, policy, serve, sweep, token, verify
 
 # Each subcommand is a module of kuma_iam_cli.commands with `register(subparsers)`.
-COMMANDS = (token, verify, serve, events, policy)
+COMMANDS = (token, verify, serve, events, sweep, policy)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -12,10 +12,16 @@ from kuma_iam.identity.token import SignedRequest
 
 
 def sign_identity_request(
-    credentials: Credentials | ReadOnlyCredentials, *, server_id: str, region: str
+    credentials: Credentials | ReadOnlyCredentials,
+    *,
+    server_id: str,
+    region: str,
+    fips: bool = False,
+    dualstack: bool = False,
 ) -> SignedRequest:
-    """Always the real regional STS URL: the verifier decides where to forward, never the token."""
-    endpoint = sts_endpoint_for_region(region)
+    """Always the real regional STS URL, in the variant the SDK is set to (FIPS, dual-stack), as botocore
+    resolves it; the verifier sends the token back to that very host."""
+    endpoint = sts_endpoint_for_region(region, fips=fips, dualstack=dualstack)
     if endpoint is None:
         raise ValueError(f"{region!r} is not a region with a known STS endpoint")
     url = f"https://{endpoint.host}/"

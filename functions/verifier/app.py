@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from kuma_iam.http import install_error_handlers, json_response, parse_body, raw_body
+from kuma_iam.http import install_error_handlers, json_response, parse_body, raw_body, resolve_http_event
 from kuma_iam.observability import logger, metrics
 from kuma_iam.verify import IdentityVerifier, VerifyRequest, verifier_from_env
 
@@ -30,7 +30,8 @@ def verify() -> Response[str]:
     return json_response(200, verifier().verify(request).body())
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+# log_event=False outright: POWERTOOLS_LOGGER_LOG_EVENT=true would otherwise log each body, token and all.
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, log_event=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+    return resolve_http_event(app, event, context)

@@ -16,17 +16,25 @@ import pytest
 
 from kuma_iam.identity.token import encode_compact, encode_vault
 from kuma_iam.observability import logger as powertools_logger
+from kuma_iam_cli.local.compliance_demo import ecs_trust
 from kuma_iam_cli.local.embedded_aws import EmbeddedAws
 from kuma_iam_cli.local.events import VERIFY_ROUTE
 from kuma_iam_cli.local.gateway import LocalGateway, load_handler
-from kuma_iam_cli.local.seed import DemoWorld, control_plane_caller, seed_demo_world, verifier_environment
+from kuma_iam_cli.local.seed import (
+    DemoWorld,
+    compliance_environment,
+    control_plane_caller,
+    seed_demo_world,
+    verifier_environment,
+)
 from kuma_iam_cli.signer import sign_identity_request
 from support.aws_clients import ClientFactory, TaskRole, client_as
 from support.captured_output import EverythingLogged, LogRecordText
 from support.clock import ManualClock
+from support.compliance_harness import Compliance, FindingsInbox
 from support.fake_aws import FakeAws, counting_proxy
 from support.local_ports import refusing_port
-from support.project_files import VERIFIER_HANDLER
+from support.project_files import COMPLIANCE_HANDLER, VERIFIER_HANDLER
 from support.upstream_timeouts import patient_verifier_from_env
 from support.verifier_harness import SERVER_ID, TokenFactory, Verifier, read_only_credentials, signed_request
 
@@ -299,3 +307,72 @@ def everything_logged(
     yield EverythingLogged(capfd, records)
     root.removeHandler(records)
     root.setLevel(previous_level)
+
+
+# --- Tag compliance: the real handler on the demo world, its outputs read back from SQS ---
+
+
+@pytest.fixture(scope="session")
+def compliance_module() -> ModuleType:
+    load_handler(COMPLIANCE_HANDLER)
+    return sys.modules["tag_compliance"]
+
+
+@pytest.fixture
+def idempotency_table(demo_world: DemoWorld, admin_client: ClientFactory) -> Iterator[str]:
+    """A fresh idempotency table for one test, shaped like the template's (key `id`, TTL on `expiration`)."""
+    name = f"kuma-iam-idempotency-{uuid.uuid4().hex[:8]}"
+    dynamodb = admin_client(demo_world.home_account, "dynamodb")
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    yield name
+    dynamodb.delete_table(TableName=name)
+
+
+@pytest.fixture
+def compliance(
+    compliance_module: ModuleType,
+    demo_world: DemoWorld,
+    idempotency_table: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Compliance]:
+    """compliance(event): the handler as EventBridge calls it, report mode, its own idempotency table; two
+    attempts per AWS call (the deployed default is five) so that fault tests do not wait out the backoff."""
+    environment = compliance_environment(demo_world) | {
+        "KUMA_IAM_IDEMPOTENCY_TABLE": idempotency_table,
+        "KUMA_IAM_UPSTREAM_ATTEMPTS": "2",
+        "KUMA_IAM_UPSTREAM_TIMEOUT_SECONDS": "3",
+    }
+    yield Compliance(compliance_module, environment, monkeypatch)
+    compliance_module.compliance.cache_clear()
+
+
+@pytest.fixture
+def findings_inbox(demo_world: DemoWorld) -> Iterator[FindingsInbox]:
+    with FindingsInbox(demo_world).open() as inbox:
+        yield inbox
+
+
+@pytest.fixture
+def make_role(demo_world: DemoWorld, admin_client: ClientFactory) -> Iterator[Callable[..., str]]:
+    """make_role(account, name, tags, trust=None): a role for this test only (an ECS trust with the source
+    condition unless given), deleted afterwards; returns its ARN."""
+    made: list[tuple[str, str]] = []
+
+    def make(account: str, name: str, tags: dict[str, str], trust: dict[str, Any] | None = None) -> str:
+        role = admin_client(account, "iam").create_role(
+            RoleName=name,
+            AssumeRolePolicyDocument=json.dumps(trust if trust is not None else ecs_trust(account)),
+            Tags=[{"Key": key, "Value": value} for key, value in tags.items()],
+        )["Role"]
+        made.append((account, name))
+        return str(role["Arn"])
+
+    yield make
+    for account, name in made:
+        with contextlib.suppress(admin_client(account, "iam").exceptions.NoSuchEntityException):
+            admin_client(account, "iam").delete_role(RoleName=name)

@@ -30,10 +30,12 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from kuma_iam_cli.local.compliance_events import COMPLIANCE_CASES
 from kuma_iam_cli.local.events import VERIFIER_CASES, VerifierCase
 from kuma_iam_cli.local.gateway import LocalLambdaContext
 from kuma_iam_cli.local.seed import HOME_ACCOUNT, DemoWorld, UserCredentials, task_credentials
 from kuma_iam_cli.main import main
+from support.cli_environment import ISOLATED, isolated_environment
 from support.clock import ManualClock, utc_now
 from support.local_ports import free_port
 from support.project_files import REPO
@@ -52,25 +54,6 @@ BACKEND_CLAIM = {
     "name": "backend-01",
     "tags": {"kuma.io/service": ["backend"]},
 }
-# No credentials, profile or metadata service but what a test hands over.
-ISOLATED = {
-    "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-    "AWS_CONFIG_FILE": "/dev/null",
-    "AWS_EC2_METADATA_DISABLED": "true",
-}
-
-
-def isolated_environment(**environment: str) -> dict[str, str]:
-    """A subprocess environment without any AWS_* of ours: only `environment` and the isolation above.
-
-    PYTHONUNBUFFERED goes too: a user's shell does not set it, and output buffering is part of what we test.
-    """
-    kept = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("AWS_", "KUMA_", "KMESH_")) and name != "PYTHONUNBUFFERED"
-    }
-    return {**kept, **ISOLATED, **environment}
 
 
 def user_environment(user: UserCredentials, region: str = "us-east-1") -> dict[str, str]:
@@ -207,6 +190,51 @@ def test_region_flag_signs_for_that_regions_sts_endpoint(
     assert (scope[2], scope[3]) == ("eu-west-1", "sts")
     answer = verify(run.out.strip(), BACKEND_CLAIM)
     assert (answer.status, answer.reason) == (200, None)
+
+
+@pytest.mark.parametrize(
+    ("setting", "host"),
+    [
+        ({"AWS_USE_FIPS_ENDPOINT": "true"}, "sts-fips.us-east-1.amazonaws.com"),
+        ({"AWS_USE_DUALSTACK_ENDPOINT": "true"}, "sts.us-east-1.api.aws"),
+        (
+            {"AWS_USE_FIPS_ENDPOINT": "true", "AWS_USE_DUALSTACK_ENDPOINT": "true"},
+            "sts-fips.us-east-1.api.aws",
+        ),
+        (
+            {"profile": "use_fips_endpoint = true\nuse_dualstack_endpoint = true"},
+            "sts-fips.us-east-1.api.aws",
+        ),
+        ({"AWS_USE_FIPS_ENDPOINT": "false"}, "sts.us-east-1.amazonaws.com"),
+    ],
+    ids=["fips-env", "dualstack-env", "both-env", "both-in-the-profile", "fips-off"],
+)
+def test_token_signs_for_the_endpoint_variant_the_sdk_is_set_to(
+    setting: dict[str, str],
+    host: str,
+    verify: Verifier,
+    demo_world: DemoWorld,
+    server_id: str,
+    run_cli: Callable[..., CliRun],
+    tmp_path: Path,
+) -> None:
+    # Given a sidecar whose SDK is set to a FIPS or dual-stack endpoint, by environment or in its profile
+    credentials = task_credentials(demo_world, HOME_ACCOUNT, "backend-task")
+    environment = {name: value for name, value in setting.items() if name != "profile"}
+    if "profile" in setting:
+        config = tmp_path / "config"
+        config.write_text("[default]\n" + setting["profile"] + "\n")
+        environment["AWS_CONFIG_FILE"] = str(config)
+
+    # When it prints a token
+    run = run_cli("token", "--server-id", server_id, AWS_REGION="us-east-1", **credentials, **environment)
+
+    # Then the token is signed for that variant's host, as botocore would send to it, and is allowed
+    assert run.code == 0, run.err
+    document = read_compact(run.out.strip())
+    assert (document["url"], document["headers"]["Host"]) == (f"https://{host}/", host)
+    answer = verify(run.out.strip(), BACKEND_CLAIM)
+    assert (answer.status, answer.reason) == (200, None), answer.body
 
 
 @contextlib.contextmanager
@@ -550,6 +578,44 @@ def test_serve_prints_commands_that_give_the_documented_answers_and_stops_on_ctr
     assert (tmp_path / ".local" / "world.json").is_file()
 
 
+def test_serve_prints_a_sweep_and_an_event_that_find_what_they_say(tmp_path: Path) -> None:
+    # Given the local stack, started as `make run` does
+    with serving(tmp_path) as serve:
+        instructions = serve.read_until("Ctrl-C stops the stack.", timeout=CEILING_SECONDS)
+        sweep_command = re.search(r"^# sweep every role.*\n(.+)$", instructions, re.MULTILINE)
+        event_command = re.search(
+            r"^# an IAM event as EventBridge delivers it.*\n(.+)$", instructions, re.MULTILINE
+        )
+        assert sweep_command
+        assert event_command
+
+        # When a user pastes the sweep and, twice, the event
+        def run(command: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                ["bash", "-c", command],
+                cwd=tmp_path,
+                env=isolated_environment(COLUMNS="200"),
+                capture_output=True,
+                text=True,
+                timeout=CEILING_SECONDS,
+            )
+
+        swept = run(sweep_command[1])
+        first, again = run(event_command[1]), run(event_command[1])
+        serve.interrupt()
+
+    # Then the sweep shows the demo's broken roles and exits 1, and the event finds the unauthorized change
+    assert swept.returncode == 1, swept.stderr
+    for role in ("typo-task", "shouting-task", "ledger-task"):
+        assert role in swept.stdout
+    assert "Traceback" not in swept.stderr
+    summary = json.loads(first.stdout)
+    assert [(f["rule"], f["roleName"]) for f in summary["findings"]] == [
+        ("kuma-tag-change-unauthorized", "orders-task")
+    ]
+    assert json.loads(again.stdout) == summary  # the same event id: the stored answer
+
+
 # --- kuma-iam events: sample events re-signed against the running world ---------------------------------
 
 
@@ -580,7 +646,11 @@ def test_events_writes_every_case_and_the_sam_env_file(
     written_events: WrittenEvents, demo_world: DemoWorld
 ) -> None:
     out = written_events.folder
-    expected = [out / "verifier" / f"{case.name}.json" for case in VERIFIER_CASES] + [out / "env.json"]
+    expected = [
+        *(out / "verifier" / f"{case.name}.json" for case in VERIFIER_CASES),
+        *(out / "tag_compliance" / f"{case.name}.json" for case in COMPLIANCE_CASES),
+        out / "env.json",
+    ]
 
     assert written_events.code == 0
     assert written_events.printed == [str(path) for path in expected]
@@ -592,6 +662,10 @@ def test_events_writes_every_case_and_the_sam_env_file(
     assert environment["KUMA_IAM_SERVER_ID"] == SERVER_ID
     assert environment["KUMA_IAM_HOME_ACCOUNT_ID"] == demo_world.home_account
     assert "AWS_ACCESS_KEY_ID" not in environment  # sam passes its own credentials; see sam-env.sh
+    compliance = json.loads((out / "env.json").read_text())["TagComplianceFunction"]
+    assert compliance["AWS_ENDPOINT_URL_IAM"] == f"http://host.docker.internal:{moto_port}"
+    assert compliance["KUMA_IAM_IDEMPOTENCY_TABLE"]
+    assert "AWS_ACCESS_KEY_ID" not in compliance
 
 
 @pytest.mark.parametrize("case", VERIFIER_CASES, ids=lambda case: case.name)

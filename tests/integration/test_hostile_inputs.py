@@ -43,6 +43,7 @@ from support.token_mutations import (
     header,
     moved_to,
     not_signing,
+    setting,
     signature_of,
     signed_names,
     signing,
@@ -250,6 +251,27 @@ CATALOGUE: list[Hostile] = [
         NOT_STS,
         request=lambda r: moved_to(r, "sts.aws-global.amazonaws.com"),
     ),
+    # lookalikes of the FIPS and dual-stack hosts (the real ones are accepted, see real-signer below)
+    *[
+        bad(f"url-{name}", "host/partition", NOT_STS, request=lambda r, host=host: moved_to(r, host))
+        for name, host in (
+            ("fips-host-suffix-attack", "sts-fips.us-east-1.amazonaws.com.evil.com"),
+            ("dualstack-host-suffix-attack", "sts.us-east-1.api.aws.evil.com"),
+            ("fips-dualstack-trailing-dot", "sts-fips.us-east-1.api.aws."),
+            ("fips-uppercase", "STS-FIPS.US-EAST-1.AMAZONAWS.COM"),
+            ("fips-pseudo-region", "sts-fips.aws-global.amazonaws.com"),
+            ("fips-legacy-global", "sts-fips.amazonaws.com"),
+            ("s3-style-dualstack", "sts.dualstack.us-east-1.amazonaws.com"),
+            ("dualstack-dash-variant", "sts-dualstack.us-east-1.amazonaws.com"),
+            ("dualstack-china-suffix-commercial-region", "sts.us-east-1.api.amazonwebservices.com.cn"),
+        )
+    ],
+    bad(
+        "url-govcloud-dualstack-host",
+        "host/partition",
+        "URL host is an STS endpoint of another partition than aws",
+        request=lambda r: moved_to(r, "sts-fips.us-gov-west-1.api.aws"),
+    ),
     bad(
         "url-userinfo-before-host",
         "host/partition",
@@ -322,6 +344,18 @@ CATALOGUE: list[Hostile] = [
         "host-scope-region",
         "credential scope region disagrees with the URL region",
         request=lambda r: moved_to(r, "sts.eu-west-1.amazonaws.com"),
+    ),
+    bad(
+        "fips-host-of-another-region",
+        "host-scope-region",
+        "credential scope region disagrees with the URL region",
+        request=lambda r: moved_to(r, "sts-fips.eu-west-1.amazonaws.com"),
+    ),
+    bad(
+        "dualstack-host-header-regional-url",
+        "host-scope-region",
+        "Host header disagrees with the URL host",
+        request=lambda r: with_header(r, "Host", "sts.us-east-1.api.aws"),
     ),
     bad(
         "scope-region-eu-west-1",
@@ -466,6 +500,23 @@ CATALOGUE: list[Hostile] = [
         "control characters",
         request=lambda r: adding(r, ("User-Agent", "botocore\n")),
     ),
+    # urllib3's sentinel: it would drop User-Agent or Accept-Encoding, and make any other header a ValueError
+    *[
+        bad(
+            f"skip-header-sentinel-in-{name.lower()}",
+            "headers",
+            f"header {name!r} carries @@@SKIP_HEADER@@@",
+            request=lambda r, name=name: setting(r, name, "@@@SKIP_HEADER@@@"),
+        )
+        for name in (
+            "X-Amz-User-Agent",
+            "Amz-Sdk-Request",
+            "Amz-Sdk-Invocation-Id",
+            "X-Amz-Security-Token",
+            "User-Agent",
+            "Accept-Encoding",
+        )
+    ],
     bad("value-nul", "headers", "control characters", request=lambda r: adding(r, ("User-Agent", "bot\x00"))),
     bad(
         "value-too-long",
@@ -876,6 +927,13 @@ CATALOGUE: list[Hostile] = [
     allowed("botocore", "real-signer"),
     allowed("botocore-legacy-global-endpoint", "real-signer", sign={"host": "sts.amazonaws.com"}),
     allowed("botocore-eu-west-1", "real-signer", sign={"region": "eu-west-1"}),
+    allowed("botocore-fips", "real-signer", sign={"host": "sts-fips.us-east-1.amazonaws.com"}),
+    allowed("botocore-dualstack", "real-signer", sign={"host": "sts.us-east-1.api.aws"}),
+    allowed(
+        "botocore-fips-dualstack",
+        "real-signer",
+        sign={"host": "sts-fips.eu-west-1.api.aws", "region": "eu-west-1"},
+    ),
     allowed("go-sdk-v1-headers", "real-signer", sign={"headers": GO_SDK_V1_HEADERS, "keep_host": False}),
     allowed("go-sdk-v2-headers", "real-signer", sign={"headers": GO_SDK_V2_HEADERS, "keep_host": False}),
     allowed(

@@ -1,17 +1,23 @@
-"""No secret of an identity token, nor of the control plane's call, ever reaches a log.
+"""No secret of an identity token, of the control plane's call, or of the verifier's own credentials ever
+reaches a log.
 
 Everything is captured: stdout and stderr, the Powertools Logger, EMF metrics and every std logging record at
-DEBUG (botocore, urllib3, the gateway), over an allow, every deny, a 400 and a 503.
+DEBUG (botocore, urllib3, the gateway), over an allow, every deny, a 400 and a 503. The root logger is at
+DEBUG, as Lambda sets it with ApplicationLogLevel=DEBUG (AWS_LAMBDA_LOG_LEVEL=DEBUG).
 """
 
 from __future__ import annotations
 
 import base64
+import importlib.util
 import json
 import logging
-from collections.abc import Callable
+import sys
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -19,10 +25,18 @@ import urllib3
 from botocore.credentials import Credentials
 
 from kuma_iam.identity.token import SignedRequest, encode_compact, encode_vault
-from kuma_iam_cli.local.seed import HOME_ACCOUNT, OUTSIDER_ACCOUNT, DemoWorld
+from kuma_iam_cli.local.seed import (
+    HOME_ACCOUNT,
+    OUTSIDER_ACCOUNT,
+    PARTNER_ACCOUNT,
+    READER_ROLE_NAME,
+    DemoWorld,
+)
 from kuma_iam_cli.signer import sign_api_call, sign_identity_request
-from support.captured_output import SIGNATURE, EverythingLogged
+from support.aws_clients import ClientFactory, TaskRole
+from support.captured_output import SIGNATURE, EverythingLogged, header_secrets
 from support.fake_aws import FakeAws, PassThrough, StandInSts
+from support.project_files import VERIFIER_HANDLER
 from support.token_mutations import signing_time
 from support.verifier_harness import Verifier, read_only_credentials
 
@@ -192,6 +206,161 @@ def _arrange(
         reconfigure(AWS_ENDPOINT_URL_STS=f"http://127.0.0.1:{request.getfixturevalue('closed_port')}")
     elif scenario.setup == "late-clock":
         request.getfixturevalue("verifier_clock").set(signing_time(signed) + timedelta(hours=1))
+
+
+# --- The verifier's own credentials, and those it is issued ------------------------------------------------
+
+FUNCTION_ROLE = "kuma-iam-verifier-function"
+# What the template grants the function (and the demo world the verifier user), on a role: on Lambda the
+# function runs on its execution role's session credentials, X-Amz-Security-Token included.
+FUNCTION_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Effect": "Allow", "Action": ["iam:GetRole", "iam:ListRoleTags"], "Resource": "*"},
+        {
+            "Effect": "Allow",
+            "Action": "sts:AssumeRole",
+            "Resource": f"arn:aws:iam::*:role/{READER_ROLE_NAME}",
+        },
+        {"Effect": "Allow", "Action": "sts:GetCallerIdentity", "Resource": "*"},
+    ],
+}
+PAYMENTS = (PARTNER_ACCOUNT, "payments-task")
+
+
+@pytest.fixture
+def function_credentials(
+    make_task_role: Callable[..., TaskRole],
+    admin_client: ClientFactory,
+    credentials_for: Callable[..., dict[str, str]],
+) -> Iterator[dict[str, str]]:
+    """Session credentials of a role shaped like the function's execution role."""
+    role = make_task_role(HOME_ACCOUNT, FUNCTION_ROLE, {})
+    iam = admin_client(HOME_ACCOUNT, "iam")
+    iam.put_role_policy(RoleName=role.name, PolicyName="verifier", PolicyDocument=json.dumps(FUNCTION_POLICY))
+    yield credentials_for(role.arn, session_name="kuma-iam-verifier")
+    iam.delete_role_policy(RoleName=role.name, PolicyName="verifier")  # so that make_task_role can delete it
+
+
+def issued_by_assume_role(proxy: FakeAws) -> dict[str, str]:
+    """The reader role's credentials as STS handed them to the verifier (read off the recording proxy)."""
+    secrets: dict[str, str] = {}
+    for request, answer in proxy.answers:
+        if request.action == "AssumeRole" and answer.status == 200:
+            for element in ET.fromstring(answer.body).iter():  # noqa: S314 - moto's answer, in a test
+                name = element.tag.rsplit("}", 1)[-1]
+                if name in ("SecretAccessKey", "SessionToken") and element.text:
+                    secrets[f"reader role's {name}"] = element.text
+    return secrets
+
+
+def credential_secrets(function: dict[str, str], proxy: FakeAws) -> dict[str, str]:
+    """The function's own secret key and session token, the reader role's issued ones, and every
+    Authorization, signature and session token the verifier sent (as the proxy received them)."""
+    secrets = {
+        "function's secret access key": function["AWS_SECRET_ACCESS_KEY"],
+        "function's session token": function["AWS_SESSION_TOKEN"],
+        "function's session token, first 32 characters": function["AWS_SESSION_TOKEN"][:32],
+        **issued_by_assume_role(proxy),
+    }
+    for index, value in enumerate(header_secrets(request.headers for request in proxy.requests)):
+        secrets[f"header or signature #{index} the verifier sent"] = value
+    return secrets
+
+
+@pytest.mark.parametrize("signer", [BACKEND, PAYMENTS], ids=["home-account", "cross-account"])
+@pytest.mark.parametrize("wire_loggers", ["as-configured", "forced-to-debug"])
+def test_no_credential_of_the_verifier_reaches_a_debug_log(
+    signer: tuple[str, str],
+    wire_loggers: str,
+    everything_logged: EverythingLogged,
+    function_credentials: dict[str, str],
+    aws_proxy: FakeAws,
+    verify: Verifier,
+    reconfigure: Callable[..., None],
+    demo_world: DemoWorld,
+    credentials_for: Callable[..., dict[str, str]],
+    server_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given the root logger at DEBUG, the verifier on its role's session credentials, and its STS and IAM
+    # calls recorded on the way to the embedded AWS (across accounts: assuming the reader role there)
+    reconfigure(
+        **{name: function_credentials[name] for name in function_credentials},
+        KUMA_IAM_HOME_ACCOUNT_ID=None,
+        AWS_ENDPOINT_URL_STS=aws_proxy.url,
+        AWS_ENDPOINT_URL_IAM=aws_proxy.url,
+    )
+    if wire_loggers == "forced-to-debug":
+        # The control: with botocore and urllib3 left to the root level, the capture does see the leak
+        for name in ("botocore", "urllib3"):
+            monkeypatch.setattr(logging.getLogger(name), "level", logging.NOTSET)
+            logging.getLogger(name).manager._clear_cache()  # type: ignore[attr-defined]
+    account, role = signer
+    credentials = credentials_for(demo_world.role_arn(account, role))
+    signed = sign_identity_request(
+        read_only_credentials(credentials), server_id=server_id, region=demo_world.region
+    )
+    everything_logged.discard()
+
+    # When the verifier decides on a token
+    mesh, service = ("default", "backend") if signer == BACKEND else ("payments", "payments")
+    answer = verify(encode_compact(signed), claim(mesh, service))
+
+    # Then it is allowed, having called STS and IAM with those credentials
+    assert answer.body.get("allowed") is True, answer.body
+    assert {"GetCallerIdentity", "GetRole"} <= set(aws_proxy.count_by_action())
+    secrets = credential_secrets(function_credentials, aws_proxy)
+    if signer == PAYMENTS:
+        assert {"reader role's SecretAccessKey", "reader role's SessionToken"} <= set(secrets)
+    # And none of them is in any log line, unless the wire loggers were forced down to DEBUG
+    found = leaked(everything_logged.text(), {**secrets, **secrets_of(credentials, signed)})
+    if wire_loggers == "as-configured":
+        assert found == []
+    else:
+        assert "function's session token" in found
+        if signer == PAYMENTS:
+            assert "reader role's SecretAccessKey" in found
+
+
+@pytest.fixture
+def handler_loaded_with_event_logging(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
+    """The verifier handler imported afresh with POWERTOOLS_LOGGER_LOG_EVENT=true, Powertools' switch to log
+    every event (the token is in the body): the decorator reads it when the module is imported."""
+    monkeypatch.setenv("POWERTOOLS_LOGGER_LOG_EVENT", "true")
+    spec = importlib.util.spec_from_file_location("verifier_logging_events", VERIFIER_HANDLER)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop(spec.name)
+
+
+def test_switching_on_event_logging_by_environment_logs_no_token(
+    handler_loaded_with_event_logging: ModuleType,
+    verify: Verifier,
+    everything_logged: EverythingLogged,
+    demo_world: DemoWorld,
+    credentials_for: Callable[..., dict[str, str]],
+    server_id: str,
+) -> None:
+    # Given a handler imported with POWERTOOLS_LOGGER_LOG_EVENT=true, and a genuine token
+    credentials = credentials_for(demo_world.role_arn(*BACKEND))
+    signed = sign_identity_request(
+        read_only_credentials(credentials), server_id=server_id, region=demo_world.region
+    )
+    everything_logged.discard()
+    # When it decides on the token
+    answer = Verifier(handler_loaded_with_event_logging, demo_world)(
+        encode_compact(signed), claim("default", "backend")
+    )
+    # Then the event (and with it the token) was not logged: the handler says so itself, whatever the env
+    assert answer.body.get("allowed") is True, answer.body
+    output = everything_logged.text()
+    assert "identity allowed" in output
+    assert leaked(output, secrets_of(credentials, signed)) == []
 
 
 # --- The local gateway's own log ---------------------------------------------------------------------------

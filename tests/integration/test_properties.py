@@ -5,6 +5,10 @@ the Vault fields, and splices two genuine tokens (two roles) together. Whatever 
 answers 200 or 400 (or 429/503 if AWS fails), a 400 never cost a network call, and an allow names exactly
 the role whose signature the token carries. Most mutations die before the network, so this stays fast;
 the few that pass are forwarded to moto, which checks their signature for real.
+
+The last property dresses genuine tokens as real clients might (header values, name case, order, which
+optional headers are present) and follows every one that passes the local checks onto the wire: the
+recording stand-in in front of moto must receive it exactly as signed.
 """
 
 from __future__ import annotations
@@ -20,9 +24,11 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from kuma_iam.errors import DenyReason
+from kuma_iam.identity.checks import GET_CALLER_IDENTITY_BODIES
 from kuma_iam.identity.token import SignedRequest, decode_token, encode_compact, encode_vault
 from kuma_iam_cli.local.seed import DemoWorld
-from support.fake_aws import FakeAws
+from support.botocore_tokens import botocore_signed
+from support.fake_aws import FakeAws, ReceivedRequest
 from support.token_mutations import compact_document, compact_raw, read_compact
 from support.verifier_harness import Verifier, VerifyAnswer
 
@@ -287,3 +293,130 @@ def test_a_splice_of_two_roles_tokens_is_refused_or_exactly_one_of_them(
     token = encode_compact(spliced) if encoding == "compact" else encode_vault(spliced)
     answer, calls = ask(verify, aws_counter, token)
     assert_safe(answer, calls, backend, frontend, token=token)
+
+
+# --- any token that passes the local checks reaches STS exactly as it was signed ---------------------------
+
+
+@pytest.fixture
+def sdk_backend(
+    demo_world: DemoWorld, credentials_for: Callable[..., dict[str, str]], server_id: str
+) -> Genuine:
+    """Signed by a real botocore STS client: User-Agent, amz-sdk-* and Content-Length included."""
+    role = "backend-task"
+    credentials = credentials_for(demo_world.role_arn(demo_world.home_account, role))
+    request = botocore_signed(credentials, server_id=server_id, region=demo_world.region)
+    return Genuine(request, demo_world.home_account, role)
+
+
+# Headers real clients send and may leave unsigned; the value of each is the client's own business.
+DRESSABLE = (
+    "User-Agent",
+    "X-Amz-User-Agent",
+    "Amz-Sdk-Request",
+    "Amz-Sdk-Invocation-Id",
+    "X-Amz-Content-Sha256",
+    "Accept",
+    "Accept-Encoding",
+    "Content-Length",
+)
+HEADER_VALUE = st.one_of(
+    st.text(st.sampled_from([chr(c) for c in range(0x20, 0x7F)] + ["\t"]), max_size=40),
+    st.sampled_from(
+        [
+            "",
+            " ",
+            "\t",
+            "  leading and trailing  ",
+            "inner  double  spaces",
+            "\ttabbed\t",
+            "@@@SKIP_HEADER@@@",
+            "identity",
+            "*/*",
+            "text/xml",
+            "43",
+            "attempt=1; max=3",
+            "aws-sdk-go-v2/1.30.3 os/linux lang/go#1.22.5 md/GOOS#linux md/GOARCH#amd64",
+        ]
+    ),
+)
+
+
+@st.composite
+def dressed(draw: st.DrawFn, request: SignedRequest) -> SignedRequest:
+    """Some optional headers set, added or dropped; names re-cased; order shuffled; Host kept or left out (as
+    Go and botocore do); sometimes the session token or the body changed, which only STS can judge."""
+    headers = dict(request.headers)
+    for name in draw(st.lists(st.sampled_from(DRESSABLE), unique=True, max_size=4), label="dressed"):
+        present = next((key for key in headers if key.lower() == name.lower()), None)
+        if present is not None and draw(st.booleans(), label=f"drop {name}"):
+            del headers[present]
+        else:
+            headers[present or name] = draw(HEADER_VALUE, label=name)
+    if draw(st.booleans(), label="change the session token"):
+        token_name = next(key for key in headers if key.lower() == "x-amz-security-token")
+        headers[token_name] = draw(HEADER_VALUE, label="session token")
+    if draw(st.booleans(), label="leave Host out"):
+        headers = {key: value for key, value in headers.items() if key.lower() != "host"}
+    cased = [(draw(st.sampled_from([n, n.lower(), n.upper()]), label="case"), v) for n, v in headers.items()]
+    order = draw(st.permutations(cased), label="order")
+    body = draw(st.sampled_from([request.body, *sorted(GET_CALLER_IDENTITY_BODIES)]), label="body")
+    return replace(request, headers=tuple(order), body=body)
+
+
+def forwarded_token(proxy: FakeAws) -> list[ReceivedRequest]:
+    """What reached the stand-in addressed to a real STS host: the forwarded token (the verifier's own calls
+    name the stand-in's address as their Host)."""
+    return [r for r in proxy.requests if r.action == "GetCallerIdentity" and r.host.startswith("sts")]
+
+
+def assert_reached_sts_as_signed(wire: ReceivedRequest, token: SignedRequest, host: str) -> None:
+    """The method, path and body; every header line `Name: value` byte for byte, in the token's order; and
+    nothing else but the Host a Host-less token implies and the Content-Length that frames the body."""
+    assert (wire.method, wire.path, wire.body) == ("POST", "/", token.body.encode())
+    expected = [f"{name}: {value}".encode() for name, value in token.headers]
+    if not any(name.lower() == "host" for name, _ in token.headers):
+        expected.insert(0, f"Host: {host}".encode())
+    assert [line for line in wire.header_lines if line in expected] == expected, wire.header_lines
+    added = [line for line in wire.header_lines if line not in expected]
+    framing = [] if any(n.lower() == "content-length" for n, _ in token.headers) else [b"Content-Length: 43"]
+    assert added == framing, added
+
+
+def signed_facts(request: SignedRequest) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """The body and the values of the headers the signature covers: change any, and STS must refuse."""
+    signed = {"content-type", "host", "x-amz-date", "x-amz-security-token", "x-kuma-aws-iam-server-id"}
+    values = tuple(sorted((n.lower(), v) for n, v in request.headers if n.lower() in signed - {"host"}))
+    return request.body, values
+
+
+FORWARDED_AS_SIGNED = settings(THROUGH_THE_HANDLER, max_examples=60)
+
+
+@FORWARDED_AS_SIGNED
+@given(data=st.data(), signer=st.sampled_from(["our-signer", "botocore-client"]))
+def test_any_token_that_passes_the_checks_reaches_sts_exactly_as_signed(
+    data: st.DataObject,
+    signer: str,
+    backend: Genuine,
+    sdk_backend: Genuine,
+    verify: Verifier,
+    aws_counter: FakeAws,
+) -> None:
+    # Given a genuine token, dressed as some client might have sent it, in either encoding
+    genuine = backend if signer == "our-signer" else sdk_backend
+    token_request = data.draw(dressed(genuine.request), label="token")
+    encoding = data.draw(st.sampled_from(["compact", "vault"]), label="encoding")
+    token = encode_compact(token_request) if encoding == "compact" else encode_vault(token_request)
+    # When the verifier is asked about it
+    answer, calls = ask(verify, aws_counter, token)
+    # Then the answer is a known one, and an allow is only ever the signer's
+    assert_safe(answer, calls, genuine, token=token)
+    if answer.status == 400:
+        return
+    # And what reached STS is the token exactly as the client wrote it
+    (wire,) = forwarded_token(aws_counter)
+    assert_reached_sts_as_signed(wire, decode_token(token), "sts.us-east-1.amazonaws.com")
+    # And when nothing the signature covers was changed, moto's signature check agrees: it is allowed
+    if signed_facts(token_request) == signed_facts(genuine.request):
+        assert answer.body.get("allowed") is True, answer.body

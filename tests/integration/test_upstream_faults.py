@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from kuma_iam.identity import checks
 from kuma_iam.identity.token import SignedRequest, decode_token, encode_compact
 from kuma_iam_cli.local.embedded_aws import EmbeddedAws
 from kuma_iam_cli.local.seed import DemoWorld
@@ -27,6 +28,7 @@ from support.captured_output import (
     upstream_errors,
 )
 from support.fake_aws import Answer, Behaviour, ByAction, FakeAws, Hang, PassThrough, Trickle, counting_proxy
+from support.token_mutations import adding
 from support.upstream_timeouts import (
     CEILING_SECONDS,
     DEFAULT_SECONDS,
@@ -419,6 +421,26 @@ class TestStsForward:
         assert answer.body["allowed"] is False
         assert answer.reason == reason, answer.body
         assert metric_count(clean_output(capfd, demo_world, token, fake), "Allowed") == 0
+
+    def test_what_the_http_library_raises_past_a_gap_in_the_checks_fails_closed(
+        self,
+        genuine: SignedRequest,
+        fake: FakeAws,
+        verify: Verifier,
+        demo_world: DemoWorld,
+        capfd: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        # Given the pre-network check for urllib3's sentinel switched off (a gap a future header could open),
+        # and a token carrying the sentinel in a header urllib3 refuses to send with it
+        monkeypatch.setattr(checks, "RESERVED_VALUE", "\x00 no such value")
+        token = encode_compact(adding(genuine, ("X-Amz-User-Agent", "@@@SKIP_HEADER@@@")))
+        # When the verifier is asked, and urllib3 raises ValueError inside the forward
+        _, answer = timed_verify(verify, token)
+        # Then it is a 503 naming only the exception's type, counted, and nothing reached STS
+        assert_failed_closed(answer, 503, "upstream_unavailable", "STS did not answer: ValueError")
+        assert fake.requests == []
+        assert upstream_errors(clean_output(capfd, demo_world, token, fake)) == {"sts": 1}
 
 
 class TestStsUnreachable:

@@ -13,6 +13,7 @@ from datetime import timedelta
 from types import ModuleType
 from typing import Any
 
+import boto3
 import pytest
 
 from kuma_iam.errors import ConfigError
@@ -426,6 +427,59 @@ def test_old_sessions_are_denied_from_the_cache_after_iam_contradicted_them(
     assert aws_proxy.count_by_action()["GetRole"] == 1
 
 
+def test_session_arn_spelling_the_role_name_in_another_case_is_that_role(
+    verify: Verifier,
+    aws_proxy: FakeAws,
+    demo_world: DemoWorld,
+    reconfigure: Callable[..., None],
+    sign_token: TokenFactory,
+) -> None:
+    # Given IAM's own answer for backend-task (moto's, recorded: moto matches names by exact case, IAM does
+    # not and answers any spelling with the role's own)
+    reconfigure(AWS_ENDPOINT_URL_STS=aws_proxy.url, AWS_ENDPOINT_URL_IAM=aws_proxy.url)
+    admin = demo_world.admins[HOME_ACCOUNT]
+    admin_via_proxy = boto3.client(  # type: ignore[call-overload]
+        "iam",
+        region_name=demo_world.region,
+        endpoint_url=aws_proxy.url,
+        aws_access_key_id=admin.access_key_id,
+        aws_secret_access_key=admin.secret_access_key,
+    )
+    real_id = admin_via_proxy.get_role(RoleName="backend-task")["Role"]["RoleId"]
+    (iam_answer,) = [answer for request, answer in aws_proxy.answers if request.action == "GetRole"]
+    moto = PassThrough(demo_world.endpoint_url)
+
+    decisions = []
+    for spelling in ("BACKEND-TASK", "Backend-Task"):
+        # And STS vouching for a session whose ARN spells the role name so
+        aws_proxy.script(
+            then=StandInSts(
+                account=HOME_ACCOUNT,
+                arn=f"arn:aws:sts::{HOME_ACCOUNT}:assumed-role/{spelling}/ecs-task",
+                user_id=f"{real_id}:ecs-task",
+                otherwise=ByAction({"GetRole": iam_answer}, default=moto),
+            )
+        )
+        # When its token is verified
+        answer = verify(sign_token(HOME_ACCOUNT, "backend-task"), BACKEND_CLAIM)
+        asked = [
+            request.params.get("RoleName") for request in aws_proxy.requests if request.action == "GetRole"
+        ]
+        decisions.append((answer, asked))
+
+    # Then it is that role (the RoleId agrees), reported in IAM's spelling, with the session as STS named it
+    first, second = decisions
+    assert first[0].body.get("allowed") is True, first[0].body
+    assert first[0].body["identity"]["roleName"] == "backend-task"
+    assert first[0].body["identity"]["roleId"] == real_id
+    assert first[0].body["identity"]["sessionArn"].endswith(":assumed-role/BACKEND-TASK/ecs-task")
+    assert first[1] == ["BACKEND-TASK"]
+    # And another spelling of the same name is answered from the same cache entry, without asking IAM
+    assert second[0].body.get("allowed") is True, second[0].body
+    assert second[0].body["identity"]["roleName"] == "backend-task"
+    assert second[1] == []
+
+
 @pytest.mark.parametrize(
     ("role", "rule"),
     [
@@ -760,3 +814,33 @@ def test_body_that_is_not_utf8_is_a_400_not_a_500(verify: Verifier) -> None:
     # Then it is refused as malformed, by name
     assert (answer.status, answer.reason) == (400, "invalid_request")
     assert answer.body["message"] == "request body is not valid UTF-8"
+
+
+def test_base64_body_with_non_ascii_text_is_a_400_not_a_500(verify: Verifier) -> None:
+    # Given a hand-made event that says its body is base64 but carries non-ASCII text
+    event = {**verify.event("{}"), "isBase64Encoded": True, "body": "eyJ0b2tlbiI6ICJ4In0=\u00e9"}
+
+    # When the handler gets it
+    answer = verify.invoke(event)
+
+    # Then it is refused as bad base64 (base64 decoding raised ValueError, a 500)
+    assert (answer.status, answer.reason) == (400, "invalid_request")
+    assert answer.body["message"] == "request body is not valid base64"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("body", {"token": "x"}, "event body: Input should be a valid string"),
+        ("isBase64Encoded", "false", "event isBase64Encoded: Input should be a valid boolean"),
+        ("requestContext", None, "event requestContext: Input should be a valid dictionary"),
+        ("headers", "content-type: application/json", "event headers: Input should be a valid dictionary"),
+    ],
+)
+def test_malformed_event_field_is_a_400_naming_it_not_a_500(
+    verify: Verifier, field: str, value: object, message: str
+) -> None:
+    answer = verify.invoke({**verify.event("{}"), field: value})
+
+    assert (answer.status, answer.reason) == (400, "invalid_request")
+    assert answer.body["message"].startswith(message), answer.body

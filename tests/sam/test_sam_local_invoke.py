@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from cfnlint.decode import decode_str
 
+from kuma_iam_cli.local.compliance_events import COMPLIANCE_CASES, ComplianceCase
 from kuma_iam_cli.local.events import VERIFIER_CASES, VerifierCase, write_events
 from support.project_files import REPO
 from support.sam_stack import SERVER_ID, InvokeResult, SamStack
@@ -50,6 +51,8 @@ def test_every_committed_event_is_a_case_of_a_function_in_the_template() -> None
     assert {_function_of(folder) for folder in folders} <= functions
     committed = {path.stem for path in (REPO / "events" / "verifier").glob("*.json")}
     assert committed == {case.name for case in VERIFIER_CASES}
+    committed = {path.stem for path in (REPO / "events" / "tag_compliance").glob("*.json")}
+    assert committed == {case.name for case in COMPLIANCE_CASES}
 
 
 @pytest.mark.parametrize("case", VERIFIER_CASES, ids=lambda case: case.name)
@@ -72,10 +75,12 @@ def test_readme_command_on_the_committed_events(sam_stack: SamStack, tmp_path: P
     (project / ".aws-sam").mkdir()
     (project / ".aws-sam" / "build").symlink_to(sam_stack.build_template.parent, target_is_directory=True)
     written = write_events(sam_stack.world, project / "events", server_id=SERVER_ID)
-    # (the refresh rewrites the committed files; it adds none)
+    # (the refresh rewrites the committed files; it adds none, and tag compliance's come out unchanged)
     assert {path.relative_to(project) for path in written} == {
-        path.relative_to(REPO) for path in (REPO / "events" / "verifier").glob("*.json")
+        path.relative_to(REPO) for path in (REPO / "events").glob("*/*.json")
     }
+    for path in (REPO / "events" / "tag_compliance").glob("*.json"):
+        assert (project / path.relative_to(REPO)).read_text() == path.read_text(), path.name
     (project / "events" / "env.json").write_text(json.dumps(sam_stack.env_vars, indent=2) + "\n")
     (case,) = [case for case in VERIFIER_CASES if case.name == "allowed"]
 
@@ -108,3 +113,32 @@ def test_replay_table_makes_a_token_single_use(sam_stack: SamStack, tmp_path: Pa
     # Then the first use is allowed and the second denied as replayed
     assert (first.status, first.body.get("allowed")) == (200, True), first.explain()
     assert (second.status, second.body.get("reason")) == (200, "replayed"), second.explain()
+
+
+@pytest.mark.parametrize("case", COMPLIANCE_CASES, ids=lambda case: case.name)
+def test_sam_local_invoke_tag_compliance_summarizes_each_case(
+    case: ComplianceCase, sam_stack: SamStack
+) -> None:
+    # Given the committed event (CloudTrail via EventBridge, or the schedule's tick)
+    event = REPO / "events" / "tag_compliance" / f"{case.name}.json"
+
+    # When the built function takes it in a Lambda container, with the compliance principal's keys
+    result = sam_stack.invoke(
+        "TagComplianceFunction", event, label=case.name, user=sam_stack.world.compliance
+    )
+
+    # Then its summary is the case's
+    summary = result.body
+    if case.error:
+        assert summary["error"]["code"] == "invalid_event", result.explain()
+        return
+    assert "error" not in summary, result.explain()
+    assert "findings" in summary, result.explain()
+    found = {(finding["rule"], finding["roleName"]) for finding in summary["findings"]}
+    if case.only_these:
+        assert found == set(case.findings), result.explain()
+    else:
+        assert set(case.findings) <= found, result.explain()
+    if case.evaluated is not None:
+        assert summary["evaluated"] == case.evaluated, result.explain()
+    assert summary["remediations"] == []

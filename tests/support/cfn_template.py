@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,9 +60,12 @@ def deploy(
     partition: str = "aws",
     account: str = "222233334444",
     stack_name: str = "kuma-iam-member",
+    only: Collection[str] | None = None,
 ) -> Deployment:
+    """The template as CloudFormation would deploy it; `only` resolves just those resources (and no outputs),
+    for a template with parts this resolver does not model."""
     template = load(path)
-    return _Resolver(template, parameters, region, partition, account, stack_name).deployment()
+    return _Resolver(template, parameters, region, partition, account, stack_name).deployment(only)
 
 
 class _Resolver:
@@ -86,17 +89,17 @@ class _Resolver:
         self._parameters = self._checked_parameters(parameters)
         self._conditions: dict[str, bool] = {}
 
-    def deployment(self) -> Deployment:
+    def deployment(self, only: Collection[str] | None = None) -> Deployment:
         conditions = {name: self._condition(name) for name in self._template.get("Conditions", {})}
         resources = {
             name: self._value(resource)
             for name, resource in self._template["Resources"].items()
-            if self._holds(resource)
+            if self._holds(resource) and (only is None or name in only)
         }
         outputs = {
             name: self._value(output["Value"])
             for name, output in self._template.get("Outputs", {}).items()
-            if self._holds(output)
+            if self._holds(output) and only is None
         }
         return Deployment(resources, outputs, conditions)
 
@@ -177,7 +180,12 @@ class _Resolver:
         resource = self._template["Resources"][name]
         if resource["Type"] == "AWS::IAM::Role":
             return self._role_name(name)
-        return f"{self._pseudo['AWS::StackName']}-{name}"
+        if resource["Type"] == "AWS::SNS::Topic":  # a topic's Ref is its ARN
+            return self._attribute(name, "TopicArn")
+        return self._generated_name(name)
+
+    def _generated_name(self, logical_id: str) -> str:
+        return f"{self._pseudo['AWS::StackName']}-{logical_id}"
 
     def _sub(self, text: str, variables: Mapping[str, Any]) -> str:
         def replace(match: re.Match[str]) -> str:
@@ -205,9 +213,26 @@ class _Resolver:
         if resource["Type"] == "AWS::IAM::Role" and attribute == "Arn":
             path = self._value(resource.get("Properties", {}).get("Path", "/"))
             return f"{arn}:iam::{self._pseudo['AWS::AccountId']}:role{path}{self._role_name(logical_id)}"
+        where = f"{self._pseudo['AWS::Region']}:{self._pseudo['AWS::AccountId']}"
+        properties = resource.get("Properties", {})
         if resource["Type"] == "AWS::Events::Rule" and attribute == "Arn":
-            name = self._value(resource["Properties"]["Name"])
-            return f"{arn}:events:{self._pseudo['AWS::Region']}:{self._pseudo['AWS::AccountId']}:rule/{name}"
+            name = self._value(properties["Name"])
+            return f"{arn}:events:{where}:rule/{name}"
+        if resource["Type"] == "AWS::Events::EventBus" and attribute == "Arn":
+            return f"{arn}:events:{where}:event-bus/{self._value(properties['Name'])}"
+        if resource["Type"] == "AWS::Logs::LogGroup" and attribute == "Arn":
+            name = self._value(properties.get("LogGroupName", self._generated_name(logical_id)))
+            return f"{arn}:logs:{where}:log-group:{name}:*"
+        if resource["Type"] == "AWS::DynamoDB::Table" and attribute == "Arn":
+            return f"{arn}:dynamodb:{where}:table/{self._generated_name(logical_id)}"
+        if resource["Type"] == "AWS::SQS::Queue" and attribute in ("Arn", "QueueName"):
+            name = self._generated_name(logical_id)
+            return f"{arn}:sqs:{where}:{name}" if attribute == "Arn" else name
+        if resource["Type"] == "AWS::CloudWatch::Alarm" and attribute == "Arn":
+            return f"{arn}:cloudwatch:{where}:alarm:{self._generated_name(logical_id)}"
+        if resource["Type"] == "AWS::SNS::Topic" and attribute in ("TopicArn", "TopicName"):
+            name = self._generated_name(logical_id)
+            return f"{arn}:sns:{where}:{name}" if attribute == "TopicArn" else name
         raise NotImplementedError(f"Fn::GetAtt {resource['Type']}.{attribute} is not modelled")
 
 

@@ -3,18 +3,20 @@
 Both are one small threaded stdlib HTTP server on 127.0.0.1 (`FakeAws`) that records every request it
 receives, so a test can assert what reached "AWS" (and that nothing did) instead of trusting the code under
 test to say so. In front of moto it passes requests on unchanged; a script can hold some back (`Delayed`),
-answer the forwarded identity token itself (`StandInSts`), or fail them (`Answer`, `Hang`, `Trickle`).
+answer the forwarded identity token itself (`StandInSts`), answer from the request (`Computed`), or fail
+them (`Answer`, `Hang`, `Trickle`).
 """
 
 from __future__ import annotations
 
 import http.client
+import io
 import re
 import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -87,7 +89,8 @@ class Delayed:
 
 @dataclass(frozen=True)
 class StandInSts:
-    """Answer the forwarded identity token (a GetCallerIdentity addressed to a real STS host) as STS would,
+    """Answer the forwarded identity token (a GetCallerIdentity addressed to a real STS host, any partition or
+    variant) as STS would,
     vouching for this caller; every other request, the verifier's own STS calls among them, meets `otherwise`.
     """
 
@@ -97,7 +100,7 @@ class StandInSts:
     otherwise: Behaviour
 
     def choose(self, request: ReceivedRequest) -> Behaviour:
-        if request.action == "GetCallerIdentity" and request.host.endswith(".amazonaws.com"):
+        if request.action == "GetCallerIdentity" and request.host.startswith(("sts.", "sts-fips.")):
             return Answer(200, self.xml())
         return self.otherwise
 
@@ -112,7 +115,15 @@ class StandInSts:
         ).encode()
 
 
-Behaviour = Answer | Hang | Trickle | PassThrough | ByAction | Delayed | StandInSts
+@dataclass(frozen=True)
+class Computed:
+    """Decide per request with `choose(request) -> Behaviour` (a stand-in that answers from what was asked,
+    such as an IAM listing that pages by Marker)."""
+
+    choose: Callable[[ReceivedRequest], Behaviour]
+
+
+Behaviour = Answer | Hang | Trickle | PassThrough | ByAction | Delayed | StandInSts | Computed
 
 
 @dataclass(frozen=True)
@@ -121,6 +132,13 @@ class ReceivedRequest:
     path: str
     headers: tuple[tuple[str, str], ...]
     body: bytes
+    head: bytes = b""  # the request line and header lines exactly as they came off the socket
+
+    @property
+    def header_lines(self) -> list[bytes]:
+        """Each header line as sent, without its CRLF: name, colon and value byte for byte (the parsed
+        `headers` lose a value's leading whitespace)."""
+        return [line for line in self.head.split(b"\r\n")[1:] if line]
 
     def header(self, name: str) -> str | None:
         return next((value for key, value in self.headers if key.lower() == name.lower()), None)
@@ -172,6 +190,7 @@ class FakeAws:
         self._script = _Script()
         self._lock = threading.Lock()
         self._received: list[ReceivedRequest] = []
+        self._answered: list[tuple[ReceivedRequest, Answer]] = []
         self.stopping = threading.Event()
         self._server: _FakeHttpServer | None = None
         self._thread: threading.Thread | None = None
@@ -182,6 +201,7 @@ class FakeAws:
         with self._lock:
             self._script = _Script(list(steps), then)
             self._received.clear()
+            self._answered.clear()
 
     def next_behaviour(self, request: ReceivedRequest) -> Behaviour:
         with self._lock:
@@ -196,6 +216,18 @@ class FakeAws:
     def reset_requests(self) -> None:
         with self._lock:
             self._received.clear()
+            self._answered.clear()
+
+    def record_answer(self, request: ReceivedRequest, answer: Answer) -> None:
+        with self._lock:
+            self._answered.append((request, answer))
+
+    @property
+    def answers(self) -> list[tuple[ReceivedRequest, Answer]]:
+        """Each complete answer given (scripted or relayed from the target), with the request it answered:
+        what AWS handed the code under test (issued credentials among them)."""
+        with self._lock:
+            return list(self._answered)
 
     def count_by_service(self) -> Counter[str]:
         return Counter(request.service for request in self.requests)
@@ -254,6 +286,25 @@ def counting_proxy(target_url: str, *, name: str = "counting-proxy") -> FakeAws:
     return proxy
 
 
+def forward(target_url: str, request: ReceivedRequest) -> Answer:
+    """Send the request on unchanged (Host included, so signatures hold) and return the answer."""
+    target = urlsplit(target_url)
+    connection = http.client.HTTPConnection(target.hostname or "127.0.0.1", target.port, timeout=30)
+    try:
+        connection.putrequest(request.method, request.path, skip_host=True, skip_accept_encoding=True)
+        for name, value in request.headers:
+            if name.lower() not in _HOP_BY_HOP:
+                connection.putheader(name, value)
+        connection.putheader("Content-Length", str(len(request.body)))
+        connection.endheaders(request.body)
+        response = connection.getresponse()
+        payload = response.read()
+        headers = tuple((k, v) for k, v in response.getheaders() if k.lower() not in _HOP_BY_HOP)
+    finally:
+        connection.close()
+    return Answer(response.status, payload, headers)
+
+
 def _after_delay(delayed: Delayed, stopping: threading.Event) -> Behaviour:
     if delayed.until is None:
         stopping.wait(delayed.seconds)
@@ -273,25 +324,57 @@ class _FakeHttpServer(ThreadingHTTPServer):
         self.fake = fake
 
 
+class _HeadRecorder(io.BufferedIOBase):
+    """The connection's reader, keeping the lines the server reads (a request's head) as raw bytes."""
+
+    def __init__(self, raw: io.BufferedIOBase) -> None:
+        super().__init__()
+        self._raw = raw
+        self._lines: list[bytes] = []
+
+    def readline(self, limit: int | None = -1) -> bytes:
+        line = self._raw.readline(-1 if limit is None else limit)
+        self._lines.append(line)
+        return line
+
+    def read(self, size: int | None = -1) -> bytes:
+        return self._raw.read(-1 if size is None else size)
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+    def take_head(self) -> bytes:
+        """The lines read since the last call: this request's line and headers (keep-alive reuses us)."""
+        head, self._lines = b"".join(self._lines), []
+        return head
+
+
 class _FakeRequestHandler(BaseHTTPRequestHandler):
     server: _FakeHttpServer
     protocol_version = "HTTP/1.1"
 
+    def setup(self) -> None:
+        super().setup()
+        self.rfile = _HeadRecorder(self.rfile)
+
     def _serve(self) -> None:
+        assert isinstance(self.rfile, _HeadRecorder)
+        head = self.rfile.take_head()
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         request = ReceivedRequest(
-            method=self.command, path=self.path, headers=tuple(self.headers.items()), body=body
+            method=self.command, path=self.path, headers=tuple(self.headers.items()), body=body, head=head
         )
         behaviour = self.server.fake.next_behaviour(request)
-        while isinstance(behaviour, ByAction | StandInSts | Delayed):
+        while isinstance(behaviour, ByAction | StandInSts | Delayed | Computed):
             if isinstance(behaviour, Delayed):
                 behaviour = _after_delay(behaviour, self.server.fake.stopping)
             else:
                 behaviour = behaviour.choose(request)
         match behaviour:
             case Answer():
-                self._answer(behaviour)
+                self._answer(behaviour, request)
             case Hang():
                 self.server.fake.stopping.wait(behaviour.seconds)
                 self.close_connection = True
@@ -302,7 +385,8 @@ class _FakeRequestHandler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_DELETE = _serve  # noqa: N815 - BaseHTTPRequestHandler's names
 
-    def _answer(self, answer: Answer) -> None:
+    def _answer(self, answer: Answer, request: ReceivedRequest) -> None:
+        self.server.fake.record_answer(request, answer)
         self.send_response(answer.status)
         for name, value in answer.headers:
             self.send_header(name, value)
@@ -328,21 +412,7 @@ class _FakeRequestHandler(BaseHTTPRequestHandler):
             return
 
     def _pass_through(self, target_url: str, request: ReceivedRequest) -> None:
-        target = urlsplit(target_url)
-        connection = http.client.HTTPConnection(target.hostname or "127.0.0.1", target.port, timeout=30)
-        try:
-            connection.putrequest(request.method, request.path, skip_host=True, skip_accept_encoding=True)
-            for name, value in request.headers:
-                if name.lower() not in _HOP_BY_HOP:
-                    connection.putheader(name, value)
-            connection.putheader("Content-Length", str(len(request.body)))
-            connection.endheaders(request.body)
-            response = connection.getresponse()
-            payload = response.read()
-            headers = tuple((k, v) for k, v in response.getheaders() if k.lower() not in _HOP_BY_HOP)
-        finally:
-            connection.close()
-        self._answer(Answer(response.status, payload, headers))
+        self._answer(forward(target_url, request), request)
 
     def log_message(self, format: str, *args: object) -> None:
         """Quiet: a test reads `FakeAws.requests`, not a request log on stderr."""

@@ -6,3 +6,4 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 VERIFIER_HANDLER = REPO / "functions" / "verifier" / "app.py"
+COMPLIANCE_HANDLER = REPO / "functions" / "tag_compliance" / "app.py"

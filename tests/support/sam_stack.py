@@ -23,7 +23,7 @@ from typing import Any
 
 from kuma_iam_cli.local.embedded_aws import EmbeddedAws
 from kuma_iam_cli.local.events import VerifierCase, sam_env_vars, verify_event
-from kuma_iam_cli.local.seed import DemoWorld
+from kuma_iam_cli.local.seed import DemoWorld, UserCredentials
 from support.local_ports import free_port
 from support.project_files import REPO
 
@@ -106,12 +106,23 @@ class SamStack:
     timings: Timings
 
     def run_sam(
-        self, args: Sequence[str], *, cwd: Path = REPO, timeout: float = SAM_TIMEOUT_SECONDS
+        self,
+        args: Sequence[str],
+        *,
+        cwd: Path = REPO,
+        timeout: float = SAM_TIMEOUT_SECONDS,
+        user: UserCredentials | None = None,
     ) -> subprocess.CompletedProcess[str]:
+        """`sam` with the session's environment; `user`'s keys become the function's credentials (sam local
+        hands a function the credentials of its own environment, one principal per function in the demo)."""
+        environment = dict(self.process_env)
+        if user is not None:
+            environment["AWS_ACCESS_KEY_ID"] = user.access_key_id
+            environment["AWS_SECRET_ACCESS_KEY"] = user.secret_access_key
         return subprocess.run(
             [str(SAM), *args],
             cwd=cwd,
-            env=self.process_env,
+            env=environment,
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -127,6 +138,7 @@ class SamStack:
         env_file: Path | None = None,
         cwd: Path = REPO,
         as_typed: bool = False,
+        user: UserCredentials | None = None,
     ) -> InvokeResult:
         """`sam local invoke` with samconfig's `local` environment, on this session's build and env file.
 
@@ -138,7 +150,7 @@ class SamStack:
                 *self.build_flags(), "--env-vars", str(env_file or self.env_file),
             ]  # fmt: skip
         began = time.perf_counter()
-        completed = self.run_sam(args, cwd=cwd)
+        completed = self.run_sam(args, cwd=cwd, user=user)
         wall = time.perf_counter() - began
         reported = _REPORT_DURATION.search(completed.stderr)
         duration_ms = float(reported.group(1)) if reported else None
@@ -150,6 +162,8 @@ class SamStack:
             )
         # stdout carries only the function's result; logs and SAM's chatter go to stderr.
         answer = json.loads(completed.stdout.strip().splitlines()[-1])
+        if "statusCode" not in answer:  # an EventBridge-invoked function answers its summary itself
+            return InvokeResult(200, answer, wall, duration_ms, completed.stderr)
         return InvokeResult(
             status=answer["statusCode"],
             body=json.loads(answer.get("body") or "{}"),

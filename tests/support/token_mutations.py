@@ -63,6 +63,13 @@ def with_header(request: SignedRequest, name: str, value: str | None) -> SignedR
     return replace(request, headers=tuple(headers))
 
 
+def setting(request: SignedRequest, name: str, value: str) -> SignedRequest:
+    """The header of that name set to `value`: replaced where the request carries it, else added."""
+    if any(key.lower() == name.lower() for key, _ in request.headers):
+        return with_header(request, name, value)
+    return adding(request, (name, value))
+
+
 def adding(request: SignedRequest, *pairs: tuple[str, str]) -> SignedRequest:
     return replace(request, headers=(*request.headers, *pairs))
 

@@ -49,6 +49,10 @@ class Verifier:
         Gateway sends them."""
         dataplane = dataplane if dataplane is not None else {"mesh": "default", "name": "backend-01"}
         body = raw_body if raw_body is not None else json.dumps({"token": token, "dataplane": dataplane})
+        return self.invoke(self.event(body))
+
+    def event(self, body: str | bytes) -> dict[str, Any]:
+        """The payload 2.0 event API Gateway would send for POST /v1/verify with this body."""
         request = GatewayRequest(
             method="POST",
             raw_path="/v1/verify",
@@ -57,7 +61,7 @@ class Verifier:
             body=body.encode() if isinstance(body, str) else body,
             source_ip="10.0.0.10",
         )
-        event = build_event(
+        return build_event(
             request,
             route_key=VERIFY_ROUTE,
             caller=control_plane_caller(self.world),
@@ -65,6 +69,9 @@ class Verifier:
             request_id=str(uuid.uuid4()),
             received_at=datetime.now(UTC),
         )
+
+    def invoke(self, event: object) -> VerifyAnswer:
+        """The handler's answer to any event, well-formed or not."""
         context = LocalLambdaContext(
             function_name="VerifierFunction",
             aws_request_id=str(uuid.uuid4()),

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from kuma_iam.config import VerifierSettings
 from kuma_iam.roles import IamClients
 from kuma_iam.rules import TAG_PREFIX, is_kuma_key
+from kuma_iam.verify import VERIFIER_SESSION_NAME
 from support.cfn_template import Deployment, ParameterRejected, deploy, load
 from support.iam_policy import Decision, Request, decide, statements_of
 from support.project_files import REPO
@@ -119,7 +120,8 @@ def test_the_pinned_session_name_and_role_name_are_what_the_verifier_uses() -> N
     settings_default = VerifierSettings.model_fields["reader_role_name"].default
     clients = IamClients(
         StandInSession(),  # type: ignore[arg-type]
-        reader_role_name=settings_default,
+        role_name=settings_default,
+        session_name=VERIFIER_SESSION_NAME,
         config=None,  # type: ignore[arg-type]
         home_account="111122223333",
     )

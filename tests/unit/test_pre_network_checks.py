@@ -10,7 +10,13 @@ from datetime import datetime, timedelta
 import pytest
 
 from kuma_iam.errors import Denied, DenyReason, InvalidRequest
-from kuma_iam.identity.checks import GET_CALLER_IDENTITY_BODIES, StsCall, TokenPolicy, check_signed_request
+from kuma_iam.identity.checks import (
+    ALLOWED_HEADERS,
+    GET_CALLER_IDENTITY_BODIES,
+    StsCall,
+    TokenPolicy,
+    check_signed_request,
+)
 from kuma_iam.identity.token import SignedRequest, decode_token, encode_compact, encode_vault
 from support.sdk_headers import GO_SDK_V1_HEADERS, GO_SDK_V2_HEADERS
 from support.token_mutations import (
@@ -20,6 +26,7 @@ from support.token_mutations import (
     header,
     moved_to,
     not_signing,
+    setting,
     signing,
     with_authorization,
     with_header,
@@ -37,9 +44,7 @@ def check(request: SignedRequest, policy: TokenPolicy, now: datetime) -> StsCall
 
 def assert_well_formed_get_caller_identity(call: StsCall) -> None:
     assert call.body.decode() in GET_CALLER_IDENTITY_BODIES
-    assert call.headers[0] == ("Host", call.endpoint.host)
-    assert [name for name, _ in call.headers].count("Host") == 1
-    assert all(name.lower() != "host" for name, _ in call.headers[1:])
+    assert [value for name, value in call.headers if name.lower() == "host"] == [call.endpoint.host]
 
 
 # --- the baseline ------------------------------------------------------------------------------------------
@@ -422,6 +427,30 @@ def test_header_value_ending_in_a_newline_is_refused(
         check(mutation(signed_request), policy, signed_at)
 
 
+SKIP_HEADER = "@@@SKIP_HEADER@@@"  # urllib3's sentinel, written out: the test must not trust the import
+
+
+@pytest.mark.parametrize("encoding", ["compact", "vault"])
+@pytest.mark.parametrize("value", [SKIP_HEADER, f" {SKIP_HEADER}", f"aws-sdk-go-v2/1.0 {SKIP_HEADER}"])
+@pytest.mark.parametrize("name", sorted(ALLOWED_HEADERS))
+def test_urllib3_skip_header_sentinel_in_any_allowed_header_is_refused(
+    name: str,
+    value: str,
+    encoding: str,
+    signed_request: SignedRequest,
+    policy: TokenPolicy,
+    signed_at: datetime,
+) -> None:
+    # Given a token whose header carries urllib3's sentinel, which would make the forward drop the header
+    # (User-Agent, Accept-Encoding, Host) or raise ValueError (any other): a 500 before this check
+    encoded = encode_compact if encoding == "compact" else encode_vault
+    request = decode_token(encoded(setting(signed_request, name, value)))
+    # When it is checked / Then it is a 400 naming the header, before any network call
+    with pytest.raises(InvalidRequest) as refused:
+        check(request, policy, signed_at)
+    assert refused.value.message.lower().startswith(f"header {name!r} carries {SKIP_HEADER}".lower())
+
+
 def test_header_name_ending_in_a_newline_is_named_an_invalid_token(
     signed_request: SignedRequest, policy: TokenPolicy, signed_at: datetime
 ) -> None:
@@ -591,11 +620,12 @@ def test_what_real_signers_send_passes(
     request = dress(signed_request)
     # When it is checked
     call = check(request, policy, signed_at)
-    # Then it is forwarded to the named STS endpoint with every header it signed, Host first
+    # Then it is forwarded to the named STS endpoint exactly as signed: every header, its spelling and order;
+    # a client that kept Host out of its headers (Go) gets the URL's host named first
     assert (call.endpoint.host, call.endpoint.partition) == (host, partition)
     assert_well_formed_get_caller_identity(call)
-    sent = {name.lower(): value for name, value in request.headers if name.lower() != "host"}
-    assert {name.lower(): value for name, value in call.headers[1:]} == sent
+    implicit_host = () if any(n.lower() == "host" for n, _ in request.headers) else (("Host", host),)
+    assert call.headers == (*implicit_host, *request.headers)
 
 
 @pytest.mark.parametrize(
@@ -652,7 +682,7 @@ def test_legacy_global_endpoint_with_a_non_us_east_1_scope_is_refused(
         check(request, policy, signed_at)
 
 
-def test_client_host_header_is_replaced_never_forwarded_twice(
+def test_client_host_header_is_forwarded_once_as_signed(
     signed_request: SignedRequest, policy: TokenPolicy, signed_at: datetime
 ) -> None:
     # Given the Host header written in lower case, as some clients do
@@ -662,8 +692,8 @@ def test_client_host_header_is_replaced_never_forwarded_twice(
     )
     # When it is checked
     call = check(request, policy, signed_at)
-    # Then exactly one Host goes out, the verifier's own
-    assert [n for n, _ in call.headers if n.lower() == "host"] == ["Host"]
+    # Then exactly one Host goes out, as the client wrote it, naming the endpoint's host
+    assert [(n, v) for n, v in call.headers if n.lower() == "host"] == [("host", call.endpoint.host)]
 
 
 @pytest.mark.parametrize(

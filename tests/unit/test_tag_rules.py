@@ -144,6 +144,15 @@ FIRES = [
         id="long-s-folds-to-service",
     ),
     pytest.param(
+        {**DATAPLANE, "\u212aUMA.IO/SERVICE": "x", "\u00a0kuma.io/mesh": "y", "kuma.io/workload\t": "z"},
+        [
+            ("kuma-key-noncanonical", "\u00a0kuma.io/mesh"),
+            ("kuma-key-noncanonical", "kuma.io/workload\t"),
+            ("kuma-key-noncanonical", "\u212aUMA.IO/SERVICE"),
+        ],
+        id="kelvin-sign-no-break-space-tab",
+    ),
+    pytest.param(
         {"Kuma.io/Type": "dataplane", "Kuma.io/Mesh": "default"},
         [("kuma-key-noncanonical", "Kuma.io/Mesh"), ("kuma-key-noncanonical", "Kuma.io/Type")],
         id="only-noncanonical-keys",

@@ -68,6 +68,7 @@ for event in "${EVENTS[@]}"; do
     fresh="$SCRATCH/events/$relative"
     [ -f "$fresh" ] || { log "$event: no such event after re-signing"; failed=1; continue; }
     fn=$(function_of "$fresh")
+    eval "$("$REPO/tools/sam-local/sam-env.sh" "$WORLD" "$fn")"   # the function's own principal
     echo "== $relative ($fn)"
     started=$EPOCHREALTIME
     if sam local invoke --config-env "$CONFIG_ENV" "$fn" --event "$fresh" --env-vars "$ENV_FILE" \

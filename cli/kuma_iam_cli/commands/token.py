@@ -7,6 +7,7 @@ import json
 import sys
 
 import boto3
+import botocore.session
 
 from kuma_iam.identity.token import encode_compact, encode_vault
 from kuma_iam_cli.signer import sign_identity_request
@@ -23,7 +24,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run(args: argparse.Namespace) -> int:
-    session = boto3.Session(region_name=args.region)
+    sdk = botocore.session.Session()
+    session = boto3.Session(botocore_session=sdk, region_name=args.region)
     credentials = session.get_credentials()
     if credentials is None:
         print(
@@ -33,7 +35,12 @@ def run(args: argparse.Namespace) -> int:
     region = args.region or session.region_name or "us-east-1"
     try:
         signed = sign_identity_request(
-            credentials.get_frozen_credentials(), server_id=args.server_id, region=region
+            credentials.get_frozen_credentials(),
+            server_id=args.server_id,
+            region=region,
+            # The SDK's own settings (AWS_USE_FIPS_ENDPOINT, use_dualstack_endpoint in the profile...).
+            fips=bool(sdk.get_config_variable("use_fips_endpoint")),
+            dualstack=bool(sdk.get_config_variable("use_dualstack_endpoint")),
         )
     except ValueError as error:
         print(f"kuma-iam: {error}", file=sys.stderr)

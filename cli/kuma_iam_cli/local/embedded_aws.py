@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, Self
 
@@ -124,15 +126,28 @@ class EmbeddedAws:
         self._previous_no_auth_count = str(answer["PREVIOUS_INITIAL_NO_AUTH_ACTION_COUNT"])
         logger.info("embedded AWS checks signatures and IAM policies")
 
-    def client_in_account(self, service: str, account_id: str) -> BaseClient:
-        """A client that acts in `account_id`, for seeding (works only before the signature checks are on)."""
+    @contextmanager
+    def signature_checks_paused(self) -> Iterator[None]:
+        """Seed more once the checks are on (another partition, say): off inside the block, on again after."""
+        if not self.signature_checks_enabled:
+            yield
+            return
+        self._moto_api("/moto-api/reset-auth", b"inf")
+        try:
+            yield
+        finally:
+            self._moto_api("/moto-api/reset-auth", b"0")
+
+    def client_in_account(self, service: str, account_id: str, *, region: str | None = None) -> BaseClient:
+        """A client that acts in `account_id` (and, through `region`, in that region's partition), for seeding
+        (works only while the signature checks are off)."""
 
         def label_account(request: AWSPreparedRequest, **_: Any) -> None:
             request.headers["x-moto-account-id"] = account_id
 
         client: BaseClient = boto3.client(  # type: ignore[call-overload]
             service,
-            region_name=self._region,
+            region_name=region or self._region,
             endpoint_url=self.endpoint_url,
             aws_access_key_id=_SEEDING_ACCESS_KEY_ID,
             aws_secret_access_key=_SEEDING_SECRET_ACCESS_KEY,

@@ -12,12 +12,14 @@ from typing import Any, Literal
 from botocore.credentials import ReadOnlyCredentials
 
 from kuma_iam.identity.token import encode_compact, encode_vault
+from kuma_iam_cli.local.compliance_events import COMPLIANCE_CASES
 from kuma_iam_cli.local.gateway import GatewayRequest, build_event
 from kuma_iam_cli.local.seed import (
     HOME_ACCOUNT,
     OUTSIDER_ACCOUNT,
     PARTNER_ACCOUNT,
     DemoWorld,
+    compliance_environment,
     control_plane_caller,
     task_credentials,
     verifier_environment,
@@ -175,13 +177,20 @@ def verify_event(world: DemoWorld, case: VerifierCase, *, server_id: str) -> dic
 
 
 def write_events(world: DemoWorld, out_dir: Path, *, server_id: str) -> list[Path]:
-    """Write out_dir/verifier/<case>.json for every case; returns the paths written."""
+    """Write out_dir/verifier/<case>.json and out_dir/tag_compliance/<case>.json for every case; returns the
+    paths written. The verifier's are signed afresh; tag compliance's are the same each time."""
     folder = out_dir / "verifier"
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for case in VERIFIER_CASES:
         path = folder / f"{case.name}.json"
         path.write_text(json.dumps(verify_event(world, case, server_id=server_id), indent=2) + "\n")
+        written.append(path)
+    folder = out_dir / "tag_compliance"
+    folder.mkdir(parents=True, exist_ok=True)
+    for compliance_case in COMPLIANCE_CASES:
+        path = folder / f"{compliance_case.name}.json"
+        path.write_text(json.dumps(compliance_case.event(), indent=2) + "\n")
         written.append(path)
     return written
 
@@ -192,10 +201,15 @@ def sam_env_vars(world: DemoWorld, *, endpoint_url: str, server_id: str) -> dict
     SAM overrides only variables the template declares; credentials and region come from sam's own
     environment instead (tools/sam-local/sam-env.sh exports them).
     """
-    environment = {
-        name: endpoint_url if name.startswith("AWS_ENDPOINT_URL") else value
-        for name, value in verifier_environment(world, server_id=server_id).items()
-        if name not in SAM_OWN_VARIABLES
-    }
-    environment["KUMA_IAM_HOME_ACCOUNT_ID"] = world.home_account
-    return {"VerifierFunction": environment}
+
+    def for_containers(environment: dict[str, str]) -> dict[str, str]:
+        return {
+            name: endpoint_url if name.startswith("AWS_ENDPOINT_URL") else value
+            for name, value in environment.items()
+            if name not in SAM_OWN_VARIABLES
+        }
+
+    verifier = for_containers(verifier_environment(world, server_id=server_id))
+    verifier["KUMA_IAM_HOME_ACCOUNT_ID"] = world.home_account
+    compliance = for_containers(compliance_environment(world))
+    return {"VerifierFunction": verifier, "TagComplianceFunction": compliance}

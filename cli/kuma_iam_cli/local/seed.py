@@ -1,4 +1,5 @@
-"""The demo world on the embedded AWS: three accounts, the verifier's users, a reader role, task roles."""
+"""The demo world on the embedded AWS: three accounts, the verifier's users, a reader role, task roles, and
+the tag-compliance function's user, roles and outputs (compliance_demo.py)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,24 @@ from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 
+from kuma_iam_cli.local.compliance_demo import (
+    COMPLIANCE_DEMO_ROLES,
+    COMPLIANCE_ROLE_NAME,
+    COMPLIANCE_USER_NAME,
+    COMPLIANCE_USER_STATEMENTS,
+    FINDINGS_TOPIC_NAME,
+    IDEMPOTENCY_TABLE,
+    TAG_ADMINS,
+    seed_compliance_outputs,
+    seed_compliance_roles,
+)
 from kuma_iam_cli.local.embedded_aws import EmbeddedAws
 from kuma_iam_cli.local.gateway import GatewayCaller
 
 if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_iam import IAMClient
+    from mypy_boto3_sns import SNSClient
     from mypy_boto3_sts import STSClient
 
 logger = logging.getLogger(__name__)
@@ -106,6 +120,7 @@ class DemoWorld:
     verifier: UserCredentials
     control_plane: UserCredentials
     ci_user: UserCredentials
+    compliance: UserCredentials  # stands in for the tag-compliance function's execution role
     ecs_agents: Mapping[str, UserCredentials]
     admins: Mapping[str, UserCredentials]
     role_arns: Mapping[str, Mapping[str, str]]
@@ -127,7 +142,10 @@ class DemoWorld:
     @classmethod
     def from_json(cls, text: str) -> DemoWorld:
         data: dict[str, Any] = json.loads(text)
-        users = {name: UserCredentials(**data[name]) for name in ("verifier", "control_plane", "ci_user")}
+        users = {
+            name: UserCredentials(**data[name])
+            for name in ("verifier", "control_plane", "ci_user", "compliance")
+        }
         return cls(
             endpoint_url=data["endpoint_url"],
             region=data["region"],
@@ -137,6 +155,7 @@ class DemoWorld:
             verifier=users["verifier"],
             control_plane=users["control_plane"],
             ci_user=users["ci_user"],
+            compliance=users["compliance"],
             ecs_agents={account: UserCredentials(**user) for account, user in data["ecs_agents"].items()},
             admins={account: UserCredentials(**user) for account, user in data["admins"].items()},
             role_arns={account: dict(roles) for account, roles in data["role_arns"].items()},
@@ -199,6 +218,8 @@ def seed_demo_world(aws: EmbeddedAws) -> DemoWorld:
         [{"Effect": "Allow", "Action": "sts:GetCallerIdentity", "Resource": "*"}],
     )
 
+    compliance = _create_user(home_iam, HOME_ACCOUNT, COMPLIANCE_USER_NAME, COMPLIANCE_USER_STATEMENTS)
+
     partner_iam = iam_by_account[PARTNER_ACCOUNT]
     partner_iam.create_role(
         RoleName=READER_ROLE_NAME,
@@ -227,6 +248,12 @@ def seed_demo_world(aws: EmbeddedAws) -> DemoWorld:
     ]
     for spec in DEMO_TASK_ROLES:
         role_arns[spec.account][spec.name] = _create_task_role(iam_by_account[spec.account], spec)
+    for account, arns in seed_compliance_roles(iam_by_account, compliance.arn).items():
+        role_arns[account].update(arns)
+    seed_compliance_outputs(
+        cast("SNSClient", aws.client_in_account("sns", HOME_ACCOUNT)),
+        cast("DynamoDBClient", aws.client_in_account("dynamodb", HOME_ACCOUNT)),
+    )
 
     world = DemoWorld(
         endpoint_url=aws.endpoint_url,
@@ -237,13 +264,17 @@ def seed_demo_world(aws: EmbeddedAws) -> DemoWorld:
         verifier=verifier,
         control_plane=control_plane,
         ci_user=ci_user,
+        compliance=compliance,
         ecs_agents=ecs_agents,
         admins=admins,
         role_arns=role_arns,
     )
     logger.info(
         "demo world seeded",
-        extra={"roles": len(DEMO_TASK_ROLES) + 1, "seconds": round(time.perf_counter() - started, 3)},
+        extra={
+            "roles": len(DEMO_TASK_ROLES) + len(COMPLIANCE_DEMO_ROLES) + 2,
+            "seconds": round(time.perf_counter() - started, 3),
+        },
     )
     return world
 
@@ -310,6 +341,33 @@ def verifier_environment(world: DemoWorld, *, server_id: str) -> dict[str, str]:
         "AWS_ENDPOINT_URL_DYNAMODB": world.endpoint_url,
         "KMESH_AWSIAM_AUTHORIZEDACCOUNTIDS": ",".join(world.authorized_accounts),
         "KUMA_IAM_SERVER_ID": server_id,
+        "POWERTOOLS_SERVICE_NAME": "kuma-iam",
+    }
+
+
+def findings_topic_arn(world: DemoWorld) -> str:
+    return f"arn:aws:sns:{world.region}:{world.home_account}:{FINDINGS_TOPIC_NAME}"
+
+
+def compliance_environment(world: DemoWorld, *, mode: str = "report") -> dict[str, str]:
+    """The environment the tag-compliance handler (and `kuma-iam sweep`) runs with against this world."""
+    return {
+        "AWS_ACCESS_KEY_ID": world.compliance.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": world.compliance.secret_access_key,
+        "AWS_REGION": world.region,
+        "AWS_DEFAULT_REGION": world.region,
+        **{
+            f"AWS_ENDPOINT_URL{suffix}": world.endpoint_url
+            for suffix in ("", "_STS", "_IAM", "_DYNAMODB", "_SNS", "_EVENTBRIDGE", "_SECURITYHUB")
+        },
+        "KMESH_AWSIAM_AUTHORIZEDACCOUNTIDS": ",".join(world.authorized_accounts),
+        "KUMA_IAM_HOME_ACCOUNT_ID": world.home_account,
+        "KUMA_IAM_COMPLIANCE_ROLE_NAME": COMPLIANCE_ROLE_NAME,
+        "KUMA_IAM_COMPLIANCE_MODE": mode,
+        "KUMA_IAM_TAG_ADMINS": ",".join(TAG_ADMINS),
+        "KUMA_IAM_FINDINGS_TOPIC_ARN": findings_topic_arn(world),
+        "KUMA_IAM_IDEMPOTENCY_TABLE": IDEMPOTENCY_TABLE,
+        "KUMA_IAM_SECURITY_HUB": "Enabled",
         "POWERTOOLS_SERVICE_NAME": "kuma-iam",
     }
 

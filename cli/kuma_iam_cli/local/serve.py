@@ -11,11 +11,14 @@ from pathlib import Path
 
 import boto3
 
+from kuma_iam_cli.local.compliance_demo import COMPLIANCE_DEMO_ROLES, TAG_ADMINS
 from kuma_iam_cli.local.embedded_aws import EmbeddedAws
+from kuma_iam_cli.local.eventbridge_route import EVENTBRIDGE_ROUTE, deliver_to
 from kuma_iam_cli.local.events import VERIFIER_CASES, VERIFY_ROUTE, VerifierCase
-from kuma_iam_cli.local.gateway import GatewayCaller, LocalGateway, load_handler
+from kuma_iam_cli.local.gateway import GatewayCaller, Handler, LocalGateway, load_handler
 from kuma_iam_cli.local.seed import (
     DemoWorld,
+    compliance_environment,
     control_plane_caller,
     seed_demo_world,
     task_credentials,
@@ -37,13 +40,69 @@ def serve(args: argparse.Namespace) -> int:
         aws.enable_signature_checks()
         os.environ.update(verifier_environment(world, server_id=args.server_id))
         handler = load_handler(handler_path)
+        compliance = _compliance_handler(Path(args.functions), world)
         caller = control_plane_caller(world)
         with LocalGateway(
-            {VERIFY_ROUTE: handler}, [caller], api_account_id=world.home_account, port=args.port
+            {VERIFY_ROUTE: handler, EVENTBRIDGE_ROUTE: compliance},
+            [caller],
+            api_account_id=world.home_account,
+            port=args.port,
+            # EventBridge needs no signature: the local stand-in for it listens on this machine only.
+            public_routes={EVENTBRIDGE_ROUTE},
         ) as gw:
             print(_demo_instructions(world, f"{gw.endpoint_url}/v1/verify", args.server_id), flush=True)
+            print(_compliance_instructions(world, gw.endpoint_url, Path(args.functions)), flush=True)
+            print("\nCtrl-C stops the stack.", flush=True)
             _wait_for_interrupt()
     return 0
+
+
+def _compliance_handler(functions: Path, world: DemoWorld) -> Handler:
+    """The tag-compliance handler behind the local EventBridge route, built with the compliance principal's
+    keys: both handlers share this process's environment, so the function is built (settings read, clients
+    made, credentials resolved) once with its own, and the environment goes back to the verifier's."""
+    handler = load_handler(functions / "tag_compliance" / "app.py")
+    verifier_environment_now = dict(os.environ)
+    os.environ.update(compliance_environment(world))
+    try:
+        sys.modules["tag_compliance"].compliance()
+    finally:
+        os.environ.clear()
+        os.environ.update(verifier_environment_now)
+    return deliver_to(handler)
+
+
+def _compliance_instructions(world: DemoWorld, gateway_url: str, functions: Path) -> str:
+    environment = compliance_environment(world)
+    shell = _env_file(
+        "compliance",
+        {
+            name: value
+            for name, value in environment.items()
+            if name.startswith("AWS_")
+            or name in ("KMESH_AWSIAM_AUTHORIZEDACCOUNTIDS", "KUMA_IAM_COMPLIANCE_ROLE_NAME")
+        },
+    ).resolve()
+    kuma = Path(_kuma_iam_command()).resolve()
+    events = (functions.resolve().parent / "events" / "tag_compliance").resolve()
+    broken = ", ".join(
+        f"{spec.name} ({', '.join(spec.breaks)})" for spec in COMPLIANCE_DEMO_ROLES if spec.breaks
+    )
+    return "\n".join(
+        [
+            "",
+            "Tag compliance (report mode; tag admins: " + ", ".join(TAG_ADMINS) + ").",
+            f"Demo roles that break a rule: {broken}; orders-task breaks none.",
+            "The verifier's demo task roles also trust the stand-in ECS agent (an IAM user): the sweep",
+            "reports trust-not-ecs-tasks for them.",
+            "\n# sweep every role of both accounts -> a findings table, exit 1 (--json for the summary)",
+            f"env $(cat {shell}) {kuma} sweep",
+            "\n# an IAM event as EventBridge delivers it: a developer (not a tag admin) tagged orders-task",
+            f"curl -s --data @{events / 'tag-role-by-other.json'} {gateway_url}/local/eventbridge",
+            "# -> kuma-tag-change-unauthorized on orders-task. The same event again gets the same answer and",
+            "#    no second notification (each event id is handled once). Other events: " + str(events),
+        ]
+    )
 
 
 def _serve_on_aws(args: argparse.Namespace, handler_path: Path) -> int:
@@ -117,7 +176,6 @@ def _demo_instructions(world: DemoWorld, url: str, server_id: str) -> str:
             f"env $(cat {control_plane}) {kuma} verify --url {url} {_claim_flags(case)} "
             f"--token {_token_expression(world, case, kuma, server_id)}"
         )
-    lines.append("\nCtrl-C stops the stack.")
     return "\n".join(lines)
 
 

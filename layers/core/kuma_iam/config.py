@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -12,16 +13,14 @@ from kuma_iam.aws import ACCOUNT_ID
 from kuma_iam.errors import ConfigError
 
 
-class VerifierSettings(BaseModel):
-    """What the verifier (and the token issuer, which verifies the same way) needs to know."""
+class AwsSettings(BaseModel):
+    """What every function knows about AWS: the authorized accounts, the region and the endpoints."""
 
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
     authorized_account_ids: Annotated[
         frozenset[str], Field(validation_alias="KMESH_AWSIAM_AUTHORIZEDACCOUNTIDS", min_length=1)
     ]
-    # Printable ASCII without spaces: SigV4 folds whitespace, so "a b" and "a  b" would sign alike.
-    server_id: Annotated[str, Field(validation_alias="KUMA_IAM_SERVER_ID", pattern=r"^[\x21-\x7e]{1,256}$")]
     region: Annotated[str, Field(validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"))] = (
         "us-east-1"
     )
@@ -32,8 +31,25 @@ class VerifierSettings(BaseModel):
     home_account_id: Annotated[
         str | None, Field(validation_alias="KUMA_IAM_HOME_ACCOUNT_ID", pattern=r"^[0-9]{12}$")
     ] = None
+
+    @field_validator("authorized_account_ids", mode="before")
+    @classmethod
+    def _split_accounts(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        for account in value:
+            if not ACCOUNT_ID.fullmatch(account):
+                raise ValueError(f"{account!r} is not a 12-digit AWS account id")
+        return frozenset(value)
+
+
+class VerifierSettings(AwsSettings):
+    """What the verifier (and the token issuer, which verifies the same way) needs to know."""
+
+    # Printable ASCII without spaces: SigV4 folds whitespace, so "a b" and "a  b" would sign alike.
+    server_id: Annotated[str, Field(validation_alias="KUMA_IAM_SERVER_ID", pattern=r"^[\x21-\x7e]{1,256}$")]
     reader_role_name: Annotated[
-        str, Field(validation_alias="KUMA_IAM_READER_ROLE_NAME", pattern=r"^[\w+=,.@-]{1,64}$")
+        str, Field(validation_alias="KUMA_IAM_READER_ROLE_NAME", pattern=ROLE_NAME)
     ] = "kuma-iam-reader"
     role_cache_ttl_seconds: Annotated[
         float, Field(validation_alias="KUMA_IAM_ROLE_CACHE_TTL_SECONDS", ge=0, le=3600)
@@ -53,18 +69,84 @@ class VerifierSettings(BaseModel):
     ] = 2.5
     replay_table_name: Annotated[str | None, Field(validation_alias="KUMA_IAM_REPLAY_TABLE")] = None
 
-    @field_validator("authorized_account_ids", mode="before")
-    @classmethod
-    def _split_accounts(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = [part.strip() for part in value.split(",") if part.strip()]
-        for account in value:
-            if not ACCOUNT_ID.fullmatch(account):
-                raise ValueError(f"{account!r} is not a 12-digit AWS account id")
-        return frozenset(value)
-
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> VerifierSettings:
+        return parse_settings(cls, environ)
+
+
+class ComplianceMode(StrEnum):
+    REPORT = "report"  # findings only
+    ENFORCE = "enforce"  # findings, and the offending kuma.io/* tags removed
+
+
+# An IAM or STS principal ARN, `*` wildcards allowed: arn:aws:iam::111111111111:role/platform-admin,
+# arn:aws:iam::*:role/aws-reserved/sso.amazonaws.com/AWSReservedSSO_Admin_*
+TAG_ADMIN_PATTERN = re.compile(r"arn:[a-z*-]+:(iam|sts|\*):[a-z0-9*-]*:([0-9]{12}|\*):[\x21-\x7e]+")
+ROLE_NAME = r"^[\w+=,.@-]{1,64}$"
+
+
+class ComplianceSettings(AwsSettings):
+    """What tag compliance needs: where to look (accounts, the role it assumes there), what to do, where
+    findings go."""
+
+    compliance_role_name: Annotated[
+        str, Field(validation_alias="KUMA_IAM_COMPLIANCE_ROLE_NAME", pattern=ROLE_NAME)
+    ] = "kuma-iam-compliance"
+    mode: Annotated[ComplianceMode, Field(validation_alias="KUMA_IAM_COMPLIANCE_MODE")] = (
+        ComplianceMode.REPORT
+    )
+    tag_admins: Annotated[tuple[str, ...], Field(validation_alias="KUMA_IAM_TAG_ADMINS")] = ()
+    findings_topic_arn: Annotated[
+        str | None, Field(validation_alias="KUMA_IAM_FINDINGS_TOPIC_ARN", pattern=r"^arn:[a-z-]+:sns:\S+$")
+    ] = None
+    findings_event_bus: Annotated[
+        str, Field(validation_alias="KUMA_IAM_FINDINGS_EVENT_BUS", pattern=r"^[\w./:-]+$", max_length=1600)
+    ] = "default"
+    security_hub: Annotated[bool, Field(validation_alias="KUMA_IAM_SECURITY_HUB")] = False
+    idempotency_table_name: Annotated[str | None, Field(validation_alias="KUMA_IAM_IDEMPOTENCY_TABLE")] = None
+    # A sweep is not latency-bound: longer reads and more retries than the verifier's, inside the function's
+    # timeout (the template gives it minutes).
+    upstream_timeout_seconds: Annotated[
+        float, Field(validation_alias="KUMA_IAM_UPSTREAM_TIMEOUT_SECONDS", gt=0, le=60)
+    ] = 10.0
+    # Attempts per AWS call, the first included (botocore's standard retry mode, with its backoff).
+    upstream_attempts: Annotated[int, Field(validation_alias="KUMA_IAM_UPSTREAM_ATTEMPTS", ge=1, le=10)] = 5
+    # Roles per GetAccountAuthorizationDetails page (IAM's largest is 1,000; it may return fewer).
+    sweep_page_size: Annotated[int, Field(validation_alias="KUMA_IAM_SWEEP_PAGE_SIZE", ge=1, le=1000)] = 1000
+    sns_endpoint_url: Annotated[str | None, Field(validation_alias="AWS_ENDPOINT_URL_SNS")] = None
+    events_endpoint_url: Annotated[str | None, Field(validation_alias="AWS_ENDPOINT_URL_EVENTBRIDGE")] = None
+    securityhub_endpoint_url: Annotated[
+        str | None, Field(validation_alias="AWS_ENDPOINT_URL_SECURITYHUB")
+    ] = None
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _mode_any_case(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("security_hub", mode="before")
+    @classmethod
+    def _enabled_or_disabled(cls, value: Any) -> Any:
+        # The template's parameter says Enabled / Disabled; true / false read as well.
+        if isinstance(value, str):
+            return {"enabled": True, "disabled": False}.get(value.strip().lower(), value)
+        return value
+
+    @field_validator("tag_admins", mode="before")
+    @classmethod
+    def _split_admins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        for pattern in value:
+            if not TAG_ADMIN_PATTERN.fullmatch(pattern):
+                raise ValueError(
+                    f"{pattern[:100]!r} is not an IAM principal ARN pattern "
+                    "(arn:<partition>:iam::<account or *>:<role/..., user/..., root>; '*' matches anything)"
+                )
+        return tuple(value)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> ComplianceSettings:
         return parse_settings(cls, environ)
 
 

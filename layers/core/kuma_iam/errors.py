@@ -5,6 +5,8 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Literal
 
+from pydantic import ValidationError
+
 
 class DenyReason(StrEnum):
     STS_REJECTED = "sts_rejected"
@@ -35,6 +37,14 @@ class KumaIamError(Exception):
 
 class InvalidRequest(KumaIamError):
     """The caller sent something malformed: answered 400 with this message."""
+
+
+def first_problem(error: ValidationError, *, default_where: str = "body") -> str:
+    """The first validation problem, its place named precisely and its value never echoed."""
+    first = error.errors(include_input=False, include_url=False)[0]
+    # Field names can be the caller's own (extra keys, tag names): echo at most a little of each.
+    where = ".".join(str(part)[:64] for part in first["loc"]) or default_where
+    return f"{where}: {first['msg']}"
 
 
 class Denied(KumaIamError):

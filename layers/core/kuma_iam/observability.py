@@ -8,6 +8,7 @@ function's environment from the template and holds the dashboard, the alarms and
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -18,10 +19,19 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from kuma_iam.errors import DenyReason, Upstream
+from kuma_iam.rules import RULES
 
 NAMESPACE = "KumaIam"
 # Powertools adds it to every record; a metric's own dimension may never take this name.
 SERVICE_DIMENSION = "service"
+
+# Libraries that log the wire at DEBUG: botocore writes request headers (the function's X-Amz-Security-Token,
+# signatures) and response bodies (AssumeRole's SecretAccessKey and SessionToken); boto3 and urllib3 their
+# calls. Lambda puts the root logger at DEBUG with ApplicationLogLevel=DEBUG, and these loggers follow the
+# root unless they have a level of their own: WARNING keeps them quiet whatever the root says.
+WIRE_LOGGERS = ("botocore", "boto3", "urllib3")
+for _name in WIRE_LOGGERS:
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 # The service name comes from POWERTOOLS_SERVICE_NAME (Powertools' "service_undefined" when unset).
 logger = Logger()
@@ -76,7 +86,30 @@ UPSTREAM_ERROR = MetricSpec(
 ROLE_CACHE_HIT = MetricSpec("RoleCacheHit", MetricUnit.Count, "role reads answered from the cache")
 ROLE_CACHE_MISS = MetricSpec("RoleCacheMiss", MetricUnit.Count, "role reads that went to IAM")
 STS_LATENCY = MetricSpec("StsLatency", MetricUnit.Milliseconds, "time of each forwarded GetCallerIdentity")
-IAM_LATENCY = MetricSpec("IamLatency", MetricUnit.Milliseconds, "time of each iam:GetRole")
+IAM_LATENCY = MetricSpec(
+    "IamLatency", MetricUnit.Milliseconds, "time of each IAM read (GetRole, a listing page)"
+)
+
+COMPLIANCE_FINDING = MetricSpec(
+    "ComplianceFinding",
+    MetricUnit.Count,
+    "tag-compliance findings, by rule (kuma_iam/rules.py; HighSeverityFindingsAlarm watches the HIGH ones)",
+    (Dimension("rule", tuple(RULES)),),
+)
+COMPLIANCE_REMEDIATION = MetricSpec(
+    "ComplianceRemediation", MetricUnit.Count, "roles whose kuma.io tags enforce mode removed"
+)
+COMPLIANCE_OUTPUT_ERROR = MetricSpec(
+    "ComplianceOutputError",
+    MetricUnit.Count,
+    "findings an output refused (the invocation fails and is retried), by output",
+    (Dimension("output", ("sns", "events", "securityhub")),),
+)
+INVALID_EVENT = MetricSpec(
+    "InvalidEvent", MetricUnit.Count, "events tag compliance refused as malformed (never retried)"
+)
+SWEEP_DURATION = MetricSpec("SweepDuration", MetricUnit.Milliseconds, "time of each scheduled sweep")
+ROLES_EVALUATED = MetricSpec("RolesEvaluated", MetricUnit.Count, "roles each scheduled sweep evaluated")
 
 # Every metric the functions emit. A new one is declared here, and only what is declared can be emitted.
 METRICS: tuple[MetricSpec, ...] = (
@@ -88,6 +121,12 @@ METRICS: tuple[MetricSpec, ...] = (
     ROLE_CACHE_MISS,
     STS_LATENCY,
     IAM_LATENCY,
+    COMPLIANCE_FINDING,
+    COMPLIANCE_REMEDIATION,
+    COMPLIANCE_OUTPUT_ERROR,
+    INVALID_EVENT,
+    SWEEP_DURATION,
+    ROLES_EVALUATED,
 )
 
 

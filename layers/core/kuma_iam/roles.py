@@ -1,10 +1,11 @@
-"""Read a role (tags, path, RoleId) from IAM in its own account, cached, one IAM call per miss."""
+"""Read a role (tags, path, RoleId, trust policy) from IAM in its own account; the verifier's reads are
+cached, one IAM call per miss."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -28,23 +29,41 @@ class RoleRecord:
     role_id: str
     path: str
     tags: dict[str, str]
+    # The trust policy as boto3 returns it: decoded to a dict, or the text it could not decode.
+    trust_policy: dict[str, Any] | str | None = None
+
+    @classmethod
+    def from_iam(cls, account: str, role: Mapping[str, Any]) -> RoleRecord:
+        """A `Role` of GetRole or a `RoleDetailList` entry of GetAccountAuthorizationDetails: same fields."""
+        return cls(
+            account=account,
+            name=role["RoleName"],
+            arn=role["Arn"],
+            role_id=role["RoleId"],
+            path=role["Path"],
+            tags={tag["Key"]: tag["Value"] for tag in role.get("Tags", [])},
+            trust_policy=role.get("AssumeRolePolicyDocument"),
+        )
 
 
 class IamClients:
-    """An IAM client per account: our own credentials at home, a read-only role assumed elsewhere."""
+    """An IAM client per account: our own credentials at home, a role of `role_name` assumed elsewhere (the
+    verifier's read-only reader, the compliance function's compliance role)."""
 
     def __init__(
         self,
         session: boto3.Session,
         *,
-        reader_role_name: str,
+        role_name: str,
+        session_name: str,
         config: Config,
         iam_endpoint_url: str | None = None,
         sts_endpoint_url: str | None = None,
         home_account: str | None = None,
     ) -> None:
         self._session = session
-        self._reader_role_name = reader_role_name
+        self._role_name = role_name
+        self._session_name = session_name
         self._config = config
         self._iam_endpoint_url = iam_endpoint_url
         self._sts = session.client("sts", endpoint_url=sts_endpoint_url, config=config)
@@ -65,9 +84,9 @@ class IamClients:
     def _new_client(self, account: str) -> tuple[IAMClient, float]:
         if account == self._home():
             return self._iam(), float("inf")
-        role_arn = f"arn:{self._partition}:iam::{account}:role/{self._reader_role_name}"
-        with aws_errors("sts", f"cannot assume {self._reader_role_name} in account {account}"):
-            credentials = self._sts.assume_role(RoleArn=role_arn, RoleSessionName="kuma-iam-verifier")[
+        role_arn = f"arn:{self._partition}:iam::{account}:role/{self._role_name}"
+        with aws_errors("sts", f"cannot assume {self._role_name} in account {account}"):
+            credentials = self._sts.assume_role(RoleArn=role_arn, RoleSessionName=self._session_name)[
                 "Credentials"
             ]
             client = self._iam(
@@ -83,6 +102,14 @@ class IamClients:
         return self._session.client(
             "iam", endpoint_url=self._iam_endpoint_url, config=self._config, **credentials
         )
+
+    @property
+    def partition(self) -> str:
+        return self._partition
+
+    def home_account(self) -> str:
+        """The account whose credentials we hold: our own, where no role needs assuming."""
+        return self._home()
 
     def _home(self) -> str:
         if self._home_account is None:
@@ -105,7 +132,9 @@ class _CacheEntry:
 
 
 class RoleDirectory:
-    """Roles by (account, name). Concurrent misses for one role wait on a single IAM call."""
+    """Roles by (account, name), the name compared as IAM compares it: without case (`Backend-Task` and
+    `backend-task` are one role, which IAM reports in its own spelling). Concurrent misses for one role wait
+    on a single IAM call."""
 
     def __init__(
         self,
@@ -123,7 +152,7 @@ class RoleDirectory:
 
     def get(self, account: str, name: str, *, role_id: str) -> RoleRecord:
         """The role, re-read once when STS names a RoleId the cache has not seen (a re-created role?)."""
-        key = (account, name)
+        key = (account, name.casefold())
         entry = self._entries.get(key)
         if entry is not None and entry.answers(role_id, self._clock()):
             metrics_count(ROLE_CACHE_HIT)
@@ -154,13 +183,6 @@ class RoleDirectory:
                 if error.response.get("Error", {}).get("Code") == "NoSuchEntity":
                     return None
                 raise
-            if role["RoleName"] != name or role["Arn"].split(":")[4:5] != [account]:
+            if role["RoleName"].casefold() != name.casefold() or role["Arn"].split(":")[4:5] != [account]:
                 raise UpstreamUnavailable("iam", f"IAM answered for another role than {name} in {account}")
-            return RoleRecord(
-                account=account,
-                name=role["RoleName"],
-                arn=role["Arn"],
-                role_id=role["RoleId"],
-                path=role["Path"],
-                tags={tag["Key"]: tag["Value"] for tag in role.get("Tags", [])},
-            )
+            return RoleRecord.from_iam(account, role)

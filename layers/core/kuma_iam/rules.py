@@ -34,6 +34,54 @@ class Severity(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class Rule:
+    """A stable rule id (alerts, dashboards and Security Hub key on it), its severity and what it means."""
+
+    id: str
+    severity: Severity
+    title: str
+
+
+# Every rule any function reports, in one table: the tag rules below, the trust-policy rules (trust.py) and
+# the tag-change rule (compliance/changes.py) use these and never a literal of their own.
+KUMA_TYPE_INVALID = Rule(
+    "kuma-type-invalid", Severity.HIGH, "kuma.io/type is not dataplane, ingress or egress"
+)
+KUMA_TYPE_MISSING = Rule("kuma-type-missing", Severity.HIGH, "kuma.io/* tags without kuma.io/type")
+KUMA_MESH_MISSING = Rule("kuma-mesh-missing", Severity.HIGH, "a dataplane role without kuma.io/mesh")
+KUMA_VALUE_MALFORMED = Rule("kuma-value-malformed", Severity.MEDIUM, "a kuma.io/* value is not a Kuma name")
+KUMA_KEY_UNKNOWN = Rule("kuma-key-unknown", Severity.LOW, "a kuma.io/* key this mesh does not read")
+KUMA_KEY_NONCANONICAL = Rule(
+    "kuma-key-noncanonical", Severity.HIGH, "a kuma.io/* key spelled in another case or with spaces"
+)
+KUMA_TAG_CHANGE_UNAUTHORIZED = Rule(
+    "kuma-tag-change-unauthorized", Severity.HIGH, "kuma.io/* tags changed by a principal not a tag admin"
+)
+TRUST_NOT_ECS_TASKS = Rule(
+    "trust-not-ecs-tasks", Severity.HIGH, "a kuma-tagged role that others than ECS tasks may assume"
+)
+TRUST_NO_SOURCE_CONDITION = Rule(
+    "trust-no-source-condition",
+    Severity.MEDIUM,
+    "a kuma-tagged role's ECS trust without aws:SourceAccount or aws:SourceArn",
+)
+RULES: dict[str, Rule] = {
+    rule.id: rule
+    for rule in (
+        KUMA_TYPE_INVALID,
+        KUMA_TYPE_MISSING,
+        KUMA_MESH_MISSING,
+        KUMA_VALUE_MALFORMED,
+        KUMA_KEY_UNKNOWN,
+        KUMA_KEY_NONCANONICAL,
+        KUMA_TAG_CHANGE_UNAUTHORIZED,
+        TRUST_NOT_ECS_TASKS,
+        TRUST_NO_SOURCE_CONDITION,
+    )
+}
+
+
+@dataclass(frozen=True, slots=True)
 class TagViolation:
     """One way a role's kuma.io/* tags are wrong; `rule` is a stable id for alerts and dashboards."""
 
@@ -77,23 +125,16 @@ def tag_violations(tags: Mapping[str, str]) -> list[TagViolation]:
     raw_type = tags.get(TYPE_TAG)
     if raw_type is not None and raw_type not in set(ProxyType):
         violations.append(
-            TagViolation(
-                "kuma-type-invalid",
-                Severity.HIGH,
-                f"{TYPE_TAG} is {_shown(raw_type)}; it must be dataplane, ingress or egress",
+            _violation(
+                KUMA_TYPE_INVALID,
+                f"{TYPE_TAG} is {shown(raw_type)}; it must be dataplane, ingress or egress",
                 TYPE_TAG,
             )
         )
     if raw_type is None and any(key.startswith(TAG_PREFIX) for key in tags):
-        violations.append(
-            TagViolation("kuma-type-missing", Severity.HIGH, f"kuma.io/* tags without {TYPE_TAG}", TYPE_TAG)
-        )
+        violations.append(_violation(KUMA_TYPE_MISSING, f"kuma.io/* tags without {TYPE_TAG}", TYPE_TAG))
     if raw_type == ProxyType.DATAPLANE and MESH_TAG not in tags:
-        violations.append(
-            TagViolation(
-                "kuma-mesh-missing", Severity.HIGH, f"a dataplane role must carry {MESH_TAG}", MESH_TAG
-            )
-        )
+        violations.append(_violation(KUMA_MESH_MISSING, f"a dataplane role must carry {MESH_TAG}", MESH_TAG))
     for key, pattern, what in (
         (MESH_TAG, DNS_LABEL, "a DNS label: a-z, 0-9 and '-', at most 63 characters"),
         (WORKLOAD_TAG, DNS_LABEL, "a DNS label: a-z, 0-9 and '-', at most 63 characters"),
@@ -101,22 +142,18 @@ def tag_violations(tags: Mapping[str, str]) -> list[TagViolation]:
     ):
         if key in tags and not pattern.fullmatch(tags[key]):
             violations.append(
-                TagViolation(
-                    "kuma-value-malformed",
-                    Severity.MEDIUM,
-                    f"{key} is {_shown(tags[key])}, not a valid Kuma name ({what})",
-                    key,
+                _violation(
+                    KUMA_VALUE_MALFORMED, f"{key} is {shown(tags[key])}, not a valid Kuma name ({what})", key
                 )
             )
     for key in sorted(tags):
         if key.startswith(TAG_PREFIX) and key not in KNOWN_TAGS and not _is_noncanonical(key):
             violations.append(
-                TagViolation(
-                    "kuma-key-unknown",
-                    Severity.LOW,
-                    f"{_shown(key)} is not a kuma.io tag this mesh reads",
+                _violation(
+                    KUMA_KEY_UNKNOWN,
+                    f"{shown(key)} is not a kuma.io tag this mesh reads",
                     key,
-                    False,
+                    blocks_identity=False,
                 )
             )
     return violations
@@ -129,6 +166,20 @@ def is_kuma_key(key: str) -> bool:
     return key.strip().casefold().startswith(TAG_PREFIX)
 
 
+# What an IAM policy can grant: StringLike compares with case, so the compliance roles' UntagRole grants list
+# the 64 ASCII spellings of the prefix; other kuma keys (leading spaces, a KELVIN SIGN) need a person.
+_ASCII_SPELLED_PREFIX = re.compile(r"[kK][uU][mM][aA]\.[iI][oO]/")
+
+
+def is_removable_kuma_key(key: str) -> bool:
+    """A kuma.io/* key the compliance roles may remove: it starts with kuma.io/ in some ASCII letter case."""
+    return _ASCII_SPELLED_PREFIX.match(key) is not None
+
+
+def _violation(rule: Rule, message: str, key: str, *, blocks_identity: bool = True) -> TagViolation:
+    return TagViolation(rule.id, rule.severity, message, key, blocks_identity)
+
+
 def _is_noncanonical(key: str) -> bool:
     """A kuma.io/* key not written as one: `Kuma.io/Service` or `kuma.io/service ` would be a restriction
     this module could not see."""
@@ -136,16 +187,15 @@ def _is_noncanonical(key: str) -> bool:
 
 
 def _noncanonical(key: str) -> TagViolation:
-    return TagViolation(
-        "kuma-key-noncanonical",
-        Severity.HIGH,
-        f"{_shown(key)} spells a kuma.io tag key in another case or with spaces; only the exact lowercase "
+    return _violation(
+        KUMA_KEY_NONCANONICAL,
+        f"{shown(key)} spells a kuma.io tag key in another case or with spaces; only the exact lowercase "
         f"keys {', '.join(sorted(KNOWN_TAGS))} count, so the role is unusable until it is renamed",
         key,
     )
 
 
-def _shown(value: str) -> str:
+def shown(value: str) -> str:
     """A tag key or value for a message: quoted, control characters escaped, bounded."""
     return repr(value[:64]) + ("…" if len(value) > 64 else "")
 
@@ -155,7 +205,7 @@ def role_tags(tags: Mapping[str, str]) -> RoleTags | list[TagViolation]:
     if blocking := [v for v in tag_violations(tags) if v.blocks_identity]:
         return blocking
     if TYPE_TAG not in tags:
-        return [TagViolation("kuma-type-missing", Severity.HIGH, f"the role has no {TYPE_TAG} tag", TYPE_TAG)]
+        return [_violation(KUMA_TYPE_MISSING, f"the role has no {TYPE_TAG} tag", TYPE_TAG)]
     return RoleTags(
         type=ProxyType(tags[TYPE_TAG]),
         mesh=tags.get(MESH_TAG),

@@ -23,6 +23,8 @@ from kuma_iam.roles import IamClients, RoleDirectory, RoleRecord
 from kuma_iam.rules import DataplaneClaim, ProxyType, RoleTags, claim_mismatch, role_tags
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=253)]
+# The session name of the verifier's AssumeRole into reader roles; the member template's trust pins it.
+VERIFIER_SESSION_NAME = "kuma-iam-verifier"
 
 
 class DataplaneSpec(BaseModel):
@@ -195,7 +197,8 @@ def build_verifier(settings: VerifierSettings, session: boto3.Session | None = N
     config = aws_client_config(settings.upstream_timeout_seconds)
     clients = IamClients(
         session,
-        reader_role_name=settings.reader_role_name,
+        role_name=settings.reader_role_name,
+        session_name=VERIFIER_SESSION_NAME,
         config=config,
         iam_endpoint_url=settings.iam_endpoint_url,
         sts_endpoint_url=settings.sts_endpoint_url,

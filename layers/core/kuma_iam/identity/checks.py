@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
+from urllib3.util import SKIP_HEADER
+
 from kuma_iam.errors import Denied, DenyReason, InvalidRequest
 from kuma_iam.identity.endpoints import StsEndpoint, sts_endpoint_for_host
 from kuma_iam.identity.token import SignedRequest
@@ -46,12 +48,16 @@ AUTHORIZATION = re.compile(
     r" ?Signature=(?P<signature>[0-9a-f]{64})"
 )
 AMZ_DATE = re.compile(r"[0-9]{8}T[0-9]{6}Z")
+# urllib3, which forwards the token, drops a header with this value (User-Agent, Accept-Encoding, Host) or
+# refuses to send the request at all (any other header): such a token could never reach STS as signed.
+RESERVED_VALUE = SKIP_HEADER
 CONTENT_TYPE = re.compile(r"application/x-www-form-urlencoded(; ?charset=utf-8)?", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
 class StsCall:
-    """A signed GetCallerIdentity that passed every local check, addressed to a known STS endpoint."""
+    """A signed GetCallerIdentity that passed every local check, addressed to a known STS endpoint; `headers`
+    are the signed request's own, in its order and spelling, with Host always among them."""
 
     endpoint: StsEndpoint
     headers: tuple[tuple[str, str], ...]
@@ -75,7 +81,7 @@ def check_signed_request(request: SignedRequest, policy: TokenPolicy, now: datet
     """Raise InvalidRequest for anything malformed, Denied(token_expired) for a stale or future signature."""
     if request.method != "POST":
         raise InvalidRequest(f"method must be POST, not {request.method[:16]!r}")
-    endpoint = _check_url(request.url)
+    endpoint = _check_url(request.url, policy.partition)
     if endpoint.partition != policy.partition:
         raise InvalidRequest(f"URL host is an STS endpoint of another partition than {policy.partition}")
     headers = _check_headers(request.headers)
@@ -115,10 +121,12 @@ def check_signed_request(request: SignedRequest, policy: TokenPolicy, now: datet
     if signed_at - now > policy.max_skew:
         raise Denied(DenyReason.TOKEN_EXPIRED, "token is signed in the future, beyond the allowed clock skew")
 
-    forwarded = tuple((name, value) for name, value in request.headers if name.lower() != "host")
+    # Forwarded exactly as signed (its Host already equals the endpoint's); a client that kept Host out of its
+    # header map (Go) signed the URL's host, which is named here.
+    implicit_host = () if "host" in headers else (("Host", endpoint.host),)
     return StsCall(
         endpoint=endpoint,
-        headers=(("Host", endpoint.host), *forwarded),
+        headers=(*implicit_host, *request.headers),
         body=request.body.encode(),
         access_key_id=authorization["key"],
         signature=authorization["signature"],
@@ -126,7 +134,7 @@ def check_signed_request(request: SignedRequest, policy: TokenPolicy, now: datet
     )
 
 
-def _check_url(url: str) -> StsEndpoint:
+def _check_url(url: str, partition: str) -> StsEndpoint:
     if not URL_TEXT.fullmatch(url):
         raise InvalidRequest("URL must be printable ASCII without spaces, at most 512 characters")
     if "?" in url or "#" in url:
@@ -141,9 +149,12 @@ def _check_url(url: str) -> StsEndpoint:
         raise InvalidRequest("URL must not carry credentials or a port")
     if parts.path not in ("", "/"):
         raise InvalidRequest("URL path must be /")
-    endpoint = sts_endpoint_for_host(parts.netloc)
+    endpoint = sts_endpoint_for_host(parts.netloc, partition)
     if endpoint is None:
-        raise InvalidRequest("URL host is not an STS endpoint of a known partition and region")
+        raise InvalidRequest(
+            "URL host is not an STS endpoint of a known partition and region (in any variant botocore"
+            " resolves: regional, FIPS, dual-stack)"
+        )
     return endpoint
 
 
@@ -159,6 +170,11 @@ def _check_headers(pairs: tuple[tuple[str, str], ...]) -> dict[str, str]:
             raise InvalidRequest(f"header {name!r} appears more than once")
         if not HEADER_VALUE.fullmatch(value):
             raise InvalidRequest(f"header {name!r} has a value with control characters or is too long")
+        if RESERVED_VALUE in value:
+            raise InvalidRequest(
+                f"header {name!r} carries {RESERVED_VALUE}, a value the HTTP client reserves; it cannot be"
+                " forwarded as signed"
+            )
         headers[key] = value
     if "authorization" not in headers:
         raise InvalidRequest("Authorization header is missing")

@@ -1,41 +1,98 @@
-"""Which hosts are STS endpoints: every region of every partition botocore knows, and nothing else."""
+"""Which hosts are STS endpoints: exactly those botocore resolves for a region of a partition, in each variant
+an SDK can be set to (FIPS, dual-stack, both, the legacy global endpoint), and nothing else.
+
+The source is STS's endpoint rule set as botocore ships it, the data every current AWS SDK resolves with (the
+Go SDK v2 of kuma-dp among them). botocore's own client also consults its older endpoints.json, which still
+lacks dual-stack in aws-iso-e and aws-iso-f; the rule set has it there, and so does this table.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
+from urllib.parse import urlsplit
 
+from botocore.endpoint_provider import EndpointProvider
 from botocore.loaders import Loader
+
+STS_API_VERSION = "2011-06-15"  # STS's one API version, the one every token's body names
+# (UseFIPS, UseDualStack): AWS_USE_FIPS_ENDPOINT and AWS_USE_DUALSTACK_ENDPOINT in every AWS SDK.
+VARIANTS: tuple[tuple[bool, bool], ...] = ((False, False), (True, False), (False, True), (True, True))
 
 
 @dataclass(frozen=True, slots=True)
 class StsEndpoint:
+    """One STS host; the host is the variant (a token goes back to the very host it was signed for)."""
+
     host: str
-    region: str
+    region: str  # the region a signature for this host names in its credential scope
     partition: str
 
 
 @cache
-def _known_endpoints() -> dict[str, StsEndpoint]:
+def _botocore_data() -> tuple[EndpointProvider, dict[str, Any]]:
+    """STS's endpoint rule set and the partitions it reads, both as the installed botocore ships them."""
+    loader = Loader()
+    partitions = loader.load_data("partitions")
+    # By path: load_service_model would first list every service botocore knows (~30 ms at a cold start).
+    rules = loader.load_data(f"sts/{STS_API_VERSION}/endpoint-rule-set-1")
+    return EndpointProvider(rules, partitions), {p["id"]: p for p in partitions["partitions"]}
+
+
+def _resolve(
+    region: str, *, fips: bool, dualstack: bool, global_endpoint: bool = False
+) -> tuple[str, str] | None:
+    """The host botocore sends to, and the region it signs for, for these settings; None for anything but a
+    plain https://<host>/ (which the forward could not reach as signed), so it is never accepted."""
+    provider, _ = _botocore_data()
+    resolved = provider.resolve_endpoint(
+        Region=region, UseFIPS=fips, UseDualStack=dualstack, UseGlobalEndpoint=global_endpoint
+    )
+    url = urlsplit(resolved.url)
+    if url.scheme != "https" or url.path not in ("", "/") or url.netloc != url.hostname or not url.hostname:
+        return None
+    schemes = resolved.properties.get("authSchemes") or [{}]
+    return url.hostname, schemes[0].get("signingRegion", region)
+
+
+@cache
+def partition_endpoints(partition: str) -> dict[str, StsEndpoint]:
+    """Every STS host of the partition by name: each real region (pseudo-regions such as aws-global are not
+    regions) in each variant, plus the legacy global endpoint where botocore still resolves one."""
+    _, partitions = _botocore_data()
     endpoints: dict[str, StsEndpoint] = {}
-    for partition in Loader().load_data("partitions")["partitions"]:
-        suffix = partition["outputs"]["dnsSuffix"]
-        for region in partition["regions"]:
-            if region.endswith("-global"):
-                continue
-            endpoints[f"sts.{region}.{suffix}"] = StsEndpoint(
-                f"sts.{region}.{suffix}", region, partition["id"]
-            )
-    # The legacy global endpoint signs in us-east-1; real SDKs still default to it in places.
-    endpoints["sts.amazonaws.com"] = StsEndpoint("sts.amazonaws.com", "us-east-1", "aws")
+    for region in partitions[partition]["regions"] if partition in partitions else ():
+        if region.endswith("-global"):
+            continue
+        settings = [{"fips": fips, "dualstack": dualstack} for fips, dualstack in VARIANTS]
+        # and STS's legacy global endpoint (sts_regional_endpoints=legacy; signed for us-east-1)
+        settings.append({"fips": False, "dualstack": False, "global_endpoint": True})
+        for resolved in (_resolve(region, **setting) for setting in settings):
+            if resolved is not None:
+                host, signing_region = resolved
+                # One host may serve two settings (GovCloud's regional endpoints are its FIPS ones).
+                endpoints.setdefault(host, StsEndpoint(host, signing_region, partition))
     return endpoints
 
 
-def sts_endpoint_for_host(host: str) -> StsEndpoint | None:
-    return _known_endpoints().get(host)
+def sts_endpoint_for_host(host: str, partition: str = "aws") -> StsEndpoint | None:
+    """The endpoint `host` names: looked up in `partition` first, then in the others (so that a host of
+    another partition can be told apart from one that is no STS endpoint at all)."""
+    if endpoint := partition_endpoints(partition).get(host):
+        return endpoint
+    _, partitions = _botocore_data()
+    others = (partition_endpoints(other).get(host) for other in partitions if other != partition)
+    return next((endpoint for endpoint in others if endpoint is not None), None)
 
 
-def sts_endpoint_for_region(region: str) -> StsEndpoint | None:
-    return next(
-        (e for e in _known_endpoints().values() if e.region == region and e.host != "sts.amazonaws.com"), None
-    )
+def sts_endpoint_for_region(
+    region: str, *, fips: bool = False, dualstack: bool = False
+) -> StsEndpoint | None:
+    """The regional endpoint an SDK set to these variants signs for in `region`, if it is a known region."""
+    _, partitions = _botocore_data()
+    partition = next((p for p, data in partitions.items() if region in data["regions"]), None)
+    if partition is None or region.endswith("-global"):
+        return None
+    resolved = _resolve(region, fips=fips, dualstack=dualstack)
+    return None if resolved is None else partition_endpoints(partition).get(resolved[0])

@@ -7,9 +7,10 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
 import urllib3
+from urllib3.util import SKIP_HEADER
 
 from kuma_iam.aws import THROTTLING
-from kuma_iam.errors import Denied, DenyReason, UpstreamThrottled, UpstreamUnavailable
+from kuma_iam.errors import Denied, DenyReason, KumaIamError, UpstreamThrottled, UpstreamUnavailable
 from kuma_iam.identity.caller import StsAnswer
 from kuma_iam.identity.checks import StsCall
 
@@ -27,13 +28,14 @@ class StsForwarder:
 
     def get_caller_identity(self, call: StsCall) -> StsAnswer:
         url = (self.endpoint_url or f"https://{call.endpoint.host}").rstrip("/") + "/"
+        headers = wire_headers(call.headers)
         deadline = time.monotonic() + self.timeout_seconds
         try:
             response = self.pool.request(
                 "POST",
                 url,
                 body=call.body,
-                headers=dict(call.headers),
+                headers=headers,
                 redirect=False,
                 retries=False,
                 preload_content=False,
@@ -41,11 +43,26 @@ class StsForwarder:
             )
             try:
                 payload = _read_bounded(response, deadline)
-            finally:
-                response.release_conn()
-        except urllib3.exceptions.HTTPError as error:
+            except BaseException:
+                response.close()  # left mid-answer: its connection must never carry another request
+                raise
+            response.release_conn()
+        except KumaIamError:
+            raise  # our own verdict on the answer (too large, too slow) keeps its words
+        except Exception as error:  # noqa: BLE001 - the HTTP library is the boundary: whatever it raises while
+            # sending or reading, STS did not answer, and that fails closed as a 503, never a 500. Only the
+            # type is kept: a library's message may quote a header, and headers carry the session token.
             raise UpstreamUnavailable("sts", f"STS did not answer: {type(error).__name__}") from None
         return _interpret(response.status, payload)
+
+
+def wire_headers(signed: tuple[tuple[str, str], ...]) -> dict[str, str]:
+    """The signed headers, and nothing urllib3 or http.client would add of their own accord: SKIP_HEADER
+    keeps out their User-Agent and Accept-Encoding (only Content-Length, which frames the body, is added)."""
+    present = {name.lower() for name, _ in signed}
+    defaults = ("User-Agent", "Accept-Encoding")
+    suppressed = {name: SKIP_HEADER for name in defaults if name.lower() not in present}
+    return {**dict(signed), **suppressed}
 
 
 def _read_bounded(response: urllib3.BaseHTTPResponse, deadline: float) -> bytes:
