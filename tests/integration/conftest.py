@@ -35,7 +35,7 @@ from support.compliance_harness import Compliance, FindingsInbox
 from support.fake_aws import FakeAws, counting_proxy
 from support.local_ports import refusing_port
 from support.project_files import COMPLIANCE_HANDLER, VERIFIER_HANDLER
-from support.upstream_timeouts import patient_verifier_from_env
+from support.upstream_timeouts import PATIENT_SECONDS, TIMEOUT_VARIABLE, patient_verifier_from_env
 from support.verifier_harness import SERVER_ID, TokenFactory, Verifier, read_only_credentials, signed_request
 
 pytestmark = pytest.mark.integration
@@ -341,11 +341,13 @@ def compliance(
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Compliance]:
     """compliance(event): the handler as EventBridge calls it, report mode, its own idempotency table; two
-    attempts per AWS call (the deployed default is five) so that fault tests do not wait out the backoff."""
+    attempts per AWS call (the deployed default is five) so that fault tests do not wait out the backoff, each
+    waiting patiently for moto, which shares this process (support.upstream_timeouts); a test about a hang
+    sets a short timeout itself."""
     environment = compliance_environment(demo_world) | {
         "KUMA_IAM_IDEMPOTENCY_TABLE": idempotency_table,
         "KUMA_IAM_UPSTREAM_ATTEMPTS": "2",
-        "KUMA_IAM_UPSTREAM_TIMEOUT_SECONDS": "3",
+        TIMEOUT_VARIABLE: str(PATIENT_SECONDS),
     }
     yield Compliance(compliance_module, environment, monkeypatch)
     compliance_module.compliance.cache_clear()
