@@ -70,7 +70,11 @@ lint-template: install $(CHECKOV_VENV)/.installed
 	@mkdir -p .aws-sam/scan
 	$(BIN)/python tools/lint-template/translate.py template.yaml \
 		--set ReplayProtection=Enabled --set AlarmEmail=alarms@example.com \
-		--set ComplianceMode=enforce --set SecurityHub=Enabled --set OrganizationId=o-a1b2c3d4e5 > .aws-sam/scan/template.json
+		--set ComplianceMode=enforce --set SecurityHub=Enabled --set OrganizationId=o-a1b2c3d4e5 \
+		--set ZoneName=zone-1 \
+		--set SigningKeySecretArns=arn:aws:secretsmanager:us-east-1:111111111111:secret:kuma-key-AbCdEf \
+		--set AdditionalSigningKmsKeyArns=arn:aws:kms:us-east-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab \
+		> .aws-sam/scan/template.json
 	$(CHECKOV) --file .aws-sam/scan/template.json
 	$(MAKE) --no-print-directory lint-member-template
 

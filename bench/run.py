@@ -1,4 +1,5 @@
-"""Benchmarks of the verifier and of tag compliance as ratios against a baseline measured in the same run:
+"""Benchmarks of the verifier, of tag compliance and of the token issuer as ratios against a baseline measured
+in the same run:
 `make bench`.
 
 Absolute timings say more about the machine than about the code, so every row divides two measurements
@@ -6,8 +7,9 @@ taken here, now, the same way: the pre-network checks against a plain json.loads
 cached verification against a cold one, a refusal against an allow, the handler's import against boto3's,
 the memory a warm verifier holds against boto3 alone; a compliance sweep of 2,000 and 5,000 roles against one
 bare paginated GetAccountAuthorizationDetails listing of the same roles, and an event's handling against the
-one GetRole it needs. Runs on the embedded AWS (moto server); IAM's paging comes from a stand-in
-(tests/support/iam_listing.py: moto answers the listing in one page).
+one GetRole it needs; tokens per second of each signer (a Kuma PEM key, KMS on moto) against raw RS256 signing
+of the same claims and a bare kms:Sign. Runs on the embedded AWS (moto server); IAM's paging comes from a
+stand-in (tests/support/iam_listing.py: moto answers the listing in one page).
 """
 
 from __future__ import annotations
@@ -23,18 +25,25 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import boto3
 from botocore.credentials import ReadOnlyCredentials
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 from kuma_iam.compliance.service import build_tag_compliance
-from kuma_iam.config import ComplianceSettings, VerifierSettings
+from kuma_iam.config import ComplianceSettings, TokenIssuerSettings, VerifierSettings
 from kuma_iam.errors import InvalidRequest
 from kuma_iam.identity.checks import check_signed_request
 from kuma_iam.identity.token import COMPACT_PREFIX, decode_token, encode_compact
 from kuma_iam.observability import logger
+from kuma_iam.tokens import jwt
+from kuma_iam.tokens.binding import ApiCaller
+from kuma_iam.tokens.claims import DataplaneIdentity, RegisteredClaims, token_claims
+from kuma_iam.tokens.issuer import TokenRequest, build_minter, build_token_issuer
 from kuma_iam.verify import IdentityVerifier, VerifyRequest, build_verifier
 from kuma_iam_cli.local.compliance_demo import ecs_trust
 from kuma_iam_cli.local.compliance_events import ADMIN, tag_role
@@ -44,9 +53,11 @@ from kuma_iam_cli.local.seed import (
     DemoWorld,
     compliance_environment,
     seed_demo_world,
+    task_caller,
     task_credentials,
     verifier_environment,
 )
+from kuma_iam_cli.local.token_keys import TokenKeys, seed_token_keys, token_issuer_environment
 from kuma_iam_cli.signer import sign_identity_request
 from support.fake_aws import Computed, FakeAws, PassThrough
 from support.iam_listing import ListedRole, PagedRoles
@@ -151,6 +162,87 @@ def fresh_request(world: DemoWorld) -> VerifyRequest:
     """A request with a token signed now: each section signs its own, so a slow run never measures a token
     that has grown too old."""
     return VerifyRequest.model_validate({"token": sign(world), "dataplane": CLAIM})
+
+
+def measure_tokens(world: DemoWorld, keys: TokenKeys) -> tuple[list[Row], list[tuple[str, float]]]:
+    """Tokens per second of each signer, against raw RS256 signing of the very same signing input."""
+    environment = token_issuer_environment(world, keys, server_id=SERVER_ID)
+    session = boto3.Session(
+        aws_access_key_id=environment["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=environment["AWS_SECRET_ACCESS_KEY"],
+        region_name=environment["AWS_REGION"],
+    )
+    identity = DataplaneIdentity(name="backend-01", mesh="default", services=("backend",))
+    one_hour = timedelta(hours=1)
+
+    def minter(signing_keys: str) -> Callable[[], object]:
+        settings = TokenIssuerSettings.from_env({**environment, "KUMA_IAM_SIGNING_KEYS": signing_keys})
+        built = build_minter(settings, session, timeout_seconds=2.5, dynamodb_endpoint_url=world.endpoint_url)
+        built.mint(identity, one_hour)  # keys loaded: a warm container
+        return lambda: built.mint(identity, one_hour)
+
+    mint_pem = minter(f"1={keys.pem_secret_arn}")
+    mint_kms = minter(f"1={keys.dataplane_key_alias}")
+    message = jwt.signing_input(
+        "1", token_claims(identity, RegisteredClaims.starting("bench", datetime.now(UTC), one_hour))
+    )
+    private_key = serialization.load_pem_private_key(keys.pem.encode(), password=None)
+    assert isinstance(private_key, RSAPrivateKey)
+    kms = session.client("kms", endpoint_url=world.endpoint_url)
+
+    raw_sign = per_call(lambda: private_key.sign(message, padding.PKCS1v15(), hashes.SHA256()), number=200)
+    bare_kms = per_call(
+        lambda: kms.sign(
+            KeyId=keys.dataplane_key_alias,
+            Message=message,
+            MessageType="RAW",
+            SigningAlgorithm="RSASSA_PKCS1_V1_5_SHA_256",
+        ),
+        number=50,
+    )
+    pem = per_call(mint_pem, number=50)
+    kms_mint = per_call(mint_kms, number=50)
+
+    # The whole exchange on a warm issuer (STS forward, role cached, revocation check, PEM signer) against
+    # a warm verification of the same identity.
+    settings = TokenIssuerSettings.from_env(
+        {**environment, "KUMA_IAM_SIGNING_KEYS": f"1={keys.pem_secret_arn}"}
+    )
+    issuer = build_token_issuer(settings, session)
+    credentials, caller = task_caller(world, world.home_account, "backend-task", "bench")
+    api_caller = ApiCaller(caller.account_id, caller.user_arn, caller.user_id)
+    identity_token = encode_compact(
+        sign_identity_request(
+            ReadOnlyCredentials(
+                credentials["AWS_ACCESS_KEY_ID"],
+                credentials["AWS_SECRET_ACCESS_KEY"],
+                credentials["AWS_SESSION_TOKEN"],
+            ),
+            server_id=SERVER_ID,
+            region=world.region,
+        )
+    )
+    token_request = TokenRequest.model_validate({"token": identity_token, "dataplane": CLAIM})
+    issuer.exchange(token_request, api_caller)
+    exchange = per_call(lambda: issuer.exchange(token_request, api_caller), number=30)
+    verify_request = VerifyRequest.model_validate({"token": identity_token, "dataplane": CLAIM})
+    verifier = issuer.verifier
+    verified = per_call(lambda: verifier.verify(verify_request), number=30)
+
+    rows = [
+        Row("mint, PEM signer (+ revocation read)", pem, "raw RS256 sign, same claims", raw_sign, "ms"),
+        Row("mint, KMS signer on moto", kms_mint, "raw RS256 sign, same claims", raw_sign, "ms"),
+        Row("mint, KMS signer on moto", kms_mint, "bare kms:Sign on moto", bare_kms, "ms"),
+        Row("exchange, warm (PEM signer)", exchange, "verify, warm, same identity", verified, "ms"),
+    ]
+    rates = [
+        ("raw RS256 sign (cryptography)", 1 / raw_sign),
+        ("bare kms:Sign (moto server)", 1 / bare_kms),
+        ("mint, PEM signer", 1 / pem),
+        ("mint, KMS signer (moto server)", 1 / kms_mint),
+        ("exchange, warm, PEM signer", 1 / exchange),
+    ]
+    return rows, rates
 
 
 def measure(world: DemoWorld) -> list[Row]:
@@ -368,10 +460,15 @@ def main() -> int:
             if isinstance(handler, logging.StreamHandler):
                 handler.setStream(devnull)
         world = seed_demo_world(aws)
+        keys = seed_token_keys(aws, world)
         aws.enable_signature_checks()
         rows = measure(world)
         compliance_rows, notes = measure_compliance(world)
-    print_table(rows + compliance_rows, notes)
+        token_rows, rates = measure_tokens(world, keys)
+    print_table(rows + compliance_rows + token_rows, notes)
+    print("\ntokens (or signatures) per second, one thread, this machine:")
+    for what, rate in rates:
+        print(f"  {what:<36} {rate:8.0f}/s")
     print(f"({time.perf_counter() - started:.0f}s)")
     return 0
 

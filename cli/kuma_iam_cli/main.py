@@ -7,10 +7,10 @@ import argparse
 from collections.abc import Sequence
 
 from kuma_iam import __version__
-from kuma_iam_cli.commands import events, policy, serve, sweep, token, verify
+from kuma_iam_cli.commands import dataplane_token, events, policy, serve, sweep, token, tokens, verify
 
 # Each subcommand is a module of kuma_iam_cli.commands with `register(subparsers)`.
-COMMANDS = (token, verify, serve, events, sweep, policy)
+COMMANDS = (token, verify, dataplane_token, tokens, serve, events, sweep, policy)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

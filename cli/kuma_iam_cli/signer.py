@@ -42,9 +42,16 @@ def sign_identity_request(
 
 
 def sign_api_call(
-    credentials: Credentials | ReadOnlyCredentials, *, url: str, body: bytes, region: str
+    credentials: Credentials | ReadOnlyCredentials,
+    *,
+    url: str,
+    body: bytes,
+    region: str,
+    method: str = "POST",
 ) -> dict[str, str]:
-    """The control plane's side: headers of a JSON POST to the verifier API, SigV4-signed for execute-api."""
-    request = AWSRequest(method="POST", url=url, data=body, headers={"Content-Type": "application/json"})
+    """Headers of a call to the kuma-iam API (a JSON POST, or a GET of /v1/keys), SigV4-signed for
+    execute-api: the control plane calling the verifier, a task calling the token issuer."""
+    headers = {"Content-Type": "application/json"} if body else {}
+    request = AWSRequest(method=method, url=url, data=body, headers=headers)
     SigV4Auth(credentials, "execute-api", region).add_auth(request)
     return {name: str(value) for name, value in request.headers.items()}

@@ -19,14 +19,16 @@ from kuma_iam.observability import logger as powertools_logger
 from kuma_iam_cli.local.compliance_demo import ecs_trust
 from kuma_iam_cli.local.embedded_aws import EmbeddedAws
 from kuma_iam_cli.local.events import VERIFY_ROUTE
-from kuma_iam_cli.local.gateway import LocalGateway, load_handler
+from kuma_iam_cli.local.gateway import GatewayCaller, LocalGateway, load_handler
 from kuma_iam_cli.local.seed import (
     DemoWorld,
     compliance_environment,
     control_plane_caller,
     seed_demo_world,
+    task_caller,
     verifier_environment,
 )
+from kuma_iam_cli.local.token_keys import TokenKeys, seed_token_keys, token_issuer_environment
 from kuma_iam_cli.signer import sign_identity_request
 from support.aws_clients import ClientFactory, TaskRole, client_as
 from support.captured_output import EverythingLogged, LogRecordText
@@ -34,8 +36,14 @@ from support.clock import ManualClock
 from support.compliance_harness import Compliance, FindingsInbox
 from support.fake_aws import FakeAws, counting_proxy
 from support.local_ports import refusing_port
-from support.project_files import COMPLIANCE_HANDLER, VERIFIER_HANDLER
-from support.upstream_timeouts import PATIENT_SECONDS, TIMEOUT_VARIABLE, patient_verifier_from_env
+from support.project_files import COMPLIANCE_HANDLER, TOKEN_ISSUER_HANDLER, VERIFIER_HANDLER
+from support.token_issuer_harness import TokenIssuer
+from support.upstream_timeouts import (
+    PATIENT_SECONDS,
+    TIMEOUT_VARIABLE,
+    patient_token_issuer_from_env,
+    patient_verifier_from_env,
+)
 from support.verifier_harness import SERVER_ID, TokenFactory, Verifier, read_only_credentials, signed_request
 
 pytestmark = pytest.mark.integration
@@ -55,10 +63,22 @@ def embedded_aws() -> Iterator[EmbeddedAws]:
 
 
 @pytest.fixture(scope="session")
-def demo_world(embedded_aws: EmbeddedAws) -> DemoWorld:
+def seeded(embedded_aws: EmbeddedAws) -> tuple[DemoWorld, TokenKeys]:
     world = seed_demo_world(embedded_aws)
+    keys = seed_token_keys(embedded_aws, world)
     embedded_aws.enable_signature_checks()
-    return world
+    return world, keys
+
+
+@pytest.fixture(scope="session")
+def demo_world(seeded: tuple[DemoWorld, TokenKeys]) -> DemoWorld:
+    return seeded[0]
+
+
+@pytest.fixture(scope="session")
+def token_keys(seeded: tuple[DemoWorld, TokenKeys]) -> TokenKeys:
+    """The issuer's signing keys (two KMS keys, a PEM key in Secrets Manager), revocations table and user."""
+    return seeded[1]
 
 
 @pytest.fixture(scope="session")
@@ -378,3 +398,72 @@ def make_role(demo_world: DemoWorld, admin_client: ClientFactory) -> Iterator[Ca
     for account, name in made:
         with contextlib.suppress(admin_client(account, "iam").exceptions.NoSuchEntityException):
             admin_client(account, "iam").delete_role(RoleName=name)
+
+
+# --- the token issuer ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def issuer_module() -> ModuleType:
+    load_handler(TOKEN_ISSUER_HANDLER)
+    return sys.modules["token_issuer"]
+
+
+@pytest.fixture
+def issuer_environment_vars(demo_world: DemoWorld, token_keys: TokenKeys, server_id: str) -> dict[str, str]:
+    """The issuer's environment; a test may change it before asking for `issuer`."""
+    return token_issuer_environment(demo_world, token_keys, server_id=server_id)
+
+
+@pytest.fixture
+def issuer(
+    issuer_module: ModuleType,
+    demo_world: DemoWorld,
+    issuer_environment_vars: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[TokenIssuer]:
+    """The handler with an issuer built for this test alone (fresh caches, keys loaded anew), patient with
+    moto unless the environment sets KUMA_IAM_UPSTREAM_TIMEOUT_SECONDS (support.upstream_timeouts)."""
+    for name, value in issuer_environment_vars.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(issuer_module, "token_issuer_from_env", patient_token_issuer_from_env)
+    issuer_module.issuer.cache_clear()
+    yield TokenIssuer(issuer_module, demo_world)
+    issuer_module.issuer.cache_clear()
+
+
+@pytest.fixture
+def issuer_clock(
+    issuer: TokenIssuer, issuer_module: ModuleType, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> ManualClock:
+    """The issuer's identity check reads the time from `clock`, as `verifier_clock` does for the verifier.
+    (`reconfigure_issuer` builds an issuer on the wall clock again.)"""
+    monkeypatch.setattr(issuer_module.issuer().verifier, "clock", clock)
+    return clock
+
+
+@pytest.fixture
+def reconfigure_issuer(
+    issuer: TokenIssuer, issuer_module: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., None]:
+    """reconfigure_issuer(NAME=value, OTHER=None): a new container with this environment."""
+
+    def apply(**environment: str | None) -> None:
+        for name, value in environment.items():
+            if value is None:
+                monkeypatch.delenv(name, raising=False)
+            else:
+                monkeypatch.setenv(name, value)
+        issuer_module.issuer.cache_clear()
+
+    return apply
+
+
+@pytest.fixture
+def task_session(demo_world: DemoWorld) -> Callable[..., tuple[dict[str, str], GatewayCaller]]:
+    """task_session(account, role, session="ecs-task") -> (credentials, the API caller they make)."""
+
+    def issue(account: str, role: str, session: str = "ecs-task") -> tuple[dict[str, str], GatewayCaller]:
+        return task_caller(demo_world, account, role, session)
+
+    return issue

@@ -11,8 +11,8 @@ import os
 import queue
 import re
 import signal
+import stat
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -34,8 +34,10 @@ from kuma_iam_cli.local.compliance_events import COMPLIANCE_CASES
 from kuma_iam_cli.local.events import VERIFIER_CASES, VerifierCase
 from kuma_iam_cli.local.gateway import LocalLambdaContext
 from kuma_iam_cli.local.seed import HOME_ACCOUNT, DemoWorld, UserCredentials, task_credentials
+from kuma_iam_cli.local.token_events import TOKEN_ISSUER_CASES
 from kuma_iam_cli.main import main
 from support.cli_environment import ISOLATED, isolated_environment
+from support.cli_process import CEILING_SECONDS, KUMA_IAM, CliRun, run_command
 from support.clock import ManualClock, utc_now
 from support.local_ports import free_port
 from support.project_files import REPO
@@ -44,10 +46,6 @@ from support.verifier_harness import SERVER_ID, TokenFactory, Verifier
 
 pytestmark = pytest.mark.integration
 
-KUMA_IAM = str(Path(sys.executable).parent / "kuma-iam")
-# "Did not hang", for a command or the local stack to start or stop: seconds on a quiet machine, many times
-# that on a loaded one (`make test-busy`). Never a speed target.
-CEILING_SECONDS = 300
 BACKEND_CLAIM = {
     "type": "dataplane",
     "mesh": "default",
@@ -62,13 +60,6 @@ def user_environment(user: UserCredentials, region: str = "us-east-1") -> dict[s
         "AWS_SECRET_ACCESS_KEY": user.secret_access_key,
         "AWS_REGION": region,
     }
-
-
-@dataclass(frozen=True)
-class CliRun:
-    code: int
-    out: str
-    err: str
 
 
 @pytest.fixture
@@ -88,18 +79,6 @@ def run_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str])
         return CliRun(code, out, err)
 
     return run
-
-
-def run_command(*argv: str, **environment: str) -> CliRun:
-    """The installed kuma-iam in a subprocess, as a user (or a sidecar's init container) runs it."""
-    done = subprocess.run(
-        [KUMA_IAM, *argv],
-        env=isolated_environment(**environment),
-        capture_output=True,
-        text=True,
-        timeout=CEILING_SECONDS,
-    )
-    return CliRun(done.returncode, done.stdout, done.stderr)
 
 
 def printed_decision(output: str) -> tuple[int, dict[str, Any]]:
@@ -557,6 +536,20 @@ def test_serve_prints_commands_that_give_the_documented_answers_and_stops_on_ctr
             for name in ("allowed", "mesh-mismatch", "malformed-token")
         }
 
+        # And runs the token issuer's commands in their order: get a token, show the keys, validate it
+        token_commands = dict(re.findall(r"^# (token|keys|validate): .*\n(.+)$", instructions, re.MULTILINE))
+        token_results = {
+            name: subprocess.run(
+                ["bash", "-c", token_commands[name]],
+                cwd=tmp_path,
+                env=isolated_environment(),
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            for name in ("token", "keys", "validate")
+        }
+
         # And then presses Ctrl-C
         code, rest, stderr = serve.interrupt()
 
@@ -571,6 +564,16 @@ def test_serve_prints_commands_that_give_the_documented_answers_and_stops_on_ctr
         400,
         {"error": "invalid_request", "message": printed_decision(malformed.stdout)[1]["message"]},
     )
+    # And the token commands got a token (a file only its owner reads), printed the kuma-cp settings, and
+    # found the token valid under them
+    assert [token_results[name].returncode for name in ("token", "keys", "validate")] == [0, 0, 0], (
+        token_results
+    )
+    token_file = tmp_path / ".local" / "backend.token"
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    assert "-----BEGIN RSA PUBLIC KEY-----" in token_results["keys"].stdout
+    validated = json.loads(token_results["validate"].stdout)
+    assert (validated["valid"], validated["kid"], validated["claims"]["Name"]) == (True, "2", "backend-01")
     # And the stack stopped cleanly
     assert code == 0
     assert "stopping" in rest
@@ -649,6 +652,7 @@ def test_events_writes_every_case_and_the_sam_env_file(
     expected = [
         *(out / "verifier" / f"{case.name}.json" for case in VERIFIER_CASES),
         *(out / "tag_compliance" / f"{case.name}.json" for case in COMPLIANCE_CASES),
+        *(out / "token_issuer" / f"{case.name}.json" for case in TOKEN_ISSUER_CASES),
         out / "env.json",
     ]
 

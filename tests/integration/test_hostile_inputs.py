@@ -5,6 +5,10 @@ changes exactly one thing. It asserts the precise status, error or reason code a
 what reaches the embedded AWS through a pass-through proxy, that input refused before the network made no
 network call at all. The last rows are the real signers' shapes (botocore, Go SDK v1 and v2, Vault clients)
 that must still be allowed. `test_catalogue_counts_per_class` prints the table of classes.
+
+Each row runs through both routes that take an identity token: POST /v1/verify (a deny is a 200 decision) and
+POST /v1/tokens (a deny is 403 `denied` with the same reason; an allow is a token), the latter called by the
+signing role itself, as the token exchange requires.
 """
 
 from __future__ import annotations
@@ -27,11 +31,13 @@ from botocore.credentials import ReadOnlyCredentials
 from kuma_iam.identity.checks import SERVER_ID_HEADER
 from kuma_iam.identity.endpoints import sts_endpoint_for_region
 from kuma_iam.identity.token import COMPACT_PREFIX, SignedRequest, encode_compact, encode_vault
-from kuma_iam_cli.local.seed import DemoWorld, task_credentials
+from kuma_iam_cli.local.gateway import GatewayCaller
+from kuma_iam_cli.local.seed import DemoWorld, task_caller
 from support.captured_output import assert_no_secrets, header_secrets, token_secrets
 from support.clock import FromNow, ManualClock, ago, ahead
 from support.fake_aws import FakeAws
 from support.sdk_headers import GO_SDK_V1_HEADERS, GO_SDK_V2_HEADERS
+from support.token_issuer_harness import TokenIssuer
 from support.token_mutations import (
     adding,
     at_url,
@@ -74,11 +80,19 @@ class Signers:
     def __init__(self, world: DemoWorld) -> None:
         self.world = world
         self._credentials: dict[str, ReadOnlyCredentials] = {}
+        self._callers: dict[str, GatewayCaller] = {}
 
     def credentials(self, principal: str) -> ReadOnlyCredentials:
         if principal not in self._credentials:
             self._credentials[principal] = self._issue(principal)
         return self._credentials[principal]
+
+    def caller(self, principal: str) -> GatewayCaller:
+        """Who calls POST /v1/tokens with the row's token: the role that signed it (an IAM user's token, or
+        one whose key was swapped, comes from the backend task)."""
+        principal = principal if principal in ("frontend-as-backend", "intruder") else "backend"
+        self.credentials(principal)
+        return self._callers[principal]
 
     def _issue(self, principal: str) -> ReadOnlyCredentials:
         world = self.world
@@ -90,7 +104,8 @@ class Signers:
             "frontend-as-backend": (world.home_account, "frontend-task", ROLE),
             "intruder": (world.outsider_account, "intruder-task", "ecs-task"),
         }[principal]
-        return read_only_credentials(task_credentials(world, account, role, session_name=session))
+        credentials, self._callers[principal] = task_caller(world, account, role, session)
+        return read_only_credentials(credentials)
 
     def sign(
         self,
@@ -955,11 +970,17 @@ CATALOGUE: list[Hostile] = [
 ]
 
 
+ROUTES = ("verify", "tokens")
+
+
 def _params() -> Iterator[Any]:
-    for row in CATALOGUE:
-        for encoding in row.encodings:
-            marks = [pytest.mark.xfail(strict=True, reason=row.xfail)] if row.xfail else []
-            yield pytest.param(row, encoding, id=f"{row.klass}:{row.id}:{encoding}", marks=marks)
+    for route in ROUTES:
+        for row in CATALOGUE:
+            for encoding in row.encodings:
+                marks = [pytest.mark.xfail(strict=True, reason=row.xfail)] if row.xfail else []
+                yield pytest.param(
+                    row, encoding, route, id=f"{route}:{row.klass}:{row.id}:{encoding}", marks=marks
+                )
 
 
 # --- fixtures ------------------------------------------------------------------------------------------
@@ -978,6 +999,14 @@ def verifier_environment_vars(
         "AWS_ENDPOINT_URL_DYNAMODB",
     )
     return {**verifier_environment_vars, **dict.fromkeys(through_proxy, aws_counter.url)}
+
+
+@pytest.fixture
+def issuer_environment_vars(issuer_environment_vars: dict[str, str], aws_counter: FakeAws) -> dict[str, str]:
+    """The token issuer's calls to AWS (KMS and Secrets Manager too) pass through the same counting proxy."""
+    aws_counter.reset_requests()
+    names = [name for name in issuer_environment_vars if name.startswith("AWS_ENDPOINT_URL")]
+    return {**issuer_environment_vars, **dict.fromkeys(names, aws_counter.url)}
 
 
 @pytest.fixture(scope="module")
@@ -1023,33 +1052,54 @@ def token_for(row: Hostile, request: SignedRequest, encoding: str) -> object:
 # --- the catalogue through the handler ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("row", "encoding"), list(_params()))
+@pytest.mark.parametrize(("row", "encoding", "route"), list(_params()))
 def test_hostile_input_gets_its_precise_answer(
     row: Hostile,
     encoding: str,
+    route: str,
     signers: Signers,
     ours: str,
-    verify: Verifier,
-    verifier_clock: ManualClock,
+    request: pytest.FixtureRequest,
     aws_counter: FakeAws,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
     # Given a genuinely signed token changed in exactly one way (its signing time, if the row names one,
-    # relative to the verifier's clock, which the test holds: the row decides the same however late it runs)
-    genuine = base_request(signers, row, ours, verifier_clock())
+    # relative to the clock of the route's verifier, which the test holds: the row decides the same however
+    # late it runs)
+    held: ManualClock = request.getfixturevalue("verifier_clock" if route == "verify" else "issuer_clock")
+    genuine = base_request(signers, row, ours, held())
     changed = row.request(genuine)
     token = token_for(row, genuine, encoding)
-    # When the control plane asks the verifier about it
-    answer = verify(token, dict(row.claim), raw_body=row.raw_body(token) if row.raw_body else None)
-    # Then the answer is exactly the one documented
-    assert answer.status == row.status, answer.body
-    if row.code == "allowed":
-        assert answer.body["allowed"] is True, answer.body
-        assert answer.body["identity"]["roleName"] == row.message
+    raw_body = row.raw_body(token) if row.raw_body else None
+    issued: list[str] = []
+    if route == "verify":
+        # When the control plane asks the verifier about it
+        verify: Verifier = request.getfixturevalue("verify")
+        answer = verify(token, dict(row.claim), raw_body=raw_body)
+        # Then the answer is exactly the one documented
+        assert answer.status == row.status, answer.body
+        if row.code == "allowed":
+            assert answer.body["allowed"] is True, answer.body
+            assert answer.body["identity"]["roleName"] == row.message
+        else:
+            assert answer.reason == row.code, answer.body
+            assert row.message_for(encoding) in answer.body["message"], answer.body
+            assert answer.body.get("allowed") is not True
     else:
-        assert answer.reason == row.code, answer.body
-        assert row.message_for(encoding) in answer.body["message"], answer.body
-        assert answer.body.get("allowed") is not True
+        # When the signing role asks the token issuer for a token with it
+        issuer: TokenIssuer = request.getfixturevalue("issuer")
+        exchanged = issuer.exchange(
+            token, dict(row.claim), caller=signers.caller(row.principal), raw_body=raw_body
+        )
+        # Then the answer is the same decision: a token, a 403 with the same reason, or the same 400
+        if row.code == "allowed":
+            assert exchanged.status == 200, exchanged.body
+            issued.append(exchanged.body["token"])
+        else:
+            assert exchanged.status == (403 if row.status == 200 else row.status), exchanged.body
+            assert exchanged.reason == row.code, exchanged.body
+            assert row.message_for(encoding) in exchanged.body["message"], exchanged.body
+            assert "token" not in exchanged.body
     # And input refused before the network made no call at all; the rest did reach STS
     reached = aws_counter.count_by_service()
     if row.reaches_sts:
@@ -1063,6 +1113,7 @@ def test_hostile_input_gets_its_precise_answer(
         *header_secrets(r.headers for r in aws_counter.requests),
         signers.credentials("backend").secret_key,
         signers.world.verifier.secret_access_key,
+        *issued,  # the Kuma token handed out is a credential too
     ]
     assert_no_secrets(output.out + output.err, secrets)
 

@@ -1,5 +1,5 @@
-"""No secret of an identity token, of the control plane's call, or of the verifier's own credentials ever
-reaches a log.
+"""No secret of an identity token, of the control plane's call, or of the verifier's own credentials, nor a
+Kuma token or signing key the token issuer holds, ever reaches a log.
 
 Everything is captured: stdout and stderr, the Powertools Logger, EMF metrics and every std logging record at
 DEBUG (botocore, urllib3, the gateway), over an allow, every deny, a 400 and a 503. The root logger is at
@@ -25,6 +25,7 @@ import urllib3
 from botocore.credentials import Credentials
 
 from kuma_iam.identity.token import SignedRequest, encode_compact, encode_vault
+from kuma_iam_cli.local.gateway import GatewayCaller
 from kuma_iam_cli.local.seed import (
     HOME_ACCOUNT,
     OUTSIDER_ACCOUNT,
@@ -32,11 +33,13 @@ from kuma_iam_cli.local.seed import (
     READER_ROLE_NAME,
     DemoWorld,
 )
+from kuma_iam_cli.local.token_keys import TokenKeys
 from kuma_iam_cli.signer import sign_api_call, sign_identity_request
 from support.aws_clients import ClientFactory, TaskRole
 from support.captured_output import SIGNATURE, EverythingLogged, header_secrets
 from support.fake_aws import FakeAws, PassThrough, StandInSts
 from support.project_files import VERIFIER_HANDLER
+from support.token_issuer_harness import TokenIssuer
 from support.token_mutations import signing_time
 from support.verifier_harness import Verifier, read_only_credentials
 
@@ -420,3 +423,73 @@ def _signed_headers(url: str, body: bytes, access_key_id: str, secret_access_key
     return sign_api_call(
         Credentials(access_key_id, secret_access_key), url=url, body=body, region="us-east-1"
     )
+
+
+# --- The token issuer ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IssuerScenario:
+    name: str
+    status: int
+    reason: str | None
+    signer: str = "backend-task"
+    caller: str = "backend-task"
+    dataplane: dict[str, Any] = field(default_factory=lambda: claim("default", "backend"))
+    keys: str | None = None  # "pem": the PEM key signs
+    setup: str | None = None  # sts-down
+
+
+ISSUER_SCENARIOS = [
+    IssuerScenario("issued-by-kms", 200, None),
+    IssuerScenario("issued-by-pem", 200, None, keys="pem"),
+    IssuerScenario("caller-mismatch", 403, "caller_mismatch", caller="frontend-task"),
+    IssuerScenario("mesh-mismatch", 403, "mesh_mismatch", dataplane=claim("payments", "backend")),
+    IssuerScenario("invalid-request", 400, "invalid_request", dataplane={"name": "dp-01", "mesh": None}),
+    IssuerScenario("upstream-unavailable", 503, "upstream_unavailable", setup="sts-down"),
+]
+ISSUER_LOG_LINE = {200: "token issued", 403: "token denied", 400: "invalid request", 503: "upstream failure"}
+
+
+@pytest.mark.parametrize("scenario", ISSUER_SCENARIOS, ids=lambda scenario: scenario.name)
+def test_no_token_key_or_credential_reaches_any_log_of_the_issuer(
+    scenario: IssuerScenario,
+    everything_logged: EverythingLogged,
+    issuer: TokenIssuer,
+    reconfigure_issuer: Callable[..., None],
+    task_session: Callable[..., tuple[dict[str, str], GatewayCaller]],
+    token_keys: TokenKeys,
+    demo_world: DemoWorld,
+    server_id: str,
+    request: pytest.FixtureRequest,
+) -> None:
+    # Given the scenario's signer, caller and keys; every logger at DEBUG (botocore's too)
+    credentials, _ = task_session(HOME_ACCOUNT, scenario.signer)
+    _, caller = task_session(HOME_ACCOUNT, scenario.caller)
+    signed = sign_identity_request(
+        read_only_credentials(credentials), server_id=server_id, region=demo_world.region
+    )
+    if scenario.keys == "pem":
+        reconfigure_issuer(KUMA_IAM_SIGNING_KEYS=f"1={token_keys.pem_secret_arn}")
+    if scenario.setup == "sts-down":
+        reconfigure_issuer(AWS_ENDPOINT_URL_STS=f"http://127.0.0.1:{request.getfixturevalue('closed_port')}")
+    secrets = secrets_of(credentials, signed)
+    secrets["issuer's secret access key"] = token_keys.issuer.secret_access_key
+    for number, line in enumerate(token_keys.pem.strip().splitlines()[1:-1]):
+        secrets[f"PEM private key, line {number}"] = line
+    everything_logged.discard()
+
+    # When the caller exchanges the token, and the keys are read
+    answer = issuer.exchange(encode_compact(signed), scenario.dataplane, caller=caller)
+    issuer.keys(caller)
+
+    # Then the answer is the scenario's, the handler logged it, and nothing secret is anywhere in the output:
+    # not the identity token, the issuer's own credentials, the PEM key, nor the Kuma token handed out
+    assert (answer.status, answer.reason) == (scenario.status, scenario.reason)
+    if answer.status == 200:
+        secrets["issued token"] = answer.body["token"]
+        secrets["issued token's claims part"] = answer.body["token"].split(".")[1]
+        secrets["issued token's signature"] = answer.body["token"].split(".")[2]
+    output = everything_logged.text()
+    assert ISSUER_LOG_LINE[scenario.status] in output
+    assert leaked(output, secrets) == []

@@ -8,6 +8,8 @@ AWS.
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -19,7 +21,9 @@ import pytest
 from kuma_iam.identity import checks
 from kuma_iam.identity.token import SignedRequest, decode_token, encode_compact
 from kuma_iam_cli.local.embedded_aws import EmbeddedAws
+from kuma_iam_cli.local.gateway import GatewayCaller
 from kuma_iam_cli.local.seed import DemoWorld
+from kuma_iam_cli.local.token_keys import TokenKeys
 from support.captured_output import (
     assert_no_secrets,
     header_secrets,
@@ -28,6 +32,7 @@ from support.captured_output import (
     upstream_errors,
 )
 from support.fake_aws import Answer, Behaviour, ByAction, FakeAws, Hang, PassThrough, Trickle, counting_proxy
+from support.token_issuer_harness import TokenIssuer
 from support.token_mutations import adding
 from support.upstream_timeouts import (
     CEILING_SECONDS,
@@ -637,3 +642,275 @@ class TestCrossAccountReader:
         assume_calls = [r for r in fake.requests if b"Action=AssumeRole" in r.body]
         assert 1 <= len(assume_calls) <= 2
         assert upstream_errors(clean_output(capfd, demo_world, token, fake)) == {"sts": 1}
+
+
+# --- the token issuer: KMS, Secrets Manager, the revocations table ----------------------------------------
+
+
+def json_error(code: str, status: int = 400) -> Answer:
+    """An error as AWS's JSON protocols (KMS, Secrets Manager, DynamoDB) send it."""
+    body = json.dumps({"__type": code, "message": f"{code} (stand-in)"}).encode()
+    return Answer(status, body, (("Content-Type", "application/x-amz-json-1.1"),))
+
+
+def json_answer(document: dict[str, Any]) -> Answer:
+    return Answer(200, json.dumps(document).encode(), (("Content-Type", "application/x-amz-json-1.1"),))
+
+
+@dataclass(frozen=True)
+class IssuerFault:
+    id: str
+    endpoint: str  # the AWS_ENDPOINT_URL_* the fake stands behind
+    action: str  # the one action it spoils; every other call passes through to moto
+    behaviour: Behaviour
+    status: int
+    service: str  # the UpstreamError dimension counted
+    message: str
+
+
+KMS_SIGNATURE_OF_NOTHING = base64.b64encode(b"\x00" * 256).decode()
+ISSUER_FAULTS = [
+    IssuerFault(
+        "kms-sign-throttled", "KMS", "Sign", json_error("ThrottlingException"), 429, "kms", "throttling"
+    ),
+    IssuerFault(
+        "kms-sign-internal", "KMS", "Sign", json_error("KMSInternalException", 500), 503, "kms", "cannot sign"
+    ),
+    IssuerFault(
+        "kms-sign-access-denied",
+        "KMS",
+        "Sign",
+        json_error("AccessDeniedException"),
+        503,
+        "kms",
+        "AccessDenied",
+    ),
+    IssuerFault("kms-sign-disabled", "KMS", "Sign", json_error("DisabledException"), 503, "kms", "Disabled"),
+    IssuerFault("kms-sign-hangs", "KMS", "Sign", Hang(seconds=HANG_SECONDS), 503, "kms", "cannot sign"),
+    IssuerFault(
+        "kms-sign-html",
+        "KMS",
+        "Sign",
+        Answer(200, HTML, (("Content-Type", "text/html"),)),
+        503,
+        "kms",
+        "cannot sign",
+    ),
+    IssuerFault(
+        "kms-signature-that-does-not-verify",
+        "KMS",
+        "Sign",
+        json_answer(
+            {
+                "KeyId": "arn:aws:kms:us-east-1:111111111111:key/placeholder",
+                "Signature": KMS_SIGNATURE_OF_NOTHING,
+                "SigningAlgorithm": "RSASSA_PKCS1_V1_5_SHA_256",
+            }
+        ),
+        503,
+        "kms",
+        "another KMS key",
+    ),
+    IssuerFault(
+        "kms-public-key-throttled",
+        "KMS",
+        "GetPublicKey",
+        json_error("ThrottlingException"),
+        429,
+        "kms",
+        "cannot read the public key",
+    ),
+    IssuerFault(
+        "kms-public-key-not-found",
+        "KMS",
+        "GetPublicKey",
+        json_error("NotFoundException"),
+        503,
+        "kms",
+        "NotFoundException",
+    ),
+    IssuerFault(
+        "kms-public-key-garbage",
+        "KMS",
+        "GetPublicKey",
+        json_answer(
+            {
+                "KeyId": "k",
+                "PublicKey": base64.b64encode(b"not DER").decode(),
+                "KeySpec": "RSA_2048",
+                "KeyUsage": "SIGN_VERIFY",
+                "SigningAlgorithms": ["RSASSA_PKCS1_V1_5_SHA_256"],
+            }
+        ),
+        503,
+        "kms",
+        "does not parse",
+    ),
+    IssuerFault(
+        "secret-throttled",
+        "SECRETS_MANAGER",
+        "GetSecretValue",
+        json_error("ThrottlingException"),
+        429,
+        "secretsmanager",
+        "throttling",
+    ),
+    IssuerFault(
+        "secret-internal",
+        "SECRETS_MANAGER",
+        "GetSecretValue",
+        json_error("InternalServiceError", 500),
+        503,
+        "secretsmanager",
+        "cannot read the signing key",
+    ),
+    IssuerFault(
+        "secret-hangs",
+        "SECRETS_MANAGER",
+        "GetSecretValue",
+        Hang(seconds=HANG_SECONDS),
+        503,
+        "secretsmanager",
+        "cannot read the signing key",
+    ),
+    IssuerFault(
+        "revocations-throttled",
+        "DYNAMODB",
+        "Query",
+        json_error("ProvisionedThroughputExceededException"),
+        429,
+        "dynamodb",
+        "throttling",
+    ),
+    IssuerFault(
+        "revocations-internal",
+        "DYNAMODB",
+        "Query",
+        json_error("InternalServerError", 500),
+        503,
+        "dynamodb",
+        "cannot read the revocations table",
+    ),
+    IssuerFault(
+        "revocations-not-dynamodb",
+        "DYNAMODB",
+        "Query",
+        json_answer({"Items": []}),
+        503,
+        "dynamodb",
+        "not DynamoDB's",
+    ),
+    IssuerFault(
+        "revocations-hang",
+        "DYNAMODB",
+        "Query",
+        Hang(seconds=HANG_SECONDS),
+        503,
+        "dynamodb",
+        "cannot read the revocations table",
+    ),
+]
+
+
+class TestTokenIssuerUpstreams:
+    """The token issuer fails closed on KMS, Secrets Manager and its revocations table as on STS and IAM:
+    no token, 429/503 with Retry-After, in time, counted, nothing secret written (no PEM key, no token)."""
+
+    @pytest.mark.parametrize("fault", ISSUER_FAULTS, ids=lambda fault: fault.id)
+    def test_fault_fails_closed_in_time_and_is_counted(
+        self,
+        fault: IssuerFault,
+        fake: FakeAws,
+        embedded_aws: EmbeddedAws,
+        issuer: TokenIssuer,
+        reconfigure_issuer: Callable[..., None],
+        task_session: Callable[..., tuple[dict[str, str], GatewayCaller]],
+        sign_with: Callable[..., object],
+        demo_world: DemoWorld,
+        token_keys: TokenKeys,
+        capfd: pytest.CaptureFixture[str],
+    ) -> None:
+        # Given one action of one service spoiled; everything else answers from the embedded AWS
+        fake.script(
+            then=ByAction({fault.action: fault.behaviour}, default=PassThrough(embedded_aws.endpoint_url))
+        )
+        # (with the issuer's own default timeout, not the integration tier's patient one)
+        spoiled = f"AWS_ENDPOINT_URL_{fault.endpoint}"
+        reconfigure_issuer(**{spoiled: fake.url, TIMEOUT_VARIABLE: str(DEFAULT_SECONDS)})
+        credentials, caller = task_session(HOME, ROLE)
+        token = sign_with(credentials)
+        # When the backend task asks for a token (on a warm container for faults after the keys are loaded)
+        if fault.action not in ("GetPublicKey", "GetSecretValue"):
+            issuer.module.issuer().published_keys()
+        capfd.readouterr()
+        with without_collection_pauses():  # nothing else in this process pauses the stand-ins meanwhile
+            started = time.monotonic()
+            answer = issuer.exchange(token, dict(CLAIM), caller=caller)
+            elapsed = time.monotonic() - started
+        # Then no token: the documented status with Retry-After, without waiting out a hang
+        assert answer.status == fault.status, answer.body
+        assert "token" not in answer.body
+        assert answer.body["error"] == (
+            "upstream_throttled" if fault.status == 429 else "upstream_unavailable"
+        )
+        assert fault.message in answer.body["message"], answer.body
+        assert int(answer.headers["retry-after"]) >= 1
+        assert elapsed < CEILING_SECONDS, f"took {elapsed:.2f}s"
+        # And the failure is counted once, by service, and no secret was written
+        output = capfd.readouterr()
+        secrets = [
+            *token_secrets(token, decode_token(token)),
+            *header_secrets(request.headers for request in fake.requests),
+            token_keys.issuer.secret_access_key,
+            token_keys.pem.split("\n")[1],  # a line of the private key
+        ]
+        assert_no_secrets(output.out + output.err, secrets)
+        assert upstream_errors(output.out) == {fault.service: 1}
+        assert metric_count(output.out, "TokenIssued") == 0
+
+    def test_a_failed_key_load_is_tried_again_by_the_next_request(
+        self,
+        fake: FakeAws,
+        embedded_aws: EmbeddedAws,
+        issuer: TokenIssuer,
+        reconfigure_issuer: Callable[..., None],
+        task_session: Callable[..., tuple[dict[str, str], GatewayCaller]],
+        sign_with: Callable[..., object],
+    ) -> None:
+        # Given KMS throttling the first reads of the public key, then answering
+        moto = PassThrough(embedded_aws.endpoint_url)
+        fake.script(json_error("ThrottlingException"), json_error("ThrottlingException"), then=moto)
+        reconfigure_issuer(AWS_ENDPOINT_URL_KMS=fake.url)
+        credentials, caller = task_session(HOME, ROLE)
+        assert issuer.exchange(sign_with(credentials), dict(CLAIM), caller=caller).status == 429
+        # When the sidecar retries
+        answer = issuer.exchange(sign_with(credentials), dict(CLAIM), caller=caller)
+        # Then the keys are loaded and the token issued
+        assert answer.status == 200, answer.body
+
+    def test_a_kms_signature_that_does_not_verify_is_never_handed_out(
+        self,
+        fake: FakeAws,
+        embedded_aws: EmbeddedAws,
+        issuer: TokenIssuer,
+        reconfigure_issuer: Callable[..., None],
+        task_session: Callable[..., tuple[dict[str, str], GatewayCaller]],
+        sign_with: Callable[..., object],
+        token_keys: TokenKeys,
+    ) -> None:
+        # Given KMS answering Sign for the right key with bytes that are not its signature
+        forged = json_answer(
+            {
+                "KeyId": token_keys.dataplane_key_arn,
+                "Signature": KMS_SIGNATURE_OF_NOTHING,
+                "SigningAlgorithm": "RSASSA_PKCS1_V1_5_SHA_256",
+            }
+        )
+        fake.script(then=ByAction({"Sign": forged}, default=PassThrough(embedded_aws.endpoint_url)))
+        reconfigure_issuer(AWS_ENDPOINT_URL_KMS=fake.url)
+        credentials, caller = task_session(HOME, ROLE)
+        # When a token is asked for
+        answer = issuer.exchange(sign_with(credentials), dict(CLAIM), caller=caller)
+        # Then none is handed out: the signature is checked against the published key first
+        assert answer.status == 503, answer.body
+        assert "does not verify with its published public key" in answer.body["message"]

@@ -16,6 +16,7 @@ import pytest
 
 from kuma_iam_cli.local.embedded_aws import EmbeddedAws
 from kuma_iam_cli.local.seed import HOME_ACCOUNT, seed_demo_world
+from kuma_iam_cli.local.token_keys import seed_token_keys
 from support.project_files import REPO
 from support.sam_stack import (
     ENGINE,
@@ -79,8 +80,9 @@ def sam_stack(tmp_path_factory: pytest.TempPathFactory, timings: Timings) -> Ite
 
     # Every interface, not the loopback: the function containers sit on Docker's bridge.
     with EmbeddedAws(host="0.0.0.0") as aws:  # noqa: S104
-        with timings.step("embedded AWS: seed, replay table"):
+        with timings.step("embedded AWS: seed, signing keys, replay table"):
             world = seed_demo_world(aws)
+            token_keys = seed_token_keys(aws, world)
             aws.client_in_account("dynamodb", HOME_ACCOUNT).create_table(
                 TableName=REPLAY_TABLE,
                 AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
@@ -88,7 +90,7 @@ def sam_stack(tmp_path_factory: pytest.TempPathFactory, timings: Timings) -> Ite
                 BillingMode="PAY_PER_REQUEST",
             )
             aws.enable_signature_checks()
-            env_vars = container_env_vars(world, aws)
+            env_vars = container_env_vars(world, aws, token_keys)
             env_file = write_env_file(work / "env.json", env_vars)
         yield SamStack(
             world=world,
@@ -99,4 +101,5 @@ def sam_stack(tmp_path_factory: pytest.TempPathFactory, timings: Timings) -> Ite
             env_vars=env_vars,
             process_env=sam_environment(engine, world),
             timings=timings,
+            token_keys=token_keys,
         )

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cfnlint.decode import decode_str
 
 from kuma_iam_cli.local.compliance_events import COMPLIANCE_CASES, ComplianceCase
 from kuma_iam_cli.local.events import VERIFIER_CASES, VerifierCase, write_events
+from kuma_iam_cli.local.seed import UserCredentials
+from kuma_iam_cli.local.token_events import TOKEN_ISSUER_CASES, TokenIssuerCase
+from support.kuma_rules import dataplane_keys_for, parse_and_verify, zone_keys_for
 from support.project_files import REPO
 from support.sam_stack import SERVER_ID, InvokeResult, SamStack
 
@@ -46,13 +51,15 @@ def test_every_committed_event_is_a_case_of_a_function_in_the_template() -> None
     }
     folders = sorted(path.name for path in (REPO / "events").iterdir() if path.is_dir())
 
-    # Then each folder feeds a function of the template, and the verifier's files are exactly its cases,
+    # Then each folder feeds a function of the template, and each function's files are exactly its cases,
     # so invoking every case below invokes every committed file
     assert {_function_of(folder) for folder in folders} <= functions
     committed = {path.stem for path in (REPO / "events" / "verifier").glob("*.json")}
     assert committed == {case.name for case in VERIFIER_CASES}
     committed = {path.stem for path in (REPO / "events" / "tag_compliance").glob("*.json")}
     assert committed == {case.name for case in COMPLIANCE_CASES}
+    committed = {path.stem for path in (REPO / "events" / "token_issuer").glob("*.json")}
+    assert committed == {case.name for case in TOKEN_ISSUER_CASES}
 
 
 @pytest.mark.parametrize("case", VERIFIER_CASES, ids=lambda case: case.name)
@@ -103,7 +110,7 @@ def test_replay_table_makes_a_token_single_use(sam_stack: SamStack, tmp_path: Pa
     (event,) = [
         path
         for path in write_events(sam_stack.world, tmp_path, server_id=SERVER_ID)
-        if path.stem == "allowed"
+        if path.parent.name == "verifier" and path.stem == "allowed"
     ]
 
     # When the same event is invoked twice
@@ -142,3 +149,56 @@ def test_sam_local_invoke_tag_compliance_summarizes_each_case(
     if case.evaluated is not None:
         assert summary["evaluated"] == case.evaluated, result.explain()
     assert summary["remediations"] == []
+
+
+@pytest.fixture(scope="module")
+def published_keys(sam_stack: SamStack, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """GET /v1/keys answered by the built function once: the keys a control plane would be given."""
+    (keys_case,) = [case for case in TOKEN_ISSUER_CASES if case.name == "keys"]
+    answer = sam_stack.invoke(
+        "TokenIssuerFunction",
+        sam_stack.signed_event(keys_case, tmp_path_factory.mktemp("keys")),
+        label="keys",
+        user=_issuer(sam_stack),
+    )
+    assert answer.status == 200, answer.explain()
+    return answer.body
+
+
+@pytest.mark.parametrize("case", TOKEN_ISSUER_CASES, ids=lambda case: case.name)
+def test_sam_local_invoke_answers_each_token_issuer_case(
+    case: TokenIssuerCase, sam_stack: SamStack, published_keys: dict[str, Any], tmp_path: Path
+) -> None:
+    # Given the case's event, signed now against the embedded AWS
+    event = sam_stack.signed_event(case, tmp_path)
+
+    # When the built token issuer runs it in a Lambda container (KMS, Secrets Manager, DynamoDB on moto)
+    result = sam_stack.invoke("TokenIssuerFunction", event, label=case.name, user=_issuer(sam_stack))
+
+    # Then the answer is the case's: a token a control plane accepts, the keys, or the refusal
+    assert result.status == case.expected_status, result.explain()
+    if case.expected_status == 403:
+        assert (result.body["error"], result.body["reason"]) == ("denied", case.expected_reason), (
+            result.explain()
+        )
+    elif case.expected_status == 400:
+        assert result.body["error"] == case.expected_reason, result.explain()
+    elif case.route == "GET /v1/keys":
+        assert dataplane_keys_for(result.body, "default"), result.explain()
+        assert zone_keys_for(result.body), result.explain()
+    else:
+        assert set(result.body) == {"token", "kid", "jti", "expiresAt"}, result.explain()
+        zone = "zone" in case.fields
+        keys = (
+            zone_keys_for(published_keys)
+            if zone
+            else dataplane_keys_for(published_keys, case.dataplane["mesh"])
+        )
+        claims = parse_and_verify(result.body["token"], keys, now=time.time())
+        assert ("Zone" in claims) == zone, claims
+
+
+def _issuer(sam_stack: SamStack) -> UserCredentials:
+    """The token issuer's own principal: sam local hands a function the keys of its environment."""
+    assert sam_stack.token_keys is not None
+    return sam_stack.token_keys.issuer

@@ -12,6 +12,7 @@ from pathlib import Path
 import urllib3
 
 from kuma_iam_cli.local.events import VERIFIER_CASES
+from kuma_iam_cli.local.token_events import TOKEN_ISSUER_CASES
 from support.sam_stack import SamStack
 
 
@@ -38,3 +39,25 @@ def test_start_api_serves_post_v1_verify(sam_stack: SamStack, tmp_path: Path) ->
     assert allowed_answer[0] == 200, allowed_answer
     assert allowed_answer[1]["allowed"] is True, allowed_answer
     assert malformed_answer == (400, {**malformed_answer[1], "error": "invalid_request"}), malformed_answer
+
+
+def test_start_api_serves_the_token_issuer_routes(sam_stack: SamStack, tmp_path: Path) -> None:
+    # Given a task's body for POST /v1/tokens, signed now
+    (allowed,) = [case for case in TOKEN_ISSUER_CASES if case.name == "allowed"]
+    body = json.loads(sam_stack.signed_event(allowed, tmp_path).read_text())["body"]
+    http = urllib3.PoolManager(timeout=urllib3.Timeout(connect=5, read=120), retries=False)
+
+    # When the keys are read and the body is POSTed on `sam local start-api`, run as the issuer's principal
+    assert sam_stack.token_keys is not None
+    with sam_stack.start_api(user=sam_stack.token_keys.issuer) as base_url:
+        with sam_stack.timings.step("start-api: GET /v1/keys"):
+            keys = http.request("GET", f"{base_url}/v1/keys")
+        with sam_stack.timings.step("start-api: POST /v1/tokens (no IAM caller)"):
+            tokens = _post(f"{base_url}/v1/tokens", body)
+
+    # Then both routes reach the handler: the keys come back, and since SAM's gateway reports no IAM caller
+    # (it does not check SigV4), the exchange is refused rather than handing a token to an unknown caller
+    assert keys.status == 200, keys.data[:500]
+    assert json.loads(keys.data)["signingKid"]["dataplane"] == "2"
+    assert tokens[0] == 403, tokens
+    assert tokens[1]["reason"] == "caller_mismatch", tokens

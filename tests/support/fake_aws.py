@@ -157,7 +157,11 @@ class ReceivedRequest:
 
     @property
     def action(self) -> str:
-        """The Query API action (GetCallerIdentity, AssumeRole, GetRole...), else "<method> <path>"."""
+        """The action: the Query API's (GetCallerIdentity, AssumeRole, GetRole...), or the JSON protocol's
+        X-Amz-Target (TrentService.Sign -> Sign: KMS, Secrets Manager, DynamoDB), else "<method> <path>"."""
+        target = self.header("X-Amz-Target")
+        if target:
+            return target.rsplit(".", 1)[-1]
         return self.params.get("Action", f"{self.method} {urlsplit(self.path).path}")
 
     @property

@@ -24,6 +24,8 @@ from typing import Any
 from kuma_iam_cli.local.embedded_aws import EmbeddedAws
 from kuma_iam_cli.local.events import VerifierCase, sam_env_vars, verify_event
 from kuma_iam_cli.local.seed import DemoWorld, UserCredentials
+from kuma_iam_cli.local.token_events import TokenIssuerCase, token_issuer_event
+from kuma_iam_cli.local.token_keys import TokenKeys
 from support.local_ports import free_port
 from support.project_files import REPO
 
@@ -104,6 +106,7 @@ class SamStack:
     env_vars: dict[str, dict[str, str]]
     process_env: dict[str, str]
     timings: Timings
+    token_keys: TokenKeys | None = None  # the token issuer's keys, table and principal
 
     def run_sam(
         self,
@@ -162,6 +165,11 @@ class SamStack:
             )
         # stdout carries only the function's result; logs and SAM's chatter go to stderr.
         answer = json.loads(completed.stdout.strip().splitlines()[-1])
+        if "errorType" in answer:
+            # An unhandled error (errorType, errorMessage): the function gave no answer of its own.
+            raise AssertionError(
+                f"sam local invoke {function} {event}: {completed.stdout[-2000:]}\n{completed.stderr[-4000:]}"
+            )
         if "statusCode" not in answer:  # an EventBridge-invoked function answers its summary itself
             return InvokeResult(200, answer, wall, duration_ms, completed.stderr)
         return InvokeResult(
@@ -172,12 +180,17 @@ class SamStack:
             stderr=completed.stderr,
         )
 
-    def signed_event(self, case: VerifierCase, folder: Path) -> Path:
-        """folder/<case>.json, its token signed now: an event signed when the session began could be older
-        than a token's 15 minutes by the time a slow run invokes it."""
+    def signed_event(self, case: VerifierCase | TokenIssuerCase, folder: Path) -> Path:
+        """folder/<case>.json for the verifier or the token issuer, its identity token signed now: an event
+        signed when the session began could be older than a token's 15 minutes by the time a slow run
+        invokes it."""
+        if isinstance(case, TokenIssuerCase):
+            event = token_issuer_event(self.world, case, server_id=SERVER_ID)
+        else:
+            event = verify_event(self.world, case, server_id=SERVER_ID)
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{case.name}.json"
-        path.write_text(json.dumps(verify_event(self.world, case, server_id=SERVER_ID), indent=2) + "\n")
+        path.write_text(json.dumps(event, indent=2) + "\n")
         return path
 
     def build_flags(self) -> list[str]:
@@ -185,9 +198,14 @@ class SamStack:
         return ["--template", str(self.build_template), "--config-file", str(REPO / "samconfig.toml")]
 
     @contextlib.contextmanager
-    def start_api(self) -> Iterator[str]:
-        """`sam local start-api` on a free port; yields its base URL once it accepts connections."""
+    def start_api(self, user: UserCredentials | None = None) -> Iterator[str]:
+        """`sam local start-api` on a free port; yields its base URL once it accepts connections. Every
+        function it serves runs with `user`'s keys (default: the session's, the verifier's)."""
         port = free_port()
+        environment = dict(self.process_env)
+        if user is not None:
+            environment["AWS_ACCESS_KEY_ID"] = user.access_key_id
+            environment["AWS_SECRET_ACCESS_KEY"] = user.secret_access_key
         args = [
             "local", "start-api", "--config-env", CONFIG_ENV, *self.build_flags(),
             "--env-vars", str(self.env_file), "--host", "127.0.0.1", "--port", str(port),
@@ -196,7 +214,7 @@ class SamStack:
         with log.open("w") as sink:
             began = time.perf_counter()
             process = subprocess.Popen(
-                [str(SAM), *args], cwd=REPO, env=self.process_env, stdout=sink, stderr=subprocess.STDOUT
+                [str(SAM), *args], cwd=REPO, env=environment, stdout=sink, stderr=subprocess.STDOUT
             )
             try:
                 _wait_for_port(port, process, log, timeout=SAM_TIMEOUT_SECONDS)
@@ -266,9 +284,13 @@ def sam_environment(engine: dict[str, str], world: DemoWorld | None = None) -> d
     return environment
 
 
-def container_env_vars(world: DemoWorld, aws: EmbeddedAws) -> dict[str, dict[str, str]]:
+def container_env_vars(
+    world: DemoWorld, aws: EmbeddedAws, token_keys: TokenKeys | None = None
+) -> dict[str, dict[str, str]]:
     """The `--env-vars` content for this run: the embedded AWS as a container reaches it."""
-    return sam_env_vars(world, endpoint_url=f"http://{CONTAINER_HOST}:{aws.port}", server_id=SERVER_ID)
+    return sam_env_vars(
+        world, endpoint_url=f"http://{CONTAINER_HOST}:{aws.port}", server_id=SERVER_ID, token_keys=token_keys
+    )
 
 
 def write_env_file(path: Path, env_vars: dict[str, dict[str, str]]) -> Path:

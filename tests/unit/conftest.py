@@ -43,3 +43,11 @@ def signed_at(signed_request: SignedRequest) -> datetime:
 @pytest.fixture(scope="session")
 def policy() -> TokenPolicy:
     return TokenPolicy(server_id=SERVER_ID, max_age=timedelta(seconds=900), max_skew=timedelta(seconds=300))
+
+
+@pytest.fixture(scope="session")
+def kuma_signing_keys() -> list[str]:
+    """Three Kuma signing keys (PKCS#1 PEM, 2048 bits), made once: RSA key generation is the slow part."""
+    from kuma_iam_cli.local.token_keys import new_kuma_signing_key
+
+    return [new_kuma_signing_key() for _ in range(3)]

@@ -91,6 +91,24 @@ def test_reader_role_trusts_only_the_verifier_role_under_its_session_name() -> N
     assert {statement["Action"] for statement in trust} == {"sts:AssumeRole"}
 
 
+def test_with_a_token_issuer_the_reader_role_trusts_it_too_and_no_one_else() -> None:
+    # Given the main stack's token issuer role, which verifies identities exactly as the verifier does
+    issuer = "arn:aws:iam::111122223333:role/kuma-iam-TokenIssuerFunctionRole-GhI789"
+    trust = statements_of(
+        deploy(MEMBER_TEMPLATE, {**PARAMETERS, "TokenIssuerRoleArn": issuer}, account=ACCOUNT).properties(
+            "ReaderRole"
+        )["AssumeRolePolicyDocument"]
+    )
+    # Then both may assume the reader role under the pinned session name, and still nobody else
+    assert decide(trust, assume(VERIFIER_ROLE)) is Decision.ALLOW
+    assert decide(trust, assume(issuer)) is Decision.ALLOW
+    assert decide(trust, assume(issuer, "someone-else")) is Decision.IMPLICIT_DENY
+    for someone_else in (COMPLIANCE_FUNCTION_ROLE, "arn:aws:iam::111122223333:root"):
+        assert decide(trust, assume(someone_else)) is Decision.IMPLICIT_DENY, someone_else
+    # And without it, the verifier alone (the test above)
+    assert decide(trust_of(member(), "ReaderRole"), assume(issuer)) is Decision.IMPLICIT_DENY
+
+
 def test_the_pinned_session_name_and_role_name_are_what_the_verifier_uses() -> None:
     # Given the verifier's IAM clients, with an STS stand-in that records what it is asked
     class RecordingSts:
@@ -384,7 +402,7 @@ def test_the_main_stack_outputs_what_the_member_template_asks_for() -> None:
     main = load(MAIN_TEMPLATE)
     if "TagComplianceFunction" not in main["Resources"]:
         pytest.skip("the tag-compliance function (issue 8) is not in template.yaml yet")
-    for output in ("VerifierRoleArn", "TagComplianceRoleArn", "ComplianceEventBusArn"):
+    for output in ("VerifierRoleArn", "TokenIssuerRoleArn", "TagComplianceRoleArn", "ComplianceEventBusArn"):
         assert output in main["Outputs"], output
 
 

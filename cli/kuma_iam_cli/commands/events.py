@@ -19,6 +19,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--container-endpoint",
         help="where a `sam local` container reaches the embedded AWS (default: host.docker.internal)",
     )
+    events.add_argument(
+        "--tokens", help="the token issuer's keys `serve` wrote (default: tokens.json beside the world file)"
+    )
     events.add_argument("--server-id", default="kuma-demo")
     events.set_defaults(run=run)
 
@@ -26,6 +29,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def run(args: argparse.Namespace) -> int:
     from kuma_iam_cli.local.events import sam_env_vars, write_events
     from kuma_iam_cli.local.seed import DemoWorld
+    from kuma_iam_cli.local.token_keys import TokenKeys
 
     world_file = Path(args.world)
     if not world_file.is_file():
@@ -38,8 +42,13 @@ def run(args: argparse.Namespace) -> int:
     written = write_events(world, out, server_id=args.server_id)
     endpoint = args.container_endpoint or f"http://host.docker.internal:{urlsplit(world.endpoint_url).port}"
     env_file = out / "env.json"
+    tokens_file = Path(args.tokens) if args.tokens else world_file.parent / "tokens.json"
+    token_keys = TokenKeys.from_json(tokens_file.read_text()) if tokens_file.is_file() else None
     env_file.write_text(
-        json.dumps(sam_env_vars(world, endpoint_url=endpoint, server_id=args.server_id), indent=2)
+        json.dumps(
+            sam_env_vars(world, endpoint_url=endpoint, server_id=args.server_id, token_keys=token_keys),
+            indent=2,
+        )
     )
     for path in [*written, env_file]:
         print(path)

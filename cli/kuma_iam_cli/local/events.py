@@ -24,6 +24,8 @@ from kuma_iam_cli.local.seed import (
     task_credentials,
     verifier_environment,
 )
+from kuma_iam_cli.local.token_events import write_token_issuer_events
+from kuma_iam_cli.local.token_keys import TokenKeys, token_settings
 from kuma_iam_cli.signer import sign_identity_request
 
 VERIFY_ROUTE = "POST /v1/verify"
@@ -177,8 +179,8 @@ def verify_event(world: DemoWorld, case: VerifierCase, *, server_id: str) -> dic
 
 
 def write_events(world: DemoWorld, out_dir: Path, *, server_id: str) -> list[Path]:
-    """Write out_dir/verifier/<case>.json and out_dir/tag_compliance/<case>.json for every case; returns the
-    paths written. The verifier's are signed afresh; tag compliance's are the same each time."""
+    """Write out_dir/<function>/<case>.json for every case of every function; returns the paths written.
+    The verifier's and the token issuer's are signed afresh; tag compliance's are the same each time."""
     folder = out_dir / "verifier"
     folder.mkdir(parents=True, exist_ok=True)
     written = []
@@ -192,11 +194,13 @@ def write_events(world: DemoWorld, out_dir: Path, *, server_id: str) -> list[Pat
         path = folder / f"{compliance_case.name}.json"
         path.write_text(json.dumps(compliance_case.event(), indent=2) + "\n")
         written.append(path)
-    return written
+    return written + write_token_issuer_events(world, out_dir, server_id=server_id)
 
 
-def sam_env_vars(world: DemoWorld, *, endpoint_url: str, server_id: str) -> dict[str, dict[str, str]]:
-    """`sam local invoke --env-vars` content: the verifier reaches the embedded AWS at `endpoint_url`.
+def sam_env_vars(
+    world: DemoWorld, *, endpoint_url: str, server_id: str, token_keys: TokenKeys | None = None
+) -> dict[str, dict[str, str]]:
+    """`sam local invoke --env-vars` content: the functions reach the embedded AWS at `endpoint_url`.
 
     SAM overrides only variables the template declares; credentials and region come from sam's own
     environment instead (tools/sam-local/sam-env.sh exports them).
@@ -212,4 +216,7 @@ def sam_env_vars(world: DemoWorld, *, endpoint_url: str, server_id: str) -> dict
     verifier = for_containers(verifier_environment(world, server_id=server_id))
     verifier["KUMA_IAM_HOME_ACCOUNT_ID"] = world.home_account
     compliance = for_containers(compliance_environment(world))
-    return {"VerifierFunction": verifier, "TagComplianceFunction": compliance}
+    functions = {"VerifierFunction": verifier, "TagComplianceFunction": compliance}
+    if token_keys is not None:
+        functions["TokenIssuerFunction"] = for_containers({**verifier, **token_settings(world, token_keys)})
+    return functions

@@ -171,13 +171,13 @@ def seed_demo_world(aws: EmbeddedAws) -> DemoWorld:
     iam_by_account = {account: _iam(aws, account) for account in accounts}
 
     admins = {
-        account: _create_user(
+        account: create_user(
             iam, account, ADMIN_USER_NAME, [{"Effect": "Allow", "Action": "*", "Resource": "*"}]
         )
         for account, iam in iam_by_account.items()
     }
     ecs_agents = {
-        account: _create_user(
+        account: create_user(
             iam,
             account,
             ECS_AGENT_USER_NAME,
@@ -187,7 +187,7 @@ def seed_demo_world(aws: EmbeddedAws) -> DemoWorld:
     }
 
     home_iam = iam_by_account[HOME_ACCOUNT]
-    verifier = _create_user(
+    verifier = create_user(
         home_iam,
         HOME_ACCOUNT,
         VERIFIER_USER_NAME,
@@ -205,20 +205,20 @@ def seed_demo_world(aws: EmbeddedAws) -> DemoWorld:
             {"Effect": "Allow", "Action": "dynamodb:PutItem", "Resource": "*"},
         ],
     )
-    control_plane = _create_user(
+    control_plane = create_user(
         home_iam,
         HOME_ACCOUNT,
         CONTROL_PLANE_USER_NAME,
         [{"Effect": "Allow", "Action": "execute-api:Invoke", "Resource": "*"}],
     )
-    ci_user = _create_user(
+    ci_user = create_user(
         home_iam,
         HOME_ACCOUNT,
         CI_USER_NAME,
         [{"Effect": "Allow", "Action": "sts:GetCallerIdentity", "Resource": "*"}],
     )
 
-    compliance = _create_user(home_iam, HOME_ACCOUNT, COMPLIANCE_USER_NAME, COMPLIANCE_USER_STATEMENTS)
+    compliance = create_user(home_iam, HOME_ACCOUNT, COMPLIANCE_USER_NAME, COMPLIANCE_USER_STATEMENTS)
 
     partner_iam = iam_by_account[PARTNER_ACCOUNT]
     partner_iam.create_role(
@@ -292,6 +292,32 @@ def task_credentials(
         "AWS_SECRET_ACCESS_KEY": credentials["SecretAccessKey"],
         "AWS_SESSION_TOKEN": credentials["SessionToken"],
     }
+
+
+def task_caller(
+    world: DemoWorld, account: str, role_name: str, session_name: str = "ecs-task"
+) -> tuple[dict[str, str], GatewayCaller]:
+    """Fresh task-role credentials, and the caller API Gateway's IAM authorizer reports for calls they sign
+    (STS names the session: `arn:…:assumed-role/<role>/<session>`, `AROA…:<session>`)."""
+    credentials = task_credentials(world, account, role_name, session_name)
+    sts = boto3.client(
+        "sts",
+        region_name=world.region,
+        endpoint_url=world.endpoint_url,
+        aws_access_key_id=credentials["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=credentials["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=credentials["AWS_SESSION_TOKEN"],
+    )
+    identity = sts.get_caller_identity()
+    caller = GatewayCaller(
+        access_key_id=credentials["AWS_ACCESS_KEY_ID"],
+        secret_access_key=credentials["AWS_SECRET_ACCESS_KEY"],
+        account_id=identity["Account"],
+        user_arn=identity["Arn"],
+        user_id=identity["UserId"],
+        session_token=credentials["AWS_SESSION_TOKEN"],
+    )
+    return credentials, caller
 
 
 def recreate_role(world: DemoWorld, account: str, role_name: str) -> str:
@@ -398,9 +424,10 @@ def _client(world: DemoWorld, service: str, user: UserCredentials) -> Any:
     )
 
 
-def _create_user(
+def create_user(
     iam: IAMClient, account: str, user_name: str, statements: list[dict[str, Any]]
 ) -> UserCredentials:
+    """An IAM user with an inline policy of `statements` and one access key."""
     user = iam.create_user(UserName=user_name)["User"]
     iam.put_user_policy(UserName=user_name, PolicyName=_POLICY_NAME, PolicyDocument=_policy(statements))
     key = iam.create_access_key(UserName=user_name)["AccessKey"]

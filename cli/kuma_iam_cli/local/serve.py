@@ -21,30 +21,37 @@ from kuma_iam_cli.local.seed import (
     compliance_environment,
     control_plane_caller,
     seed_demo_world,
+    task_caller,
     task_credentials,
     verifier_environment,
 )
+from kuma_iam_cli.local.token_events import KEYS_ROUTE, TOKENS_ROUTE
+from kuma_iam_cli.local.token_keys import TokenKeys, seed_token_keys, token_issuer_environment
 
 STATE_DIR = Path(".local")
 
 
 def serve(args: argparse.Namespace) -> int:
     handler_path = Path(args.functions) / "verifier" / "app.py"
-    if not handler_path.is_file():
+    issuer_path = Path(args.functions) / "token_issuer" / "app.py"
+    if not handler_path.is_file() or not issuer_path.is_file():
         print(f"kuma-iam: {handler_path} not found: run serve from the repository root", file=sys.stderr)
         return 2
     if args.aws:
         return _serve_on_aws(args, handler_path)
     with EmbeddedAws(host=args.host, port=args.moto_port) as aws:
         world = seed_demo_world(aws)
+        token_keys = seed_token_keys(aws, world)
         aws.enable_signature_checks()
         os.environ.update(verifier_environment(world, server_id=args.server_id))
         handler = load_handler(handler_path)
+        issuer = _token_issuer_handler(issuer_path, world, token_keys, args.server_id)
         compliance = _compliance_handler(Path(args.functions), world)
-        caller = control_plane_caller(world)
+        # The task whose printed command gets a token calls the issuer itself, with its own session.
+        task_env, task = task_caller(world, world.home_account, "backend-task")
         with LocalGateway(
-            {VERIFY_ROUTE: handler, EVENTBRIDGE_ROUTE: compliance},
-            [caller],
+            {VERIFY_ROUTE: handler, TOKENS_ROUTE: issuer, KEYS_ROUTE: issuer, EVENTBRIDGE_ROUTE: compliance},
+            [control_plane_caller(world), task],
             api_account_id=world.home_account,
             port=args.port,
             # EventBridge needs no signature: the local stand-in for it listens on this machine only.
@@ -52,9 +59,26 @@ def serve(args: argparse.Namespace) -> int:
         ) as gw:
             print(_demo_instructions(world, f"{gw.endpoint_url}/v1/verify", args.server_id), flush=True)
             print(_compliance_instructions(world, gw.endpoint_url, Path(args.functions)), flush=True)
+            print(
+                _token_instructions(world, token_keys, gw.endpoint_url, args.server_id, task_env), flush=True
+            )
             print("\nCtrl-C stops the stack.", flush=True)
             _wait_for_interrupt()
     return 0
+
+
+def _token_issuer_handler(path: Path, world: DemoWorld, keys: TokenKeys, server_id: str) -> Handler:
+    """The token issuer, built (settings read, clients made, credentials resolved) with its own principal's
+    environment, as `_compliance_handler` does; the process's environment then goes back to the verifier's."""
+    handler = load_handler(path)
+    verifier_environment_now = dict(os.environ)
+    os.environ.update(token_issuer_environment(world, keys, server_id=server_id))
+    try:
+        sys.modules["token_issuer"].issuer()
+    finally:
+        os.environ.clear()
+        os.environ.update(verifier_environment_now)
+    return handler
 
 
 def _compliance_handler(functions: Path, world: DemoWorld) -> Handler:
@@ -177,6 +201,32 @@ def _demo_instructions(world: DemoWorld, url: str, server_id: str) -> str:
             f"--token {_token_expression(world, case, kuma, server_id)}"
         )
     return "\n".join(lines)
+
+
+def _token_instructions(
+    world: DemoWorld, keys: TokenKeys, base_url: str, server_id: str, task_env: dict[str, str]
+) -> str:
+    """Commands that get a token as the backend task, show the keys as kuma-cp takes them, and validate."""
+    (STATE_DIR / "tokens.json").write_text(keys.to_json())
+    kuma = _kuma_iam_command()
+    task = _env_file("home-backend-task-issuer", {**task_env, "AWS_REGION": world.region})
+    control_plane = STATE_DIR / "credentials" / "control-plane.env"
+    token_file = STATE_DIR / "backend.token"
+    return "\n".join(
+        [
+            f"\nToken issuer at {base_url}/v1/tokens and {base_url}/v1/keys: dataplane tokens for meshes "
+            f"{', '.join(keys.meshes)} (kid 1: a Kuma PEM key in Secrets Manager, published; kid 2: a KMS "
+            f"key, signs), zone tokens for {keys.zone} (a KMS key of their own).",
+            "\n# token: the backend task exchanges its identity for a dataplane token (mode 0600)",
+            f"env $(cat {task}) {kuma} dataplane-token --url {base_url}/v1/tokens --server-id {server_id} "
+            f"--mesh default --name backend-01 --service backend --output {token_file}",
+            "\n# keys: the public keys as kuma-cp settings (dpServer.authn...validator.publicKeys)",
+            f"env $(cat {control_plane}) {kuma} tokens keys --url {base_url}/v1/keys",
+            "\n# validate: the token with the published keys, as a control plane would",
+            f"env $(cat {control_plane}) {kuma} tokens validate --token-file {token_file} "
+            f"--keys-url {base_url}/v1/keys",
+        ]
+    )
 
 
 def _token_expression(world: DemoWorld, case: VerifierCase, kuma: str, server_id: str) -> str:

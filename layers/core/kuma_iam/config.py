@@ -4,13 +4,25 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from kuma_iam.aws import ACCOUNT_ID
 from kuma_iam.errors import ConfigError
+from kuma_iam.rules import DNS_LABEL
+from kuma_iam.tokens.duration import format_go_duration, parse_go_duration
+from kuma_iam.tokens.keys import KeyReference, parse_signing_keys
 
 
 class AwsSettings(BaseModel):
@@ -150,6 +162,99 @@ class ComplianceSettings(AwsSettings):
         return parse_settings(cls, environ)
 
 
+class TokenSigningSettings(BaseModel):
+    """What signing Kuma tokens needs: numbered keys, the zone, the meshes, lifetimes, the revocations table.
+    Shared by every function that signs tokens (the exchange, the provisioner)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    # kid=key pairs (KMS key id, alias or ARN; or a Secrets Manager secret ARN holding a Kuma PEM key).
+    signing_keys: Annotated[tuple[KeyReference, ...], Field(validation_alias="KUMA_IAM_SIGNING_KEYS")]
+    # Zone tokens (zone ingress and egress) for this zone, signed by keys of their own.
+    zone: Annotated[str | None, Field(validation_alias="KUMA_IAM_ZONE")] = None
+    zone_signing_keys: Annotated[
+        tuple[KeyReference, ...] | None, Field(validation_alias="KUMA_IAM_ZONE_SIGNING_KEYS")
+    ] = None
+    # The meshes whose control-plane entries GET /v1/keys publishes; tokens are issued for these only.
+    meshes: Annotated[tuple[str, ...], Field(validation_alias="KUMA_IAM_MESHES")] = ("default",)
+    token_max_valid_for: Annotated[timedelta, Field(validation_alias="KUMA_IAM_TOKEN_MAX_VALID_FOR")] = (
+        timedelta(hours=24)
+    )
+    revocation_table_name: Annotated[
+        str, Field(validation_alias="KUMA_IAM_REVOCATION_TABLE", pattern=r"^[A-Za-z0-9_.-]{3,255}$")
+    ]
+    kms_endpoint_url: Annotated[str | None, Field(validation_alias="AWS_ENDPOINT_URL_KMS")] = None
+    secretsmanager_endpoint_url: Annotated[
+        str | None, Field(validation_alias="AWS_ENDPOINT_URL_SECRETS_MANAGER")
+    ] = None
+
+    @field_validator("signing_keys", mode="before")
+    @classmethod
+    def _parse_keys(cls, value: Any) -> Any:
+        return parse_signing_keys(value) if isinstance(value, str) else value
+
+    @field_validator("zone_signing_keys", mode="before")
+    @classmethod
+    def _parse_zone_keys(cls, value: Any) -> Any:
+        return (
+            parse_signing_keys(value, variable="KUMA_IAM_ZONE_SIGNING_KEYS")
+            if isinstance(value, str)
+            else value
+        )
+
+    @field_validator("zone")
+    @classmethod
+    def _zone_name(cls, value: str | None) -> str | None:
+        if value is not None and not DNS_LABEL.fullmatch(value):
+            raise ValueError(f"{value[:64]!r} is not a zone name (a DNS label)")
+        return value
+
+    @field_validator("meshes", mode="before")
+    @classmethod
+    def _split_meshes(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        for mesh in value:
+            if not DNS_LABEL.fullmatch(mesh):
+                raise ValueError(f"{mesh[:64]!r} is not a mesh name (a DNS label)")
+        if not value:
+            raise ValueError("name at least one mesh")
+        return tuple(dict.fromkeys(value))
+
+    @field_validator("token_max_valid_for", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = parse_go_duration(value)
+        if isinstance(value, timedelta) and value < MIN_TOKEN_VALIDITY:
+            raise ValueError(f"must be at least {format_go_duration(MIN_TOKEN_VALIDITY)}")
+        return value
+
+    @model_validator(mode="after")
+    def _zone_needs_its_keys(self) -> TokenSigningSettings:
+        if (self.zone is None) != (self.zone_signing_keys is None):
+            raise ValueError("KUMA_IAM_ZONE and KUMA_IAM_ZONE_SIGNING_KEYS are set together, or neither")
+        shared = {key.location for key in self.signing_keys} & {
+            key.location for key in self.zone_signing_keys or ()
+        }
+        if shared:
+            # A zone token has no Mesh, Name or Tags: signed by a dataplane key, it would admit any dataplane.
+            raise ValueError(f"zone tokens need keys of their own; also a dataplane key: {sorted(shared)[0]}")
+        return self
+
+
+class TokenIssuerSettings(VerifierSettings, TokenSigningSettings):
+    """The token exchange verifies identities exactly as the verifier does, then signs."""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> TokenIssuerSettings:
+        return parse_settings(cls, environ)
+
+
+# Shorter than the control plane's clock skew allowance, a token could expire before it is first used.
+MIN_TOKEN_VALIDITY = timedelta(minutes=1)
+
+
 # The SDK's endpoint overrides: botocore honours them on every client, whatever a settings model reads.
 ENDPOINT_OVERRIDE = re.compile(r"AWS_ENDPOINT_URL(_[A-Z0-9_]+)?")
 
@@ -163,8 +268,9 @@ def parse_settings[T: BaseModel](model: type[T], environ: Mapping[str, str]) -> 
     except ValidationError as error:
         problems = []
         for item in error.errors():
-            name = _env_name(model, str(item["loc"][0])) if item["loc"] else "?"
-            problems.append(f"{name}: {item['msg']}")
+            # A rule across variables (loc is empty) names them in its own message.
+            prefix = f"{_env_name(model, str(item['loc'][0]))}: " if item["loc"] else ""
+            problems.append(f"{prefix}{item['msg']}")
         raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
 
 

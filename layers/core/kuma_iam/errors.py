@@ -21,6 +21,9 @@ class DenyReason(StrEnum):
     WORKLOAD_MISMATCH = "workload_mismatch"
     TOKEN_EXPIRED = "token_expired"  # noqa: S105 - a reason code, not a secret
     REPLAYED = "replayed"
+    # The token issuer's own: the API call was not signed by the identity token's role, or names another zone.
+    CALLER_MISMATCH = "caller_mismatch"
+    ZONE_MISMATCH = "zone_mismatch"
 
 
 # The AWS services the functions call (DESIGN.md): an UpstreamError names one, and so does its metric.

@@ -11,9 +11,10 @@ from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, StrictBool, ValidationError
 
-from kuma_iam.errors import InvalidRequest, UpstreamError, first_problem
+from kuma_iam.errors import Denied, InvalidRequest, UpstreamError, first_problem
 from kuma_iam.observability import INVALID_REQUEST, UPSTREAM_ERROR, logger, metrics_count
 from kuma_iam.strict_json import load_strict_json
+from kuma_iam.tokens.binding import ApiCaller
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -84,6 +85,21 @@ def raw_body(event: BaseProxyEvent) -> bytes:
         raise InvalidRequest("request body is not valid base64") from None
 
 
+def api_caller(event: BaseProxyEvent) -> ApiCaller | None:
+    """Who signed the call, as API Gateway's IAM authorizer says (`requestContext.authorizer.iam`); None on a
+    route without IAM authorization."""
+    context = event.raw_event.get("requestContext")
+    authorizer = context.get("authorizer") if isinstance(context, dict) else None
+    iam = authorizer.get("iam") if isinstance(authorizer, dict) else None
+    if not isinstance(iam, dict):
+        return None
+    fields = (iam.get("accountId"), iam.get("userArn"), iam.get("userId"))
+    if not all(isinstance(value, str) for value in fields):
+        return None
+    account_id, user_arn, user_id = (str(value) for value in fields)
+    return ApiCaller(account_id=account_id, user_arn=user_arn, user_id=user_id)
+
+
 def parse_body[T: BaseModel](model: type[T], body: bytes | str | None) -> T:
     """Validate a JSON body into `model`; the first problem is named precisely, its value never echoed."""
     if not body:
@@ -105,6 +121,11 @@ def _invalid_request(error: InvalidRequest) -> Response[str]:
 
 def install_error_handlers(app: APIGatewayHttpResolver) -> None:
     app.exception_handler(InvalidRequest)(_invalid_request)
+
+    @app.exception_handler(Denied)  # type: ignore[untyped-decorator]
+    def denied(error: Denied) -> Response[str]:
+        # Where a refusal is not itself the answer (the verifier's is a 200 decision): the token issuer's.
+        return json_response(403, {"error": "denied", "reason": error.reason.value, "message": error.message})
 
     @app.exception_handler(UpstreamError)  # type: ignore[untyped-decorator]
     def upstream(error: UpstreamError) -> Response[str]:

@@ -26,9 +26,10 @@ NAMESPACE = "KumaIam"
 SERVICE_DIMENSION = "service"
 
 # Libraries that log the wire at DEBUG: botocore writes request headers (the function's X-Amz-Security-Token,
-# signatures) and response bodies (AssumeRole's SecretAccessKey and SessionToken); boto3 and urllib3 their
-# calls. Lambda puts the root logger at DEBUG with ApplicationLogLevel=DEBUG, and these loggers follow the
-# root unless they have a level of their own: WARNING keeps them quiet whatever the root says.
+# signatures) and response bodies (AssumeRole's SecretAccessKey and SessionToken, a Kuma signing key from
+# Secrets Manager); boto3 and urllib3 their calls. Lambda puts the root logger at DEBUG with
+# ApplicationLogLevel=DEBUG, and these loggers follow the root unless they have a level of their own:
+# WARNING keeps them quiet whatever the root says.
 WIRE_LOGGERS = ("botocore", "boto3", "urllib3")
 for _name in WIRE_LOGGERS:
     logging.getLogger(_name).setLevel(logging.WARNING)
@@ -86,6 +87,17 @@ UPSTREAM_ERROR = MetricSpec(
 ROLE_CACHE_HIT = MetricSpec("RoleCacheHit", MetricUnit.Count, "role reads answered from the cache")
 ROLE_CACHE_MISS = MetricSpec("RoleCacheMiss", MetricUnit.Count, "role reads that went to IAM")
 STS_LATENCY = MetricSpec("StsLatency", MetricUnit.Milliseconds, "time of each forwarded GetCallerIdentity")
+IAM_LATENCY = MetricSpec("IamLatency", MetricUnit.Milliseconds, "time of each iam:GetRole")
+TOKEN_ISSUED = MetricSpec(
+    "TokenIssued", MetricUnit.Count, "Kuma tokens the token issuer signed and handed out"
+)
+TOKEN_DENIED = MetricSpec(
+    "TokenDenied",
+    MetricUnit.Count,
+    "token requests refused (403), by deny reason (`caller_mismatch`: someone else's identity token)",
+    (Dimension("reason", tuple(reason.value for reason in DenyReason)),),
+)
+KMS_SIGN_LATENCY = MetricSpec("KmsSignLatency", MetricUnit.Milliseconds, "time of each kms:Sign of a token")
 IAM_LATENCY = MetricSpec(
     "IamLatency", MetricUnit.Milliseconds, "time of each IAM read (GetRole, a listing page)"
 )
@@ -121,6 +133,9 @@ METRICS: tuple[MetricSpec, ...] = (
     ROLE_CACHE_MISS,
     STS_LATENCY,
     IAM_LATENCY,
+    TOKEN_ISSUED,
+    TOKEN_DENIED,
+    KMS_SIGN_LATENCY,
     COMPLIANCE_FINDING,
     COMPLIANCE_REMEDIATION,
     COMPLIANCE_OUTPUT_ERROR,
