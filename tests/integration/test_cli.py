@@ -545,7 +545,7 @@ def test_serve_prints_commands_that_give_the_documented_answers_and_stops_on_ctr
                 env=isolated_environment(),
                 capture_output=True,
                 text=True,
-                timeout=60,
+                timeout=CEILING_SECONDS,
             )
             for name in ("token", "keys", "validate")
         }

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,11 +13,10 @@ from kuma_iam_cli.local.compliance_demo import HOME_ACCOUNT, PARTNER_ACCOUNT, ec
 from kuma_iam_cli.local.seed import DemoWorld, compliance_environment
 from support.aws_clients import ClientFactory
 from support.cli_environment import isolated_environment
+from support.cli_process import CEILING_SECONDS, KUMA_IAM
 from support.fake_aws import Computed, FakeAws, PassThrough
 from support.iam_listing import ListedRole, PagedRoles
 from support.local_ports import free_port
-
-KUMA_IAM = str(Path(sys.executable).parent / "kuma-iam")
 
 
 def sweep(*args: str, environment: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -28,7 +25,7 @@ def sweep(*args: str, environment: dict[str, str]) -> subprocess.CompletedProces
         env=isolated_environment(**environment),
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=CEILING_SECONDS,
         check=False,
     )
 
