@@ -1,475 +1,197 @@
-"""Benchmarks of the verifier, of tag compliance and of the token issuer as ratios against a baseline measured
-in the same run:
-`make bench`.
+"""`make bench`: the scoreboard of every function against its physical limit.
 
-Absolute timings say more about the machine than about the code, so every row divides two measurements
-taken here, now, the same way: the pre-network checks against a plain json.loads of the same token, a
-cached verification against a cold one, a refusal against an allow, the handler's import against boto3's,
-the memory a warm verifier holds against boto3 alone; a compliance sweep of 2,000 and 5,000 roles against one
-bare paginated GetAccountAuthorizationDetails listing of the same roles, and an event's handling against the
-one GetRole it needs; tokens per second of each signer (a Kuma PEM key, KMS on moto) against raw RS256 signing
-of the same claims and a bare kms:Sign. Runs on the embedded AWS (moto server); IAM's paging comes from a
-stand-in (tests/support/iam_listing.py: moto answers the listing in one page).
+Each figure divides two measurements taken here, now, the same way, interleaved call by call (the machine
+is shared: whatever else runs falls on both sides alike), and is held to a target:
+
+- verifier: a warm verification through the real handler (in-process, role cached) against the same signed
+  request forwarded bare with urllib3: p50 <= 1.10x, p99 <= 1.25x;
+- cold start: a fresh interpreter importing the handler and answering one verification against a minimal
+  botocore-only forwarder answering the same: <= 1.5x; each handler's import time, for the record;
+- burst: 2,000 verifications across 20 roles from 8 threads: at most 20 IAM calls, no wrong decision;
+- sweep: 2,000 and 5,000 roles: at most 3 IAM calls per 1,000 roles, wall time <= 1.5x one bare paginated
+  GetAccountAuthorizationDetails listing of the same roles;
+- tokens: PEM tokens/s >= 0.7x raw RS256 signatures/s of the same claims, a KMS token <= 1.2x one bare
+  kms:Sign of the same message;
+- memory: RSS after 1,000 requests per handler, and at most 1 MiB more over the next 1,000.
+
+AWS is the embedded one (moto server on loopback, SigV4 checks on); IAM's paging comes from a stand-in that
+pages as IAM does. Writes bench/results.json and bench/results.png and prints the table.
 """
 
 from __future__ import annotations
 
-import base64
+import argparse
 import contextlib
-import json
 import logging
 import os
-import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
-import boto3
-from botocore.credentials import ReadOnlyCredentials
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding
-from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
-
-from kuma_iam.compliance.service import build_tag_compliance
-from kuma_iam.config import ComplianceSettings, TokenIssuerSettings, VerifierSettings
-from kuma_iam.errors import InvalidRequest
-from kuma_iam.identity.checks import check_signed_request
-from kuma_iam.identity.token import COMPACT_PREFIX, decode_token, encode_compact
+from bench import compliance, tokens, verifier
+from bench.sampling import ChildPython, LoadWatch, collect_garbage, machine
+from bench.scoreboard import Figure, draw_chart, print_table, write_results
+from bench.world import FUNCTIONS, REPO
 from kuma_iam.observability import logger
-from kuma_iam.tokens import jwt
-from kuma_iam.tokens.binding import ApiCaller
-from kuma_iam.tokens.claims import DataplaneIdentity, RegisteredClaims, token_claims
-from kuma_iam.tokens.issuer import TokenRequest, build_minter, build_token_issuer
-from kuma_iam.verify import IdentityVerifier, VerifyRequest, build_verifier
-from kuma_iam_cli.local.compliance_demo import ecs_trust
-from kuma_iam_cli.local.compliance_events import ADMIN, tag_role
 from kuma_iam_cli.local.embedded_aws import EmbeddedAws
-from kuma_iam_cli.local.gateway import LocalLambdaContext, load_handler
-from kuma_iam_cli.local.seed import (
-    DemoWorld,
-    compliance_environment,
-    seed_demo_world,
-    task_caller,
-    task_credentials,
-    verifier_environment,
-)
-from kuma_iam_cli.local.token_keys import TokenKeys, seed_token_keys, token_issuer_environment
-from kuma_iam_cli.signer import sign_identity_request
-from support.fake_aws import Computed, FakeAws, PassThrough
-from support.iam_listing import ListedRole, PagedRoles
+from kuma_iam_cli.local.seed import seed_demo_world
 
-REPO = Path(__file__).resolve().parents[1]
-HANDLER = REPO / "functions" / "verifier" / "app.py"
-SERVER_ID = "kuma-bench"
-CLAIM = {"mesh": "default", "name": "backend-01", "tags": {"kuma.io/service": ["backend"]}}
+RESULTS = REPO / "bench" / "results.json"
+CHART = REPO / "bench" / "results.png"
+SECTIONS = ("verifier", "burst", "sweep", "tokens", "cold", "memory")
 
 
-@dataclass(frozen=True)
-class Row:
-    what: str
-    measured: float
-    baseline_name: str
-    baseline: float
-    unit: str
-
-    @property
-    def ratio(self) -> float:
-        return self.measured / self.baseline
+def progress(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def per_call(fn: Callable[[], object], *, number: int, repeat: int = 5) -> float:
-    """Best of `repeat` runs of `number` calls, per call: the least disturbed measurement."""
-    best = float("inf")
-    for _ in range(repeat):
-        started = time.perf_counter()
-        for _ in range(number):
-            fn()
-        best = min(best, (time.perf_counter() - started) / number)
-    return best
+@contextlib.contextmanager
+def handlers_write_to(stream: object) -> Iterator[None]:
+    """The handlers log and emit metrics as they always do; only where it goes changes, so that the table
+    stays readable (Powertools keeps the stream it found at import)."""
+    streams = [handler for handler in logger.handlers if isinstance(handler, logging.StreamHandler)]
+    with contextlib.redirect_stdout(stream):  # type: ignore[type-var]
+        for handler in streams:
+            handler.setStream(stream)  # type: ignore[arg-type]
+        try:
+            yield
+        finally:
+            for handler in streams:
+                handler.setStream(sys.stdout)
 
 
-def in_subprocess(code: str, *args: str, runs: int = 5) -> dict[str, float]:
-    """Median of each number a fresh interpreter prints as JSON: import time and peak RSS start from zero."""
-    results: list[dict[str, float]] = []
-    for _ in range(runs):
-        output = subprocess.run(  # noqa: S603 - our own interpreter and code
-            [sys.executable, "-c", code, *args], check=True, capture_output=True, text=True, cwd=REPO
-        ).stdout
-        results.append(json.loads(output.strip().splitlines()[-1]))
-    return {key: statistics.median(r[key] for r in results) for key in results[0]}
-
-
-# Peak RSS from /proc (VmHWM): ru_maxrss of a child also counts what its parent held when it forked.
-PEAK_RSS = "int(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1])"
-
-IMPORT_BOTO3 = f"""
-import json, time
-started = time.perf_counter()
-import boto3
-boto3.Session().client("sts", region_name="us-east-1")
-print(json.dumps({{"seconds": time.perf_counter() - started, "peak_kib": {PEAK_RSS}}}))
-"""
-
-# The handler's cold start: import, then (on the first request) the verifier and its clients.
-IMPORT_HANDLER = f"""
-import importlib.util, json, os, sys, time
-os.environ.update(json.loads(sys.argv[2]))
-started = time.perf_counter()
-spec = importlib.util.spec_from_file_location("verifier", sys.argv[1])
-module = importlib.util.module_from_spec(spec)
-sys.modules["verifier"] = module
-spec.loader.exec_module(module)
-imported = time.perf_counter()
-module.verifier()
-built = time.perf_counter()
-print(json.dumps({{"seconds": imported - started, "with_verifier": built - started, "peak_kib": {PEAK_RSS}}}))
-"""
-
-WARM_VERIFIER = f"""
-import json, os, sys
-os.environ.update(json.loads(sys.argv[1]))
-from kuma_iam.verify import VerifyRequest, verifier_from_env
-verifier = verifier_from_env(os.environ)
-request = VerifyRequest.model_validate(json.loads(sys.argv[2]))
-for _ in range(200):
-    assert verifier.verify(request).allowed
-print(json.dumps({{"peak_kib": {PEAK_RSS}}}))
-"""
-
-
-def sign(world: DemoWorld, role: str = "backend-task", session: str = "bench") -> str:
-    issued = task_credentials(world, world.home_account, role, session_name=session)
-    credentials = ReadOnlyCredentials(
-        issued["AWS_ACCESS_KEY_ID"], issued["AWS_SECRET_ACCESS_KEY"], issued["AWS_SESSION_TOKEN"]
-    )
-    return encode_compact(sign_identity_request(credentials, server_id=SERVER_ID, region=world.region))
-
-
-def fresh_verifier(environment: dict[str, str]) -> IdentityVerifier:
-    session = boto3.Session(
-        aws_access_key_id=environment["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=environment["AWS_SECRET_ACCESS_KEY"],
-        region_name=environment["AWS_REGION"],
-    )
-    return build_verifier(VerifierSettings.from_env(environment), session)
-
-
-def fresh_request(world: DemoWorld) -> VerifyRequest:
-    """A request with a token signed now: each section signs its own, so a slow run never measures a token
-    that has grown too old."""
-    return VerifyRequest.model_validate({"token": sign(world), "dataplane": CLAIM})
-
-
-def measure_tokens(world: DemoWorld, keys: TokenKeys) -> tuple[list[Row], list[tuple[str, float]]]:
-    """Tokens per second of each signer, against raw RS256 signing of the very same signing input."""
-    environment = token_issuer_environment(world, keys, server_id=SERVER_ID)
-    session = boto3.Session(
-        aws_access_key_id=environment["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=environment["AWS_SECRET_ACCESS_KEY"],
-        region_name=environment["AWS_REGION"],
-    )
-    identity = DataplaneIdentity(name="backend-01", mesh="default", services=("backend",))
-    one_hour = timedelta(hours=1)
-
-    def minter(signing_keys: str) -> Callable[[], object]:
-        settings = TokenIssuerSettings.from_env({**environment, "KUMA_IAM_SIGNING_KEYS": signing_keys})
-        built = build_minter(settings, session, timeout_seconds=2.5, dynamodb_endpoint_url=world.endpoint_url)
-        built.mint(identity, one_hour)  # keys loaded: a warm container
-        return lambda: built.mint(identity, one_hour)
-
-    mint_pem = minter(f"1={keys.pem_secret_arn}")
-    mint_kms = minter(f"1={keys.dataplane_key_alias}")
-    message = jwt.signing_input(
-        "1", token_claims(identity, RegisteredClaims.starting("bench", datetime.now(UTC), one_hour))
-    )
-    private_key = serialization.load_pem_private_key(keys.pem.encode(), password=None)
-    assert isinstance(private_key, RSAPrivateKey)
-    kms = session.client("kms", endpoint_url=world.endpoint_url)
-
-    raw_sign = per_call(lambda: private_key.sign(message, padding.PKCS1v15(), hashes.SHA256()), number=200)
-    bare_kms = per_call(
-        lambda: kms.sign(
-            KeyId=keys.dataplane_key_alias,
-            Message=message,
-            MessageType="RAW",
-            SigningAlgorithm="RSASSA_PKCS1_V1_5_SHA_256",
-        ),
-        number=50,
-    )
-    pem = per_call(mint_pem, number=50)
-    kms_mint = per_call(mint_kms, number=50)
-
-    # The whole exchange on a warm issuer (STS forward, role cached, revocation check, PEM signer) against
-    # a warm verification of the same identity.
-    settings = TokenIssuerSettings.from_env(
-        {**environment, "KUMA_IAM_SIGNING_KEYS": f"1={keys.pem_secret_arn}"}
-    )
-    issuer = build_token_issuer(settings, session)
-    credentials, caller = task_caller(world, world.home_account, "backend-task", "bench")
-    api_caller = ApiCaller(caller.account_id, caller.user_arn, caller.user_id)
-    identity_token = encode_compact(
-        sign_identity_request(
-            ReadOnlyCredentials(
-                credentials["AWS_ACCESS_KEY_ID"],
-                credentials["AWS_SECRET_ACCESS_KEY"],
-                credentials["AWS_SESSION_TOKEN"],
-            ),
-            server_id=SERVER_ID,
-            region=world.region,
-        )
-    )
-    token_request = TokenRequest.model_validate({"token": identity_token, "dataplane": CLAIM})
-    issuer.exchange(token_request, api_caller)
-    exchange = per_call(lambda: issuer.exchange(token_request, api_caller), number=30)
-    verify_request = VerifyRequest.model_validate({"token": identity_token, "dataplane": CLAIM})
-    verifier = issuer.verifier
-    verified = per_call(lambda: verifier.verify(verify_request), number=30)
-
-    rows = [
-        Row("mint, PEM signer (+ revocation read)", pem, "raw RS256 sign, same claims", raw_sign, "ms"),
-        Row("mint, KMS signer on moto", kms_mint, "raw RS256 sign, same claims", raw_sign, "ms"),
-        Row("mint, KMS signer on moto", kms_mint, "bare kms:Sign on moto", bare_kms, "ms"),
-        Row("exchange, warm (PEM signer)", exchange, "verify, warm, same identity", verified, "ms"),
-    ]
-    rates = [
-        ("raw RS256 sign (cryptography)", 1 / raw_sign),
-        ("bare kms:Sign (moto server)", 1 / bare_kms),
-        ("mint, PEM signer", 1 / pem),
-        ("mint, KMS signer (moto server)", 1 / kms_mint),
-        ("exchange, warm, PEM signer", 1 / exchange),
-    ]
-    return rows, rates
-
-
-def measure(world: DemoWorld) -> list[Row]:
-    # A role stays cached for the whole run (an hour at most), however slow the machine: "cached" means it.
-    environment = {
-        **verifier_environment(world, server_id=SERVER_ID),
-        "KUMA_IAM_ROLE_CACHE_TTL_SECONDS": "3600",
+def handler_folders() -> dict[str, Path]:
+    """Every function of the application that exists on this branch, by its folder."""
+    return {
+        f"functions/{folder.name}": folder
+        for folder in sorted(FUNCTIONS.iterdir())
+        if (folder / "app.py").is_file()
     }
-    os.environ.update(environment)
-    token = sign(world)
-    raw = token.removeprefix(COMPACT_PREFIX)
-    document = json.dumps(json.loads(_b64url(raw))).encode()
-    signed = decode_token(token)
-    policy = fresh_verifier(environment).policy
-    now = datetime.now(UTC)
-    rows: list[Row] = []
-
-    # 1. the pre-network checks, against the least any reader of the token must do
-    json_loads = per_call(lambda: json.loads(document), number=5_000)
-    decode = per_call(lambda: decode_token(token), number=5_000)
-    checks = per_call(lambda: check_signed_request(signed, policy, now), number=5_000)
-    rows += [
-        Row("decode_token (compact)", decode, "json.loads of its JSON", json_loads, "µs"),
-        Row("check_signed_request", checks, "json.loads of its JSON", json_loads, "µs"),
-        Row("decode + checks", decode + checks, "json.loads of its JSON", json_loads, "µs"),
-    ]
-
-    # 2. a refusal before the network, and a cached allow, against a cold allow
-    request = fresh_request(world)
-    warm = fresh_verifier(environment)
-    assert warm.verify(request).allowed
-    cached = per_call(lambda: warm.verify(request), number=100)
-    hostile = VerifyRequest.model_validate(
-        {"token": encode_compact(replace(signed, url="https://evil.example/")), "dataplane": CLAIM}
-    )
-    refused = per_call(lambda: _refuse(warm, hostile), number=2_000)
-
-    def cold() -> None:
-        verifier = fresh_verifier(environment)
-        assert verifier.verify(request).allowed
-
-    cold_allow = per_call(cold, number=10, repeat=3)
-    rows += [
-        Row("verify, role cached (STS call)", cached, "verify, cold (new clients + IAM)", cold_allow, "ms"),
-        Row("refusal before the network", refused, "verify, role cached", cached, "ms"),
-    ]
-
-    # 3. cold start: the handler's import (and first verifier) against importing boto3 and making one client
-    boto3_alone = in_subprocess(IMPORT_BOTO3)
-    handler = in_subprocess(IMPORT_HANDLER, str(HANDLER), json.dumps(environment))
-    baseline = "import boto3 + 1 client"
-    rows += [
-        Row("import functions/verifier/app.py", handler["seconds"], baseline, boto3_alone["seconds"], "ms"),
-        Row("import + build verifier", handler["with_verifier"], baseline, boto3_alone["seconds"], "ms"),
-    ]
-
-    # 4. memory: peak RSS of the imported handler, and of a verifier after 200 allows, against boto3 alone
-    request = fresh_request(world)
-    warm_rss = in_subprocess(WARM_VERIFIER, json.dumps(environment), request.model_dump_json(), runs=3)
-    baseline_kib = boto3_alone["peak_kib"]
-    rows += [
-        Row("peak RSS, handler imported", handler["peak_kib"], "boto3 + 1 client", baseline_kib, "MiB"),
-        Row(
-            "peak RSS, warm verifier (200 allows)",
-            warm_rss["peak_kib"],
-            "boto3 + 1 client",
-            baseline_kib,
-            "MiB",
-        ),
-    ]
-    return rows
 
 
-SWEEP_SIZES = (2_000, 5_000)
-COMPLIANCE_HANDLER = REPO / "functions" / "tag_compliance" / "app.py"
+def git_commit() -> str:
+    def git(*arguments: str) -> str:
+        return subprocess.run(  # noqa: S603 - a fixed git command
+            ["git", *arguments],  # noqa: S607 - git from PATH, as make finds it
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+
+    commit = git("rev-parse", "--short=12", "HEAD")
+    return commit + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
-@dataclass(frozen=True)
-class Note:
-    """A measured count (not a ratio) printed under the table."""
+def measure(arguments: argparse.Namespace, load: LoadWatch) -> list[Figure]:
+    chosen = set(arguments.only or SECTIONS)
+    child = ChildPython(arguments.layer_packages, REPO / "layers" / "core")
+    quick = arguments.quick
+    figures: list[Figure] = []
 
-    what: str
-    value: str
-
-
-def sweep_roles(count: int) -> list[ListedRole]:
-    """`count` roles of the home account: a third well tagged, a third untagged, a third with bad tags."""
-    tag_sets = (
-        {"kuma.io/type": "dataplane", "kuma.io/mesh": "default", "team": "x"},
-        {"team": "y"},
-        {"kuma.io/type": "dataplnae", "Kuma.io/Mesh": "default"},
-    )
-    trust = ecs_trust("111111111111")
-    return [ListedRole("111111111111", f"bench-{i:05d}", tag_sets[i % 3], trust) for i in range(count)]
-
-
-def measure_sweep(world: DemoWorld, environment: dict[str, str], count: int) -> tuple[Row, Note]:
-    """One sweep of `count` roles against one bare listing of them, through the same paging IAM stand-in."""
-    roles = sweep_roles(count)
-    session = boto3.Session(
-        aws_access_key_id=environment["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=environment["AWS_SECRET_ACCESS_KEY"],
-        region_name=world.region,
-    )
-    with FakeAws(name="bench-iam") as iam:
-        iam.script(then=Computed(PagedRoles(roles, PassThrough(world.endpoint_url)).choose))
-        settings = ComplianceSettings.from_env(
-            environment
-            | {"AWS_ENDPOINT_URL_IAM": iam.url, "KMESH_AWSIAM_AUTHORIZEDACCOUNTIDS": world.home_account}
+    def section(name: str, run: Callable[[], list[Figure]]) -> None:
+        collect_garbage()
+        load.read(f"{name} start")
+        started = time.perf_counter()
+        measured = run()
+        load.read(f"{name} end")
+        figures.extend(measured)
+        progress(
+            f"{name}: {len(measured)} figures in {time.perf_counter() - started:.0f} s,"
+            f" load {os.getloadavg()[0]:.1f}"
         )
-        client = session.client("iam", endpoint_url=iam.url)
-        compliance = build_tag_compliance(settings, session)
 
-        def bare_listing() -> None:
-            pages = client.get_paginator("get_account_authorization_details").paginate(
-                Filter=["Role"], PaginationConfig={"PageSize": 1000}
+    with EmbeddedAws() as aws, open(os.devnull, "w") as devnull, handlers_write_to(devnull):
+        progress("seeding the embedded AWS")
+        world = seed_demo_world(aws)
+        keys = tokens.seed_keys(aws, world)
+        aws.enable_signature_checks()
+        warm = verifier.load_warm_verifier(world)
+        if "verifier" in chosen:
+            section(
+                "verifier, warm", lambda: verifier.measure_warm(world, warm, pairs=300 if quick else 2_500)
             )
-            assert sum(len(page["RoleDetailList"]) for page in pages) == count
-
-        def sweep() -> None:
-            summary = compliance.sweep([world.home_account])
-            assert summary.evaluated == count
-            assert not summary.failed_accounts
-
-        listing_time = per_call(bare_listing, number=1, repeat=3)
-        iam.reset_requests()
-        sweep_time = per_call(sweep, number=1, repeat=3)
-        calls = iam.count_by_service()["iam"] // 3
-    row = Row(f"sweep, {count:,} roles", sweep_time, "bare paginated listing", listing_time, "ms")
-    return row, Note(f"sweep of {count:,} roles", f"{sweep_time * 1000:.0f} ms, {calls} IAM calls")
-
-
-def measure_compliance(world: DemoWorld) -> tuple[list[Row], list[Note]]:
-    """Sweep time and IAM calls for 2,000 and 5,000 roles; one event, from the handler to its summary."""
-    environment = compliance_environment(world)
-    rows: list[Row] = []
-    notes: list[Note] = []
-    for count in SWEEP_SIZES:
-        row, note = measure_sweep(world, environment, count)
-        rows.append(row)
-        notes.append(note)
-
-    # An event, from the handler's call to its summary, against the one GetRole the handling needs.
-    os.environ.update(environment)
-    handler = load_handler(COMPLIANCE_HANDLER)
-    module = sys.modules["tag_compliance"]
-    iam = boto3.Session(
-        aws_access_key_id=environment["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=environment["AWS_SECRET_ACCESS_KEY"],
-        region_name=world.region,
-    ).client("iam", endpoint_url=world.endpoint_url)
-    context = LocalLambdaContext(
-        function_name="TagComplianceFunction",
-        aws_request_id="bench",
-        region=world.region,
-        account_id=world.home_account,
-    )
-
-    def one_event() -> None:
-        answer = handler(tag_role(ADMIN, "orders-task", {"kuma.io/service": "orders"}), context)
-        assert answer["evaluated"] == 1
-
-    def cold_event() -> None:
-        module.compliance.cache_clear()
-        one_event()
-
-    get_role = per_call(lambda: iam.get_role(RoleName="orders-task"), number=20)
-    warm = per_call(one_event, number=20)
-    cold = per_call(cold_event, number=5, repeat=3)
-    rows += [
-        Row("event to summary, warm", warm, "one iam:GetRole", get_role, "ms"),
-        Row("event to summary, new container", cold, "one iam:GetRole", get_role, "ms"),
-    ]
-    notes.append(
-        Note("event to summary", f"{warm * 1000:.0f} ms warm, {cold * 1000:.0f} ms in a new container")
-    )
-    return rows, notes
-
-
-def _refuse(verifier: IdentityVerifier, request: VerifyRequest) -> None:
-    try:
-        verifier.verify(request)
-    except InvalidRequest:
-        return
-    raise AssertionError("the hostile token was not refused")
-
-
-def _b64url(raw: str) -> bytes:
-    return base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
-
-
-def _ratio(value: float) -> str:
-    return f"{value:.2f}x" if value >= 0.1 else f"1/{1 / value:.0f}"
-
-
-def print_table(rows: list[Row], notes: Sequence[Note] = ()) -> None:
-    scale = {"µs": 1e6, "ms": 1e3, "MiB": 1 / 1024}
-    print(f"{'measured':<36} {'baseline':<34} {'ratio':>8}   (this machine: measured / baseline)")
-    for row in rows:
-        factor = scale[row.unit]
-        print(
-            f"{row.what:<36} {row.baseline_name:<34} {_ratio(row.ratio):>8}"
-            f"   ({row.measured * factor:.2f} / {row.baseline * factor:.2f} {row.unit})"
-        )
-    for note in notes:
-        print(f"  {note.what}: {note.value}")
+            section("verifier, before the network", lambda: verifier.measure_pre_network(world, warm))
+        if "burst" in chosen:
+            section("burst", lambda: verifier.measure_burst(world, warm))
+        if "sweep" in chosen:
+            for count in compliance.SWEEP_SIZES:
+                section(f"sweep of {count:,}", lambda count=count: compliance.measure_sweep(world, count))  # type: ignore[misc]
+            section("tag compliance events", lambda: compliance.measure_events(world))
+        if "tokens" in chosen:
+            section("tokens, signers", lambda: tokens.measure_signers(world, keys))
+            section("tokens, exchange", lambda: tokens.measure_exchange(world, keys))
+        if "cold" in chosen:
+            rounds = 3 if quick else 9
+            section("cold start", lambda: verifier.measure_cold_start(world, child, rounds=rounds))
+            section("imports", lambda: verifier.measure_imports(child, handler_folders(), rounds=rounds))
+        if "memory" in chosen:
+            section("memory, verifier", lambda: verifier.measure_verifier_memory(world, child))
+            section("memory, tag compliance", lambda: compliance.measure_compliance_memory(world, child))
+            section("memory, token issuer", lambda: tokens.measure_issuer_memory(world, keys, child))
+    return figures
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--layer-packages",
+        type=Path,
+        default=None,
+        help="the layer's dependencies installed for Lambda (pip --target); fresh interpreters "
+        "run on these alone (default: the project's venv)",
+    )
+    parser.add_argument(
+        "--only", nargs="+", choices=SECTIONS, help="measure these sections alone (no files written)"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer samples, for a quick look (no files written)"
+    )
+    arguments = parser.parse_args()
+    if arguments.layer_packages is not None and not arguments.layer_packages.is_dir():
+        parser.error(f"--layer-packages {arguments.layer_packages} is not a directory")
+
     started = time.perf_counter()
-    # The verifier logs and emits metrics as it always does; only where they go changes, so the table stays
-    # readable.
-    with EmbeddedAws() as aws, open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
-        for handler in logger.handlers:
-            if isinstance(handler, logging.StreamHandler):
-                handler.setStream(devnull)
-        world = seed_demo_world(aws)
-        keys = seed_token_keys(aws, world)
-        aws.enable_signature_checks()
-        rows = measure(world)
-        compliance_rows, notes = measure_compliance(world)
-        token_rows, rates = measure_tokens(world, keys)
-    print_table(rows + compliance_rows + token_rows, notes)
-    print("\ntokens (or signatures) per second, one thread, this machine:")
-    for what, rate in rates:
-        print(f"  {what:<36} {rate:8.0f}/s")
-    print(f"({time.perf_counter() - started:.0f}s)")
+    load = LoadWatch()
+    figures = measure(arguments, load)
+    duration = time.perf_counter() - started
+    print_table(figures)
+    one_minute = load.one_minute()
+    print(
+        f"\n{len(figures)} figures in {duration:.0f} s on {os.cpu_count()} CPUs;"
+        " load average (1 min) during the "
+        f"run {min(one_minute):.1f} to {max(one_minute):.1f}"
+    )
+    if arguments.only or arguments.quick:
+        print("(--only / --quick: bench/results.json and results.png left as they were)")
+        return 0
+    measured_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    context = {
+        "measured_at": measured_at,
+        "commit": git_commit(),
+        "machine": machine(),
+        "duration_seconds": round(duration, 1),
+        "load_average": [
+            {"when": label, "1m": one, "5m": five, "15m": fifteen}
+            for label, (one, five, fifteen) in load.readings
+        ],
+        "fresh_interpreters": ChildPython(arguments.layer_packages, REPO).environment_name,
+    }
+    document = write_results(RESULTS, figures, context)
+    draw_chart(
+        CHART,
+        figures,
+        f"kuma-iam make bench, {measured_at}, {machine()['cpus']} CPUs, "
+        f"load {min(one_minute):.1f}-{max(one_minute):.1f}, commit {context['commit']}",
+    )
+    met = document["targets"]
+    print(
+        f"targets met: {met['met']} of {met['of']};"
+        f" wrote {RESULTS.relative_to(REPO)} and {CHART.relative_to(REPO)}"
+    )
     return 0
 
 

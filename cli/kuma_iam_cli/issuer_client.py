@@ -7,14 +7,16 @@ import json
 import re
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-import boto3
+from botocore.credentials import ReadOnlyCredentials
 
 from kuma_iam.identity.token import encode_compact
+from kuma_iam_cli.errors import CommandError
 from kuma_iam_cli.signer import sign_api_call, sign_identity_request
 
 EXECUTE_API_HOST = re.compile(r"[a-z0-9]+\.execute-api\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?")
@@ -60,40 +62,46 @@ class Issued:
 
 
 class Denied(Exception):
-    """The issuer refused this role the token it asked for (403 denied): asking again will not help."""
+    """The issuer refused this role the token it asked for (403 denied): an answer (exit status 1), and asking
+    again will not help."""
 
 
-class Refused(Exception):
-    """The request or the setup is wrong (a 400, the gateway's own 403, no credentials): not worth a retry."""
+class Refused(CommandError):
+    """The request or the setup is wrong (a 400, the gateway's own 403): not worth a retry, an error."""
 
 
-class Unavailable(Exception):
-    """Nothing usable came back this time (throttling, AWS or the network down): try again later."""
+class Unavailable(CommandError):
+    """Nothing usable came back this time (throttling, AWS or the network down): try again later; an error
+    once the command stops trying."""
 
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
 
 
-class IssuerClient:
-    """Calls one issuer with the default credential chain (on ECS: the task role, refreshed as it rotates)."""
+type CredentialSource = Callable[[], tuple[ReadOnlyCredentials, str]]
 
-    def __init__(self, session: boto3.Session, *, api_region: str | None = None) -> None:
-        self._session = session
+
+class IssuerClient:
+    """Calls one issuer with credentials read anew for every call (on ECS: the task role's, as they rotate).
+
+    credentials: returns them and the SDK's region, e.g. aws_credentials.default_credentials, which raises
+    CommandError when there are none.
+    """
+
+    def __init__(self, credentials: CredentialSource, *, api_region: str | None = None) -> None:
+        self._credentials = credentials
         self._api_region = api_region
 
     def fetch(self, ask: TokenAsk) -> Issued:
-        credentials = self._session.get_credentials()
-        if credentials is None:
-            raise Refused("no AWS credentials found (environment, profile, ECS or EC2 metadata)")
-        frozen = credentials.get_frozen_credentials()
-        sts_region = self._session.region_name or "us-east-1"
+        frozen, sts_region = self._credentials()
         try:
             identity = sign_identity_request(frozen, server_id=ask.server_id, region=sts_region)
         except ValueError as error:
-            raise Refused(str(error)) from None
+            raise Refused(f"{error} (the SDK's region: AWS_REGION)") from None
         body = json.dumps(ask.body(encode_compact(identity))).encode()
-        headers = sign_api_call(frozen, url=ask.url, body=body, region=self.api_region(ask.url))
+        signing_region = api_region(ask.url, given=self._api_region, default=sts_region)
+        headers = sign_api_call(frozen, url=ask.url, body=body, region=signing_region)
         request = urllib.request.Request(ask.url, data=body, headers=headers, method="POST")  # noqa: S310
         try:
             with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310
@@ -104,12 +112,13 @@ class IssuerClient:
             reason = getattr(error, "reason", error)
             raise Unavailable(f"cannot reach {_origin(ask.url)}: {reason}") from None
 
-    def api_region(self, url: str) -> str:
-        """The region the API's SigV4 scope names: given, else read from an execute-api host."""
-        if self._api_region:
-            return self._api_region
-        match = EXECUTE_API_HOST.fullmatch(urlsplit(url).hostname or "")
-        return match["region"] if match else self._session.region_name or "us-east-1"
+
+def api_region(url: str, *, given: str | None, default: str) -> str:
+    """The region the API's SigV4 scope names: given, else read from an execute-api host, else `default`."""
+    if given:
+        return given
+    match = EXECUTE_API_HOST.fullmatch(urlsplit(url).hostname or "")
+    return match["region"] if match else default
 
 
 def _issued(raw: bytes) -> Issued:

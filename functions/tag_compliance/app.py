@@ -4,16 +4,16 @@ findings, removals in enforce mode, and the summary of what happened."""
 from __future__ import annotations
 
 import os
-from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from kuma_iam.compliance.service import ComplianceFunction, compliance_function_from_env
+from kuma_iam.container import per_container
 from kuma_iam.observability import logger, metrics
 
 
-@cache
+@per_container
 def compliance() -> ComplianceFunction:
     # Built on first use, not at import: tests and `sam local` set the environment first.
     return compliance_function_from_env(os.environ)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import sys
 import uuid
 from collections.abc import Callable, Iterator
@@ -29,9 +30,11 @@ from kuma_iam_cli.local.seed import (
     verifier_environment,
 )
 from kuma_iam_cli.local.token_keys import TokenKeys, seed_token_keys, token_issuer_environment
+from kuma_iam_cli.main import main
 from kuma_iam_cli.signer import sign_identity_request
 from support.aws_clients import ClientFactory, TaskRole, client_as
 from support.captured_output import EverythingLogged, LogRecordText
+from support.cli_runs import ISOLATED, CliRun
 from support.clock import ManualClock
 from support.compliance_harness import Compliance, FindingsInbox
 from support.fake_aws import FakeAws, counting_proxy
@@ -398,6 +401,28 @@ def make_role(demo_world: DemoWorld, admin_client: ClientFactory) -> Iterator[Ca
     for account, name in made:
         with contextlib.suppress(admin_client(account, "iam").exceptions.NoSuchEntityException):
             admin_client(account, "iam").delete_role(RoleName=name)
+
+
+# --- The kuma-iam command in this process. ---
+
+
+@pytest.fixture
+def run_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Callable[..., CliRun]:
+    """run_cli(*argv, **environment): main() in this process, with only `environment` for AWS settings."""
+
+    def run(*argv: str, **environment: str) -> CliRun:
+        with monkeypatch.context() as patch:
+            for name in list(os.environ):
+                if name.startswith("AWS_"):
+                    patch.delenv(name)
+            for name, value in {**ISOLATED, **environment}.items():
+                patch.setenv(name, value)
+            capsys.readouterr()
+            code = main(list(argv))
+            out, err = capsys.readouterr()
+        return CliRun(code, out, err)
+
+    return run
 
 
 # --- the token issuer ----------------------------------------------------------------------------------

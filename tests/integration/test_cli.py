@@ -1,5 +1,5 @@
-"""The kuma-iam command on the embedded AWS: tokens the verifier allows, verify through the IAM gateway,
-the local stack as a user starts it, and the sample events it re-signs."""
+"""The kuma-iam command on the embedded AWS: tokens the verifier allows, verify through the IAM gateway, and
+the sample events it re-signs. The local stack: test_serve.py; errors of every command: test_cli_errors.py."""
 
 from __future__ import annotations
 
@@ -7,14 +7,8 @@ import base64
 import contextlib
 import io
 import json
-import os
-import queue
 import re
-import signal
-import stat
-import subprocess
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -32,14 +26,14 @@ from botocore.credentials import Credentials
 
 from kuma_iam_cli.local.compliance_events import COMPLIANCE_CASES
 from kuma_iam_cli.local.events import VERIFIER_CASES, VerifierCase
+from kuma_iam_cli.local.expected import expected_answers, mismatches
 from kuma_iam_cli.local.gateway import LocalLambdaContext
-from kuma_iam_cli.local.seed import HOME_ACCOUNT, DemoWorld, UserCredentials, task_credentials
+from kuma_iam_cli.local.seed import HOME_ACCOUNT, DemoWorld, task_credentials
 from kuma_iam_cli.local.token_events import TOKEN_ISSUER_CASES
+from kuma_iam_cli.local.token_keys import TokenKeys
 from kuma_iam_cli.main import main
-from support.cli_environment import ISOLATED, isolated_environment
-from support.cli_process import CEILING_SECONDS, KUMA_IAM, CliRun, run_command
+from support.cli_runs import CliRun, printed_decision, run_command, user_environment
 from support.clock import ManualClock, utc_now
-from support.local_ports import free_port
 from support.project_files import REPO
 from support.token_mutations import read_compact
 from support.verifier_harness import SERVER_ID, TokenFactory, Verifier
@@ -52,41 +46,6 @@ BACKEND_CLAIM = {
     "name": "backend-01",
     "tags": {"kuma.io/service": ["backend"]},
 }
-
-
-def user_environment(user: UserCredentials, region: str = "us-east-1") -> dict[str, str]:
-    return {
-        "AWS_ACCESS_KEY_ID": user.access_key_id,
-        "AWS_SECRET_ACCESS_KEY": user.secret_access_key,
-        "AWS_REGION": region,
-    }
-
-
-@pytest.fixture
-def run_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Callable[..., CliRun]:
-    """run_cli(*argv, **environment): main() in this process, with only `environment` for AWS settings."""
-
-    def run(*argv: str, **environment: str) -> CliRun:
-        with monkeypatch.context() as patch:
-            for name in list(os.environ):
-                if name.startswith("AWS_"):
-                    patch.delenv(name)
-            for name, value in {**ISOLATED, **environment}.items():
-                patch.setenv(name, value)
-            capsys.readouterr()
-            code = main(list(argv))
-            out, err = capsys.readouterr()
-        return CliRun(code, out, err)
-
-    return run
-
-
-def printed_decision(output: str) -> tuple[int, dict[str, Any]]:
-    """`kuma-iam verify` prints `HTTP <status> <json body>`."""
-    match = re.fullmatch(r"HTTP (\d{3}) (\{.*\})\s*", output, re.DOTALL)
-    assert match is not None, output
-    return int(match[1]), json.loads(match[2])
-
 
 # --- kuma-iam token: the sidecar's side ------------------------------------------------------------------
 
@@ -430,195 +389,6 @@ def test_signed_call_to_the_gateway_reaches_the_handler(
     assert json.loads(response.data)["allowed"] is True
 
 
-# --- kuma-iam serve: the local stack as `make run` starts it ---------------------------------------------
-
-
-class Serve:
-    """`kuma-iam serve` in a subprocess, its stdout read line by line as it comes."""
-
-    def __init__(self, cwd: Path, **environment: str) -> None:
-        self.port = free_port()
-        self.process = subprocess.Popen(
-            [
-                KUMA_IAM,
-                "serve",
-                "--port",
-                str(self.port),
-                "--moto-port",
-                str(free_port()),
-                "--functions",
-                str(REPO / "functions"),
-            ],
-            cwd=cwd,
-            env=isolated_environment(**environment),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            # A shell's background job ignores SIGINT, and Python then never raises KeyboardInterrupt.
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-        )
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.output: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.put(line)
-
-    def read_until(self, marker: str, timeout: float) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = self.lines.get(timeout=0.1)
-            except queue.Empty:
-                if self.process.poll() is not None:
-                    break
-                continue
-            self.output.append(line)
-            if marker in line:
-                return "".join(self.output)
-        raise TimeoutError(
-            f"serve printed no {marker!r} in {timeout}s; so far: {''.join(self.output)[-2000:]}"
-        )
-
-    def interrupt(self, timeout: float = CEILING_SECONDS) -> tuple[int, str, str]:
-        """Ctrl-C, as a user stops it; returns the exit code, the rest of stdout, and stderr."""
-        self.process.send_signal(signal.SIGINT)
-        try:
-            code = self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            raise
-        self._reader.join(timeout=5)
-        rest = []
-        while not self.lines.empty():
-            rest.append(self.lines.get())
-        assert self.process.stderr is not None
-        return code, "".join(rest), self.process.stderr.read()
-
-
-@contextlib.contextmanager
-def serving(cwd: Path, **environment: str) -> Iterator[Serve]:
-    serve = Serve(cwd, **environment)
-    try:
-        yield serve
-    finally:
-        if serve.process.poll() is None:
-            serve.process.kill()
-            serve.process.wait(timeout=10)
-
-
-def printed_commands(instructions: str) -> dict[str, str]:
-    """The copy-paste command under each `# <case> -> <expected>` heading."""
-    return dict(re.findall(r"^# (\S+) -> .*\n(.+)$", instructions, re.MULTILINE))
-
-
-def test_serve_prints_commands_that_give_the_documented_answers_and_stops_on_ctrl_c(tmp_path: Path) -> None:
-    # Given the local stack, started as `make run` does, in a fresh folder, its stdout a pipe (as under
-    # `make run | tee` or in CI), so the instructions must come flushed, not when it exits
-    with serving(tmp_path) as serve:
-        instructions = serve.read_until("Ctrl-C stops the stack.", timeout=CEILING_SECONDS)
-        commands = printed_commands(instructions)
-        assert set(commands) == {case.name for case in VERIFIER_CASES}
-
-        # When a user pastes three of its commands into a shell
-        results = {
-            name: subprocess.run(
-                ["bash", "-c", commands[name]],
-                cwd=tmp_path,
-                env=isolated_environment(),
-                capture_output=True,
-                text=True,
-                timeout=CEILING_SECONDS,
-            )
-            for name in ("allowed", "mesh-mismatch", "malformed-token")
-        }
-
-        # And runs the token issuer's commands in their order: get a token, show the keys, validate it
-        token_commands = dict(re.findall(r"^# (token|keys|validate): .*\n(.+)$", instructions, re.MULTILINE))
-        token_results = {
-            name: subprocess.run(
-                ["bash", "-c", token_commands[name]],
-                cwd=tmp_path,
-                env=isolated_environment(),
-                capture_output=True,
-                text=True,
-                timeout=CEILING_SECONDS,
-            )
-            for name in ("token", "keys", "validate")
-        }
-
-        # And then presses Ctrl-C
-        code, rest, stderr = serve.interrupt()
-
-    # Then each command printed the answer its heading promised, with the matching exit code
-    allowed, mesh, malformed = (results[name] for name in ("allowed", "mesh-mismatch", "malformed-token"))
-    assert allowed.returncode == 0, allowed.stderr
-    assert printed_decision(allowed.stdout)[1]["identity"]["roleName"] == "backend-task"
-    assert mesh.returncode == 1, mesh.stderr
-    assert printed_decision(mesh.stdout)[1]["reason"] == "mesh_mismatch"
-    assert malformed.returncode == 2, malformed.stderr
-    assert printed_decision(malformed.stdout) == (
-        400,
-        {"error": "invalid_request", "message": printed_decision(malformed.stdout)[1]["message"]},
-    )
-    # And the token commands got a token (a file only its owner reads), printed the kuma-cp settings, and
-    # found the token valid under them
-    assert [token_results[name].returncode for name in ("token", "keys", "validate")] == [0, 0, 0], (
-        token_results
-    )
-    token_file = tmp_path / ".local" / "backend.token"
-    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
-    assert "-----BEGIN RSA PUBLIC KEY-----" in token_results["keys"].stdout
-    validated = json.loads(token_results["validate"].stdout)
-    assert (validated["valid"], validated["kid"], validated["claims"]["Name"]) == (True, "2", "backend-01")
-    # And the stack stopped cleanly
-    assert code == 0
-    assert "stopping" in rest
-    assert "Traceback" not in stderr
-    assert (tmp_path / ".local" / "world.json").is_file()
-
-
-def test_serve_prints_a_sweep_and_an_event_that_find_what_they_say(tmp_path: Path) -> None:
-    # Given the local stack, started as `make run` does
-    with serving(tmp_path) as serve:
-        instructions = serve.read_until("Ctrl-C stops the stack.", timeout=CEILING_SECONDS)
-        sweep_command = re.search(r"^# sweep every role.*\n(.+)$", instructions, re.MULTILINE)
-        event_command = re.search(
-            r"^# an IAM event as EventBridge delivers it.*\n(.+)$", instructions, re.MULTILINE
-        )
-        assert sweep_command
-        assert event_command
-
-        # When a user pastes the sweep and, twice, the event
-        def run(command: str) -> subprocess.CompletedProcess[str]:
-            return subprocess.run(
-                ["bash", "-c", command],
-                cwd=tmp_path,
-                env=isolated_environment(COLUMNS="200"),
-                capture_output=True,
-                text=True,
-                timeout=CEILING_SECONDS,
-            )
-
-        swept = run(sweep_command[1])
-        first, again = run(event_command[1]), run(event_command[1])
-        serve.interrupt()
-
-    # Then the sweep shows the demo's broken roles and exits 1, and the event finds the unauthorized change
-    assert swept.returncode == 1, swept.stderr
-    for role in ("typo-task", "shouting-task", "ledger-task"):
-        assert role in swept.stdout
-    assert "Traceback" not in swept.stderr
-    summary = json.loads(first.stdout)
-    assert [(f["rule"], f["roleName"]) for f in summary["findings"]] == [
-        ("kuma-tag-change-unauthorized", "orders-task")
-    ]
-    assert json.loads(again.stdout) == summary  # the same event id: the stored answer
-
-
 # --- kuma-iam events: sample events re-signed against the running world ---------------------------------
 
 
@@ -631,11 +401,15 @@ class WrittenEvents:
 
 
 @pytest.fixture(scope="module")
-def written_events(demo_world: DemoWorld, tmp_path_factory: pytest.TempPathFactory) -> WrittenEvents:
-    """`kuma-iam events` run once against the session's world, as after `serve --host 0.0.0.0`."""
+def written_events(
+    demo_world: DemoWorld, token_keys: TokenKeys, tmp_path_factory: pytest.TempPathFactory
+) -> WrittenEvents:
+    """`kuma-iam events` run once against the session's world, as after `serve --host 0.0.0.0` (the token
+    issuer's keys beside the world file, as serve writes them)."""
     folder = tmp_path_factory.mktemp("events")
     world_file = folder / "world.json"
     world_file.write_text(demo_world.to_json())
+    (folder / "tokens.json").write_text(token_keys.to_json())
     printed = io.StringIO()
     written_at = utc_now()
     with contextlib.redirect_stdout(printed):
@@ -646,7 +420,7 @@ def written_events(demo_world: DemoWorld, tmp_path_factory: pytest.TempPathFacto
 
 
 def test_events_writes_every_case_and_the_sam_env_file(
-    written_events: WrittenEvents, demo_world: DemoWorld
+    written_events: WrittenEvents, demo_world: DemoWorld, token_keys: TokenKeys
 ) -> None:
     out = written_events.folder
     expected = [
@@ -670,6 +444,11 @@ def test_events_writes_every_case_and_the_sam_env_file(
     assert compliance["AWS_ENDPOINT_URL_IAM"] == f"http://host.docker.internal:{moto_port}"
     assert compliance["KUMA_IAM_IDEMPOTENCY_TABLE"]
     assert "AWS_ACCESS_KEY_ID" not in compliance
+    issuer = json.loads((out / "env.json").read_text())["TokenIssuerFunction"]
+    assert issuer["AWS_ENDPOINT_URL_KMS"] == f"http://host.docker.internal:{moto_port}"
+    assert issuer["KUMA_IAM_SIGNING_KEYS"] == token_keys.signing_keys
+    assert issuer["KUMA_IAM_SERVER_ID"] == SERVER_ID
+    assert "AWS_ACCESS_KEY_ID" not in issuer
 
 
 @pytest.mark.parametrize("case", VERIFIER_CASES, ids=lambda case: case.name)
@@ -693,9 +472,5 @@ def test_each_written_event_gets_its_case_answer_from_the_handler(
 
     result = verifier_module.lambda_handler(event, context)
 
-    body = json.loads(result["body"])
-    assert result["statusCode"] == case.expected_status
-    if case.expected_status == 200:
-        assert (body["allowed"], body.get("reason")) == (case.expected_allowed, case.expected_reason)
-    else:
-        assert body["error"] == "invalid_request"
+    # Then the answer is the one events/verifier/expected.json gives
+    assert not mismatches(expected_answers(REPO / "events")[f"verifier/{case.name}"], result)

@@ -12,8 +12,7 @@ import pytest
 from kuma_iam_cli.local.compliance_demo import HOME_ACCOUNT, PARTNER_ACCOUNT, ecs_trust
 from kuma_iam_cli.local.seed import DemoWorld, compliance_environment
 from support.aws_clients import ClientFactory
-from support.cli_environment import isolated_environment
-from support.cli_process import CEILING_SECONDS, KUMA_IAM
+from support.cli_runs import CEILING_SECONDS, KUMA_IAM, isolated_environment
 from support.fake_aws import Computed, FakeAws, PassThrough
 from support.iam_listing import ListedRole, PagedRoles
 from support.local_ports import free_port
@@ -136,11 +135,25 @@ def test_enforce_removes_and_says_so(
 
 
 ERRORS: list[Any] = [
-    pytest.param(["--account", "12"], {}, ["KMESH_AWSIAM_AUTHORIZEDACCOUNTIDS", "'12'"], id="bad-account"),
+    pytest.param(["--account", "12"], {}, ["--account", "'12'", "12-digit"], id="bad-account"),
+    pytest.param(
+        [],
+        {"KMESH_AWSIAM_AUTHORIZEDACCOUNTIDS": "12"},
+        ["KMESH_AWSIAM_AUTHORIZEDACCOUNTIDS", "'12'"],
+        id="bad-accounts-setting",
+    ),
     pytest.param(
         ["--account", "333333333333"], {}, ["333333333333", "not every role"], id="unassumable-account"
     ),
-    pytest.param(["--compliance-role", "no/such"], {}, ["KUMA_IAM_COMPLIANCE_ROLE_NAME"], id="bad-role-name"),
+    pytest.param(
+        ["--compliance-role", "no/such"], {}, ["--compliance-role", "'no/such'"], id="bad-role-name"
+    ),
+    pytest.param(
+        [],
+        {"KUMA_IAM_COMPLIANCE_ROLE_NAME": "no/such"},
+        ["KUMA_IAM_COMPLIANCE_ROLE_NAME"],
+        id="bad-role-setting",
+    ),
     pytest.param(
         [], {"AWS_ACCESS_KEY_ID": None, "AWS_SECRET_ACCESS_KEY": None}, ["credentials"], id="no-credentials"
     ),

@@ -19,12 +19,12 @@ from typing import Any
 
 import pytest
 
+from kuma_iam_cli.local.expected import expected_answers, mismatches
 from kuma_iam_cli.local.gateway import GatewayCaller, LocalGateway, LocalLambdaContext
 from kuma_iam_cli.local.seed import HOME_ACCOUNT, DemoWorld, control_plane_caller, task_caller
 from kuma_iam_cli.local.token_events import TOKEN_ISSUER_CASES, TokenIssuerCase, token_issuer_event
 from kuma_iam_cli.local.token_keys import TokenKeys
-from support.cli_environment import isolated_environment
-from support.cli_process import CEILING_SECONDS, KUMA_IAM, CliRun, run_command
+from support.cli_runs import CEILING_SECONDS, KUMA_IAM, CliRun, isolated_environment, run_command
 from support.fake_aws import Answer, Computed, FakeAws
 from support.kuma_rules import (
     Rejected,
@@ -33,6 +33,7 @@ from support.kuma_rules import (
     validate_zone_token,
     zone_keys_for,
 )
+from support.project_files import REPO
 from support.token_issuer_harness import KEYS_ROUTE, TOKENS_ROUTE, TokenIssuer
 from support.verifier_harness import SERVER_ID
 
@@ -374,7 +375,7 @@ def test_zone_token_revocations_are_the_global_secret(operator_environment: dict
     ("argv", "message"),
     [
         (("tokens", "revoke", "--mesh", "default", "--jti", "a,b"), "is not a token id"),
-        (("tokens", "revoke", "--mesh", "Not_A_Mesh", "--jti", "a"), "a valid --mesh"),
+        (("tokens", "revoke", "--mesh", "Not_A_Mesh", "--jti", "a"), "is not a mesh or zone name"),
         (
             ("tokens", "revoke", "--mesh", "default", "--jti", "a", "--table", "no-such-table"),
             "ResourceNotFound",
@@ -446,7 +447,7 @@ def test_validate_says_whether_a_token_is_valid(issuer_api: IssuerApi, tmp_path:
 
 
 @pytest.mark.parametrize("case", TOKEN_ISSUER_CASES, ids=lambda case: case.name)
-def test_each_sample_event_gets_its_case_answer_from_the_handler(
+def test_each_sample_event_gets_its_expected_answer_from_the_handler(
     case: TokenIssuerCase,
     issuer: TokenIssuer,
     issuer_module: ModuleType,
@@ -465,16 +466,12 @@ def test_each_sample_event_gets_its_case_answer_from_the_handler(
     # When the handler answers it
     result = issuer_module.lambda_handler(event, context)
     body = json.loads(result["body"])
-    # Then the answer is the case's
-    assert result["statusCode"] == case.expected_status, body
-    if case.expected_status == 403:
-        assert body["reason"] == case.expected_reason, body
-    elif case.expected_status == 400:
-        assert body["error"] == case.expected_reason, body
-    elif case.route == "GET /v1/keys":
-        assert dataplane_keys_for(body, "default")
-        assert zone_keys_for(body)
-    elif "zone" in case.fields:
+    # Then the answer is the one events/token_issuer/expected.json gives
+    assert not mismatches(expected_answers(REPO / "events")[f"token_issuer/{case.name}"], result), body
+    # And a token it hands out is one a control plane admits the asking proxy with, under the published keys
+    if "token" not in body:
+        return
+    if "zone" in case.fields:
         validate_zone_token(
             body["token"],
             zone_keys_for(issuer.keys(None).body),

@@ -1,4 +1,5 @@
-"""`sam local invoke` of every sample event in a Lambda container, each answer checked against its case."""
+"""`sam local invoke` of every sample event in a Lambda container, each answer checked against
+events/<function>/expected.json (the same check `make sam-local-invoke` makes)."""
 
 from __future__ import annotations
 
@@ -9,69 +10,45 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cfnlint.decode import decode_str
 
-from kuma_iam_cli.local.compliance_events import COMPLIANCE_CASES, ComplianceCase
-from kuma_iam_cli.local.events import VERIFIER_CASES, VerifierCase, write_events
-from kuma_iam_cli.local.seed import UserCredentials
-from kuma_iam_cli.local.token_events import TOKEN_ISSUER_CASES, TokenIssuerCase
-from support.kuma_rules import dataplane_keys_for, parse_and_verify, zone_keys_for
+from kuma_iam_cli.local.events import write_events
+from kuma_iam_cli.local.expected import SampleEvent, expected_answers, mismatches, sample_events
+from support.kuma_rules import (
+    dataplane_keys_for,
+    validate_dataplane_token,
+    validate_zone_token,
+    zone_keys_for,
+)
 from support.project_files import REPO
 from support.sam_stack import SERVER_ID, InvokeResult, SamStack
 
-
-def _function_of(events_folder: str) -> str:
-    """events/<folder>/ feeds the function of that name: verifier -> VerifierFunction."""
-    return "".join(part.capitalize() for part in events_folder.replace("-", "_").split("_")) + "Function"
+EVENTS = REPO / "events"
+EXPECTED = expected_answers(EVENTS)
 
 
-def _assert_answer(case: VerifierCase, result: InvokeResult) -> None:
-    assert result.status == case.expected_status, result.explain()
-    if case.expected_status != 200:
-        assert result.body["error"] == "invalid_request", result.explain()
-        return
-    assert result.body["allowed"] is case.expected_allowed, result.explain()
-    if not case.expected_allowed:
-        assert result.body["reason"] == case.expected_reason, result.explain()
-        return
-    identity = result.body["identity"]
-    assert isinstance(case.signer, tuple)
-    account, role_name = case.signer
-    assert (identity["account"], identity["roleName"]) == (account, role_name)
-    assert (identity["type"], identity["mesh"]) == (case.dataplane["type"], case.dataplane["mesh"])
+def _assert_answer(label: str, result: InvokeResult) -> None:
+    problems = mismatches(EXPECTED[label], result.answer)
+    assert not problems, "\n".join(problems) + "\n" + result.explain()
 
 
-def test_every_committed_event_is_a_case_of_a_function_in_the_template() -> None:
-    # Given the committed events/ and the template
-    decoded, _ = decode_str((REPO / "template.yaml").read_text())
-    functions = {
-        name
-        for name, resource in decoded["Resources"].items()
-        if resource["Type"] == "AWS::Serverless::Function"
-    }
-    folders = sorted(path.name for path in (REPO / "events").iterdir() if path.is_dir())
+@pytest.mark.parametrize("event", sample_events(EVENTS), ids=lambda event: event.label)
+def test_sam_local_invoke_answers_each_sample_event(
+    event: SampleEvent, sam_stack: SamStack, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    # Given the sample event, signed now against the embedded AWS when it carries a token
+    event_file = sam_stack.event_file(event, tmp_path)
 
-    # Then each folder feeds a function of the template, and each function's files are exactly its cases,
-    # so invoking every case below invokes every committed file
-    assert {_function_of(folder) for folder in folders} <= functions
-    committed = {path.stem for path in (REPO / "events" / "verifier").glob("*.json")}
-    assert committed == {case.name for case in VERIFIER_CASES}
-    committed = {path.stem for path in (REPO / "events" / "tag_compliance").glob("*.json")}
-    assert committed == {case.name for case in COMPLIANCE_CASES}
-    committed = {path.stem for path in (REPO / "events" / "token_issuer").glob("*.json")}
-    assert committed == {case.name for case in TOKEN_ISSUER_CASES}
+    # When the built function runs it in a Lambda container, with its own principal's keys
+    result = sam_stack.invoke(event.function, event_file, label=event.case)
 
-
-@pytest.mark.parametrize("case", VERIFIER_CASES, ids=lambda case: case.name)
-def test_sam_local_invoke_answers_each_case(case: VerifierCase, sam_stack: SamStack, tmp_path: Path) -> None:
-    # Given the case's event, signed now against the embedded AWS
-    event = sam_stack.signed_event(case, tmp_path)
-
-    # When the built function runs it in a Lambda container
-    result = sam_stack.invoke("VerifierFunction", event, label=case.name)
-
-    # Then the answer is the case's
-    _assert_answer(case, result)
+    # Then the answer is the one events/<function>/expected.json gives
+    _assert_answer(event.label, result)
+    # And a token the issuer hands out is one a control plane admits the asking proxy with, under the keys
+    # the built function publishes
+    if "token" in result.body:
+        asked = json.loads(json.loads(event_file.read_text())["body"])
+        published = request.getfixturevalue("published_keys")  # one more invoke, only where needed
+        _assert_a_control_plane_admits(result.body["token"], asked, published)
 
 
 def test_readme_command_on_the_committed_events(sam_stack: SamStack, tmp_path: Path) -> None:
@@ -84,12 +61,11 @@ def test_readme_command_on_the_committed_events(sam_stack: SamStack, tmp_path: P
     written = write_events(sam_stack.world, project / "events", server_id=SERVER_ID)
     # (the refresh rewrites the committed files; it adds none, and tag compliance's come out unchanged)
     assert {path.relative_to(project) for path in written} == {
-        path.relative_to(REPO) for path in (REPO / "events").glob("*/*.json")
+        event.path.relative_to(REPO) for event in sample_events(EVENTS)
     }
     for path in (REPO / "events" / "tag_compliance").glob("*.json"):
         assert (project / path.relative_to(REPO)).read_text() == path.read_text(), path.name
     (project / "events" / "env.json").write_text(json.dumps(sam_stack.env_vars, indent=2) + "\n")
-    (case,) = [case for case in VERIFIER_CASES if case.name == "allowed"]
 
     # When the README's command runs there, as typed: the built template, env file and image come from
     # .aws-sam/build and samconfig.toml's `local` environment
@@ -98,7 +74,7 @@ def test_readme_command_on_the_committed_events(sam_stack: SamStack, tmp_path: P
     )
 
     # Then the function allows the backend task
-    _assert_answer(case, result)
+    _assert_answer("verifier/allowed", result)
 
 
 def test_replay_table_makes_a_token_single_use(sam_stack: SamStack, tmp_path: Path) -> None:
@@ -122,83 +98,33 @@ def test_replay_table_makes_a_token_single_use(sam_stack: SamStack, tmp_path: Pa
     assert (second.status, second.body.get("reason")) == (200, "replayed"), second.explain()
 
 
-@pytest.mark.parametrize("case", COMPLIANCE_CASES, ids=lambda case: case.name)
-def test_sam_local_invoke_tag_compliance_summarizes_each_case(
-    case: ComplianceCase, sam_stack: SamStack
-) -> None:
-    # Given the committed event (CloudTrail via EventBridge, or the schedule's tick)
-    event = REPO / "events" / "tag_compliance" / f"{case.name}.json"
-
-    # When the built function takes it in a Lambda container, with the compliance principal's keys
-    result = sam_stack.invoke(
-        "TagComplianceFunction", event, label=case.name, user=sam_stack.world.compliance
-    )
-
-    # Then its summary is the case's
-    summary = result.body
-    if case.error:
-        assert summary["error"]["code"] == "invalid_event", result.explain()
-        return
-    assert "error" not in summary, result.explain()
-    assert "findings" in summary, result.explain()
-    found = {(finding["rule"], finding["roleName"]) for finding in summary["findings"]}
-    if case.only_these:
-        assert found == set(case.findings), result.explain()
-    else:
-        assert set(case.findings) <= found, result.explain()
-    if case.evaluated is not None:
-        assert summary["evaluated"] == case.evaluated, result.explain()
-    assert summary["remediations"] == []
-
-
 @pytest.fixture(scope="module")
 def published_keys(sam_stack: SamStack, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """GET /v1/keys answered by the built function once: the keys a control plane would be given."""
-    (keys_case,) = [case for case in TOKEN_ISSUER_CASES if case.name == "keys"]
+    (keys,) = [event for event in sample_events(EVENTS) if event.label == "token_issuer/keys"]
     answer = sam_stack.invoke(
         "TokenIssuerFunction",
-        sam_stack.signed_event(keys_case, tmp_path_factory.mktemp("keys")),
-        label="keys",
-        user=_issuer(sam_stack),
+        sam_stack.event_file(keys, tmp_path_factory.mktemp("keys")),
+        label="keys (for tokens)",
     )
     assert answer.status == 200, answer.explain()
     return answer.body
 
 
-@pytest.mark.parametrize("case", TOKEN_ISSUER_CASES, ids=lambda case: case.name)
-def test_sam_local_invoke_answers_each_token_issuer_case(
-    case: TokenIssuerCase, sam_stack: SamStack, published_keys: dict[str, Any], tmp_path: Path
-) -> None:
-    # Given the case's event, signed now against the embedded AWS
-    event = sam_stack.signed_event(case, tmp_path)
-
-    # When the built token issuer runs it in a Lambda container (KMS, Secrets Manager, DynamoDB on moto)
-    result = sam_stack.invoke("TokenIssuerFunction", event, label=case.name, user=_issuer(sam_stack))
-
-    # Then the answer is the case's: a token a control plane accepts, the keys, or the refusal
-    assert result.status == case.expected_status, result.explain()
-    if case.expected_status == 403:
-        assert (result.body["error"], result.body["reason"]) == ("denied", case.expected_reason), (
-            result.explain()
+def _assert_a_control_plane_admits(token: str, asked: dict[str, Any], published: dict[str, Any]) -> None:
+    """As kuma-cp configured from `published` admits the proxy that asked for it (`asked`: the POST body)."""
+    spec = asked["dataplane"]
+    if "zone" in asked:
+        validate_zone_token(
+            token, zone_keys_for(published), now=time.time(), zone=asked["zone"], scope=spec["type"]
         )
-    elif case.expected_status == 400:
-        assert result.body["error"] == case.expected_reason, result.explain()
-    elif case.route == "GET /v1/keys":
-        assert dataplane_keys_for(result.body, "default"), result.explain()
-        assert zone_keys_for(result.body), result.explain()
     else:
-        assert set(result.body) == {"token", "kid", "jti", "expiresAt"}, result.explain()
-        zone = "zone" in case.fields
-        keys = (
-            zone_keys_for(published_keys)
-            if zone
-            else dataplane_keys_for(published_keys, case.dataplane["mesh"])
+        validate_dataplane_token(
+            token,
+            dataplane_keys_for(published, spec["mesh"]),
+            now=time.time(),
+            mesh=spec["mesh"],
+            name=spec["name"],
+            tags=spec.get("tags", {}),
+            workload=spec.get("workload"),
         )
-        claims = parse_and_verify(result.body["token"], keys, now=time.time())
-        assert ("Zone" in claims) == zone, claims
-
-
-def _issuer(sam_stack: SamStack) -> UserCredentials:
-    """The token issuer's own principal: sam local hands a function the keys of its environment."""
-    assert sam_stack.token_keys is not None
-    return sam_stack.token_keys.issuer

@@ -22,9 +22,16 @@ from pathlib import Path
 from typing import Any
 
 from kuma_iam_cli.local.embedded_aws import EmbeddedAws
-from kuma_iam_cli.local.events import VerifierCase, sam_env_vars, verify_event
+from kuma_iam_cli.local.events import (
+    VERIFIER_CASES,
+    VerifierCase,
+    function_principal,
+    sam_env_vars,
+    verify_event,
+)
+from kuma_iam_cli.local.expected import SampleEvent
 from kuma_iam_cli.local.seed import DemoWorld, UserCredentials
-from kuma_iam_cli.local.token_events import TokenIssuerCase, token_issuer_event
+from kuma_iam_cli.local.token_events import TOKEN_ISSUER_CASES, TokenIssuerCase, token_issuer_event
 from kuma_iam_cli.local.token_keys import TokenKeys
 from support.local_ports import free_port
 from support.project_files import REPO
@@ -84,14 +91,24 @@ class Timings:
 
 @dataclass(frozen=True)
 class InvokeResult:
-    status: int
-    body: dict[str, Any]
+    answer: Any  # what the function returned, as `sam local invoke` printed it
     wall_seconds: float
     duration_ms: float | None
     stderr: str
 
+    @property
+    def status(self) -> int | None:
+        """An API answer's statusCode (None for a function that answers otherwise)."""
+        return self.answer.get("statusCode") if isinstance(self.answer, dict) else None
+
+    @property
+    def body(self) -> dict[str, Any]:
+        """An API answer's JSON body."""
+        raw = self.answer.get("body") if isinstance(self.answer, dict) else None
+        return json.loads(raw) if isinstance(raw, str) and raw else {}
+
     def explain(self) -> str:
-        return f"status {self.status}, body {self.body}\n--- sam stderr (tail) ---\n{self.stderr[-3000:]}"
+        return f"answer {self.answer}\n--- sam stderr (tail) ---\n{self.stderr[-3000:]}"
 
 
 @dataclass
@@ -143,7 +160,8 @@ class SamStack:
         as_typed: bool = False,
         user: UserCredentials | None = None,
     ) -> InvokeResult:
-        """`sam local invoke` with samconfig's `local` environment, on this session's build and env file.
+        """`sam local invoke` with samconfig's `local` environment, on this session's build and env file,
+        with the keys of the function's own principal (`user`'s if given).
 
         as_typed: pass neither --template nor --env-vars, like the README's command (run it from `cwd`).
         """
@@ -153,7 +171,8 @@ class SamStack:
                 *self.build_flags(), "--env-vars", str(env_file or self.env_file),
             ]  # fmt: skip
         began = time.perf_counter()
-        completed = self.run_sam(args, cwd=cwd, user=user)
+        principal = user or function_principal(self.world, function, self.token_keys)
+        completed = self.run_sam(args, cwd=cwd, user=principal)
         wall = time.perf_counter() - began
         reported = _REPORT_DURATION.search(completed.stderr)
         duration_ms = float(reported.group(1)) if reported else None
@@ -165,16 +184,13 @@ class SamStack:
             )
         # stdout carries only the function's result; logs and SAM's chatter go to stderr.
         answer = json.loads(completed.stdout.strip().splitlines()[-1])
-        if "errorType" in answer:
+        if isinstance(answer, dict) and "errorType" in answer:
             # An unhandled error (errorType, errorMessage): the function gave no answer of its own.
             raise AssertionError(
                 f"sam local invoke {function} {event}: {completed.stdout[-2000:]}\n{completed.stderr[-4000:]}"
             )
-        if "statusCode" not in answer:  # an EventBridge-invoked function answers its summary itself
-            return InvokeResult(200, answer, wall, duration_ms, completed.stderr)
         return InvokeResult(
-            status=answer["statusCode"],
-            body=json.loads(answer.get("body") or "{}"),
+            answer=answer,
             wall_seconds=wall,
             duration_ms=duration_ms,
             stderr=completed.stderr,
@@ -192,6 +208,16 @@ class SamStack:
         path = folder / f"{case.name}.json"
         path.write_text(json.dumps(event, indent=2) + "\n")
         return path
+
+    def event_file(self, sample: SampleEvent, folder: Path) -> Path:
+        """The file to invoke for a committed sample event: the verifier's and the token issuer's signed now
+        against this run's embedded AWS (signed_event), any other (tag compliance's) the committed file."""
+        signed: dict[str, VerifierCase | TokenIssuerCase] = {
+            **{f"verifier/{case.name}": case for case in VERIFIER_CASES},
+            **{f"token_issuer/{case.name}": case for case in TOKEN_ISSUER_CASES},
+        }
+        case = signed.get(sample.label)
+        return sample.path if case is None else self.signed_event(case, folder / sample.folder)
 
     def build_flags(self) -> list[str]:
         # With --template, SAM looks for samconfig.toml beside that template: name the project's own.

@@ -1,8 +1,9 @@
-"""The HTTP edge: any malformed API Gateway event field is a 400 naming the field, never a 500.
+"""The HTTP edge: routing by method and path, and any malformed API Gateway event field is a 400 naming the
+field, never a 500.
 
 API Gateway always sends a well-formed payload 2.0 event; a hand-made one (`sam local invoke`, a direct
-invoke) may carry anything. The resolver here is a real Powertools resolver with the core's error handlers
-and one route that reads the body as every handler does (`raw_body`).
+invoke) may carry anything. The routes here are the core's HttpRoutes with one route that reads the body as
+every handler does.
 """
 
 from __future__ import annotations
@@ -14,23 +15,22 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
-from kuma_iam.http import install_error_handlers, json_response, raw_body, resolve_http_event
-from kuma_iam_cli.local.gateway import LocalLambdaContext
+from kuma_iam.errors import UpstreamThrottled
+from kuma_iam.http import HttpAnswer, HttpRequest, HttpRoutes, json_response
+from kuma_iam.observability import logger
 
-app = APIGatewayHttpResolver()
-install_error_handlers(app)
+app = HttpRoutes()
 
 
 @app.post("/v1/echo")
-def echo() -> Response[str]:
-    return json_response(200, {"body": raw_body(app.current_event).decode("utf-8", "replace")})
+def echo(request: HttpRequest) -> HttpAnswer:
+    return json_response(200, {"body": request.body.decode("utf-8", "replace")})
 
 
-CONTEXT = LocalLambdaContext(
-    function_name="EchoFunction", aws_request_id="r-1", region="us-east-1", account_id="111111111111"
-)
+@app.get("/v1/throttled")
+def throttled(request: HttpRequest) -> HttpAnswer:
+    raise UpstreamThrottled("sts", "STS is throttling", retry_after=2)
 
 
 def event(**changes: Any) -> dict[str, Any]:
@@ -80,7 +80,7 @@ def without(*path: str) -> Callable[[dict[str, Any]], None]:
 
 
 def answer(raw_event: object) -> tuple[int, dict[str, Any]]:
-    result = resolve_http_event(app, raw_event, CONTEXT)
+    result = app.resolve(raw_event)
     return result["statusCode"], json.loads(result["body"])
 
 
@@ -162,3 +162,51 @@ def test_an_event_that_is_not_an_object_is_a_400(raw_event: object) -> None:
     status, body = answer(raw_event)
     assert (status, body["error"]) == (400, "invalid_request")
     assert body["message"].startswith("event itself: Input should be a valid dictionary")
+
+
+def test_the_answer_is_what_api_gateway_takes() -> None:
+    assert app.resolve(event()) == {
+        "statusCode": 200,
+        "body": '{"body":"{\\"a\\": 1}"}',
+        "isBase64Encoded": False,
+        "headers": {"Content-Type": "application/json"},
+        "cookies": [],
+    }
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"rawPath": "/v1/other"}, in_http(method="GET"), in_http(method="DELETE")],
+    ids=["other-path", "get", "delete"],
+)
+def test_a_route_the_function_does_not_have_is_404_as_powertools_answered(
+    change: Callable[[dict[str, Any]], None] | dict[str, Any],
+) -> None:
+    changed = copy.deepcopy(event())
+    if callable(change):
+        change(changed)
+    else:
+        changed.update(change)
+    assert answer(changed) == (404, {"statusCode": 404, "message": "Not found"})
+
+
+def test_a_named_stage_is_not_part_of_the_route_and_the_method_any_case() -> None:
+    staged = copy.deepcopy(event(rawPath="/prod/v1/echo"))
+    staged["requestContext"].update(stage="prod")
+    staged["requestContext"]["http"].update(method="post")
+    assert answer(staged) == (200, {"body": '{"a": 1}'})
+
+
+def test_an_upstream_error_is_answered_with_retry_after() -> None:
+    changed = copy.deepcopy(event(rawPath="/v1/throttled"))
+    changed["requestContext"]["http"].update(method="GET")
+    result = app.resolve(changed)
+    assert (result["statusCode"], result["headers"]["Retry-After"]) == (429, "2")
+    assert json.loads(result["body"]) == {"error": "upstream_throttled", "message": "STS is throttling"}
+
+
+def test_every_log_line_of_a_request_carries_its_request_id() -> None:
+    app.resolve(event())
+    assert logger.get_current_keys()["correlation_id"] == "id-1"
+    app.resolve(event(requestContext={"http": {"method": "POST", "path": "/"}, "stage": "$default"}))
+    assert logger.get_current_keys().get("correlation_id") is None

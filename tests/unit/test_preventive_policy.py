@@ -366,7 +366,8 @@ def test_cli_bad_input_is_one_line_and_exit_2(
     assert says in err
 
 
-def test_cli_without_admins_is_a_usage_error() -> None:
-    with pytest.raises(SystemExit) as exit_info:
-        main(["policy"])
-    assert exit_info.value.code == 2
+def test_cli_without_admins_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["policy"]) == 2
+    _, err = capsys.readouterr()
+    assert err.startswith("kuma-iam: the following arguments are required: --admins")
+    assert err.count("\n") == 1

@@ -11,8 +11,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from kuma_iam.errors import ConfigError, UpstreamThrottled
-from kuma_iam.tokens.keys import KeyReference, KeyRing, KeySource, parse_signing_keys
+from kuma_iam.tokens.keys import KeyRing
 from kuma_iam.tokens.publication import published_keys
+from kuma_iam.tokens.references import KeyReference, KeySource, parse_signing_keys
 from kuma_iam.tokens.signers import PemSigner, Signer
 
 KEY_ID = "1234abcd-12ab-34cd-56ef-1234567890ab"

@@ -17,7 +17,12 @@ from botocore.loaders import Loader
 
 from kuma_iam.errors import InvalidRequest
 from kuma_iam.identity.checks import TokenPolicy, check_signed_request
-from kuma_iam.identity.endpoints import VARIANTS, partition_endpoints, sts_endpoint_for_region
+from kuma_iam.identity.endpoints import (
+    VARIANTS,
+    partition_endpoints,
+    sts_endpoint_for_host,
+    sts_endpoint_for_region,
+)
 from kuma_iam.identity.token import SignedRequest, decode_token, encode_compact, encode_vault
 from kuma_iam_cli.signer import sign_identity_request
 from support.botocore_tokens import botocore_signed
@@ -126,6 +131,31 @@ def test_each_partition_accepts_four_variants_per_region_and_nothing_else() -> N
     assert partition_endpoints("aws")["sts.amazonaws.com"].region == "us-east-1"
     # And GovCloud's regional hosts are its FIPS ones: three hosts per region
     assert len(partition_endpoints("aws-us-gov")) == 3 * 2
+
+
+def test_a_host_is_found_as_the_whole_table_would_find_it_resolving_only_its_regions() -> None:
+    # Given every host of every partition's table, and lookalikes that are in no table
+    lookalikes = [
+        "sts.us-east-1.amazonaws.com.evil.example",
+        "sts.amazonaws.com.",
+        "us-east-1",
+        "sts..api.aws",
+        "sts.us-east-1.api.aws.cn",
+        "sts-fips.amazonaws.com",
+        "sts.aws-global.amazonaws.com",
+        "",
+    ]
+    hosts = {host for partition in PARTITIONS for host in partition_endpoints(partition)}
+    for partition in PARTITIONS:
+        for host in [*sorted(hosts), *lookalikes]:
+            # Then the lookup names the endpoint the whole table names: the verifier's partition first,
+            # then the others in botocore's order, nothing for a lookalike
+            tables = [
+                partition_endpoints(partition),
+                *(partition_endpoints(p) for p in PARTITIONS if p != partition),
+            ]
+            expected = next((table[host] for table in tables if host in table), None)
+            assert sts_endpoint_for_host(host, partition) == expected, (partition, host)
 
 
 @pytest.mark.parametrize(

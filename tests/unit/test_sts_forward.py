@@ -45,6 +45,7 @@ class StubResponse:
     status: int = 200
     released: bool = False
     closed: bool = False
+    length_remaining: int | None = None  # no Content-Length: read until the answer ends
 
     def read1(self, amount: int) -> bytes:
         chunk = next(self.chunks, b"")

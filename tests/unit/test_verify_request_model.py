@@ -105,9 +105,7 @@ REFUSALS = [
     pytest.param(
         body(zone="east"), "dataplane.zone: Extra inputs are not permitted", id="extra-dataplane-field"
     ),
-    pytest.param(
-        body(mesh=None), "dataplane: Value error, mesh is required for a dataplane", id="dataplane-mesh-null"
-    ),
+    pytest.param(body(mesh=None), "dataplane: mesh is required for a dataplane", id="dataplane-mesh-null"),
     pytest.param(body(mesh=...), "mesh is required for a dataplane", id="dataplane-mesh-absent"),
     pytest.param(body(mesh=""), "dataplane.mesh: String should have at least 1 character", id="mesh-empty"),
     pytest.param(body(mesh=7), "dataplane.mesh: Input should be a valid string", id="mesh-number"),
@@ -157,6 +155,7 @@ REFUSALS = [
 @pytest.mark.parametrize(("raw", "message"), REFUSALS)
 def test_malformed_body_is_refused_naming_the_field(raw: str | None, message: str) -> None:
     assert message in refusal(raw)
+    assert "Value error" not in refusal(raw)  # pydantic's prefix before our own validators' words
 
 
 @pytest.mark.parametrize(

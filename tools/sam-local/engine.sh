@@ -39,6 +39,14 @@ debian_mirror() {
     echo "${m%/}"
 }
 
+# Long steps run with their output in a log and a line every 10 s (apt and debconf chatter belongs in a
+# log, not in the user's terminal); a step inside a shell function gets the heartbeat alone.
+PROGRESS="$(cd "$(dirname "$0")/.." && pwd)/progress.sh"
+heartbeat() {  # $1 = what is going on; says so every 10 s until killed
+    local started=$SECONDS
+    while sleep 10; do log "  ... $1 ($((SECONDS - started)) s)"; done
+}
+
 apt_install() {  # $@ = commands that must exist; each comes from the Debian package of the same need
     local missing=() cmd
     for cmd in "$@"; do
@@ -49,9 +57,11 @@ apt_install() {  # $@ = commands that must exist; each comes from the Debian pac
     done
     [ ${#missing[@]} -eq 0 ] && return 0
     command -v apt-get >/dev/null || die "missing ${missing[*]} and no apt-get to install them"
-    log "installing ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    log "installing ${missing[*]} with apt-get (log: $STATE_DIR/apt.log; about 30 s)"
+    "$PROGRESS" "apt-get update" "$STATE_DIR/apt-update.log" apt-get update || die "apt-get update failed"
+    "$PROGRESS" "apt-get install ${missing[*]}" "$STATE_DIR/apt.log" \
+        env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" ||
+        die "apt-get install ${missing[*]} failed"
 }
 
 cmd_start() {
@@ -136,8 +146,9 @@ recipe_hash() {
         sha256sum | cut -c1-16
 }
 
-WORK=""
+WORK="" HEARTBEAT=""
 cleanup() {
+    [ -z "$HEARTBEAT" ] || kill "$HEARTBEAT" 2>/dev/null || true
     [ -n "$WORK" ] || return 0
     # debootstrap mounts proc/sys in the target; never rm -rf through a live mount.
     umount -R "$WORK/rootfs/proc" "$WORK/rootfs/sys" 2>/dev/null || true
@@ -190,13 +201,19 @@ cmd_image() {
         log "using cached rootfs $tar"
     else
         apt_install debootstrap
+        log "building the stand-in Lambda image, once (1-3 min; the rootfs is cached for later)"
+        heartbeat "building the image" &
+        HEARTBEAT=$!
         build_rootfs_tar "$tar"
+        kill "$HEARTBEAT" 2>/dev/null || true
         # Older recipes' tarballs are dead weight.
         find "$CACHE_DIR" -name "lambda-python$PYVER-rootfs-*.tar" ! -name "${tar##*/}" -delete
     fi
     local changes=() c
     for c in "${IMAGE_CHANGES[@]}" "LABEL kuma-iam.recipe=$hash"; do changes+=(--change "$c"); done
-    docker import "${changes[@]}" "$tar" "$IMAGE_TAG" >/dev/null
+    log "importing $tar as $IMAGE_TAG"
+    "$PROGRESS" "docker import" "$CACHE_DIR/import.log" docker import "${changes[@]}" "$tar" "$IMAGE_TAG" ||
+        die "docker import failed"
     # With --skip-pull-image SAM reuses its derived "<repo>:rapid-<arch>" image as long as it
     # exists, even when the base under it changed: drop it so SAM rebuilds it on top of ours.
     docker image ls --format '{{.Repository}}:{{.Tag}}' "${IMAGE_TAG%:*}" |

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from kuma_iam_cli.errors import CommandError
 from kuma_iam_cli.preventive_policy import (
     PolicyInputError,
     PolicyKind,
@@ -32,7 +33,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="principal ARN patterns (* and ? wildcards) that may change kuma.io/* tags; a role covers "
         "its sessions; repeat or separate with commas",
     )
-    policy.add_argument("--kind", choices=[kind.value for kind in PolicyKind], default=PolicyKind.SCP.value)
+    policy.add_argument(
+        "--kind",
+        choices=[kind.value for kind in PolicyKind],
+        default=PolicyKind.SCP.value,
+        help="scp: a whole service control policy; boundary: statements to add to a permissions boundary",
+    )
     policy.set_defaults(run=run)
 
 
@@ -42,8 +48,7 @@ def run(args: argparse.Namespace) -> int:
         admins = parse_admins(args.admins)
         text = preventive_policy(admins, kind)
     except PolicyInputError as error:
-        print(f"kuma-iam policy: {error}", file=sys.stderr)
-        return 2
+        raise CommandError(f"policy: {error}") from None
     print(text)
     print(
         f"kuma-iam policy: {kind} of {len(text):,} characters; kuma.io/ keys in {len(kuma_key_patterns())} "

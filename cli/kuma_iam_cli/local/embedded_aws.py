@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,7 +15,10 @@ import boto3
 import urllib3
 from botocore.awsrequest import AWSPreparedRequest
 from botocore.client import BaseClient
-from moto.server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from kuma_iam_cli.local.listeners import listen_on
 
 logger = logging.getLogger(__name__)
 
@@ -40,11 +44,21 @@ class EmbeddedAws:
 
     _running_lock = threading.Lock()
 
-    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, region: str = DEFAULT_REGION) -> None:
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        region: str = DEFAULT_REGION,
+        listener: socket.socket | None = None,
+    ) -> None:
+        """listener: a socket already bound to (host, port) and listening (see local/listeners.py)."""
         self._host = host
         self._requested_port = port
         self._region = region
-        self._server: ThreadedMotoServer | None = None
+        self._listener = listener
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
         self._port: int | None = None
         self._http = urllib3.PoolManager(timeout=_MOTO_API_TIMEOUT, retries=False)
         self._previous_no_auth_count: str | None = None
@@ -76,10 +90,7 @@ class EmbeddedAws:
             raise EmbeddedAwsError("another EmbeddedAws already runs in this process (moto state is global)")
         try:
             _quiet_request_log()
-            server = ThreadedMotoServer(ip_address=self._host, port=self._requested_port, verbose=False)
-            server.start()
-            self._server = server
-            self._port = server.get_host_and_port()[1]
+            self._start_server()
             # Begin from an empty world even if an earlier moto mock in this process left state behind.
             self._moto_api("/moto-api/reset", b"")
         except BaseException:
@@ -184,10 +195,40 @@ class EmbeddedAws:
             answer = {}
         return answer if isinstance(answer, dict) else {}
 
+    def _start_server(self) -> None:
+        # moto's server on a socket we bound: a busy port is an OSError here, where moto's own
+        # ThreadedMotoServer would print "Port ... is in use" in its thread and wait for it forever.
+        try:
+            listener = self._listener or listen_on(self._host, self._requested_port)
+        except OSError as error:
+            raise EmbeddedAwsError(f"cannot listen on {self._host}:{self._requested_port}: {error}") from None
+        self._listener = None  # the server takes it over (and closes it on stop)
+        try:
+            server = make_server(
+                self._host,
+                listener.getsockname()[1],
+                DomainDispatcherApplication(create_backend_app),
+                threaded=True,
+                request_handler=MotoRequestHandler,
+                fd=listener.fileno(),
+            )
+        finally:
+            listener.close()  # werkzeug serves on its own duplicate of the descriptor
+        self._server = server
+        self._port = int(server.server_address[1])
+        self._thread = threading.Thread(
+            target=server.serve_forever, name="kuma-iam-embedded-aws", daemon=True
+        )
+        self._thread.start()
+
     def _shutdown_server(self) -> None:
         if self._server is not None:
-            self._server.stop()
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join()
         self._server = None
+        self._thread = None
         self._port = None
 
 

@@ -10,6 +10,7 @@ import importlib.util
 import json
 import logging
 import secrets
+import socket
 import sys
 import threading
 import time
@@ -82,6 +83,18 @@ class GatewayResponse:
     status: int
     headers: tuple[tuple[str, str], ...]
     body: bytes
+
+
+@dataclass(frozen=True)
+class GatewayExchange:
+    """One request as the gateway handled it: who called (if signed), what came back, how long it took."""
+
+    request: GatewayRequest
+    route_key: str | None
+    caller: GatewayCaller | None
+    rejection: str | None  # why the signature was refused (the caller saw only 403 Forbidden)
+    response: GatewayResponse
+    duration_ms: float
 
 
 class SignatureRejected(Exception):
@@ -352,7 +365,11 @@ class LocalGateway:
         public_routes: Collection[str] = frozenset(),
         max_body_bytes: int = MAX_BODY_BYTES,
         clock: Callable[[], datetime] | None = None,
+        listener: socket.socket | None = None,
+        on_exchange: Callable[[GatewayExchange], None] | None = None,
     ) -> None:
+        """listener: a socket already bound and listening (local/listeners.py) to serve on instead of
+        binding (host, port) here. on_exchange: called after each request, e.g. to print an access line."""
         unknown_public = set(public_routes) - set(routes)
         if unknown_public:
             raise ValueError(f"public routes without a handler: {sorted(unknown_public)}")
@@ -366,6 +383,8 @@ class LocalGateway:
         self._region = region
         self.max_body_bytes = max_body_bytes
         self._clock = clock or _utc_now
+        self._listener = listener
+        self._on_exchange = on_exchange
         self._server: _GatewayHttpServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -387,7 +406,8 @@ class LocalGateway:
         route_key: str | None = f"{request.method} {request.raw_path}"
         if route_key not in self._routes:
             route_key = "$default" if "$default" in self._routes else None
-        response = self._route(request, route_key, request_id)
+        response, caller, rejection = self._route(request, route_key, request_id)
+        duration_ms = round((time.perf_counter() - started) * 1000, 1)
         logger.info(
             "gateway request",
             extra={
@@ -396,13 +416,16 @@ class LocalGateway:
                 "route_key": route_key,
                 "status": response.status,
                 "request_id": request_id,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                "duration_ms": duration_ms,
             },
         )
+        if self._on_exchange is not None:
+            self._on_exchange(GatewayExchange(request, route_key, caller, rejection, response, duration_ms))
         return response
 
     def start(self) -> Self:
-        server = _GatewayHttpServer((self._host, self._requested_port), self)
+        server = _GatewayHttpServer((self._host, self._requested_port), self, self._listener)
+        self._listener = None  # the server owns it now, and closes it on stop
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="kuma-iam-gateway", daemon=True
@@ -432,12 +455,15 @@ class LocalGateway:
     ) -> None:
         self.stop()
 
-    def _route(self, request: GatewayRequest, route_key: str | None, request_id: str) -> GatewayResponse:
+    def _route(
+        self, request: GatewayRequest, route_key: str | None, request_id: str
+    ) -> tuple[GatewayResponse, GatewayCaller | None, str | None]:
+        """The response, the caller whose signature was accepted, and why a signature was refused."""
         if route_key is None:
-            return _message_response(404, "Not Found", request_id)
+            return _message_response(404, "Not Found", request_id), None, None
         handler = self._routes[route_key]
         if len(request.body) > self.max_body_bytes:
-            return _message_response(413, "Request Entity Too Large", request_id)
+            return _message_response(413, "Request Entity Too Large", request_id), None, None
         caller: GatewayCaller | None = None
         if route_key not in self._public_routes:
             try:
@@ -446,7 +472,7 @@ class LocalGateway:
                 logger.info(
                     "request not authorized", extra={"reason": rejection.reason, "request_id": request_id}
                 )
-                return _message_response(403, "Forbidden", request_id)
+                return _message_response(403, "Forbidden", request_id), None, rejection.reason
         event = build_event(
             request,
             route_key=route_key,
@@ -467,15 +493,21 @@ class LocalGateway:
                 result = handler(event, context)
             except Exception:  # a crashing handler is a 500 to the caller, as behind API Gateway
                 logger.exception("handler failed", extra={"route_key": route_key, "request_id": request_id})
-                return _message_response(500, "Internal Server Error", request_id)
-        return response_from_result(result, request_id=request_id)
+                return _message_response(500, "Internal Server Error", request_id), caller, None
+        return response_from_result(result, request_id=request_id), caller, None
 
 
 class _GatewayHttpServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], gateway: LocalGateway) -> None:
-        super().__init__(address, _GatewayRequestHandler)
+    def __init__(
+        self, address: tuple[str, int], gateway: LocalGateway, listener: socket.socket | None = None
+    ) -> None:
+        super().__init__(address, _GatewayRequestHandler, bind_and_activate=listener is None)
+        if listener is not None:
+            self.socket.close()
+            self.socket = listener
+            self.server_address = listener.getsockname()[:2]
         self.gateway = gateway
 
 

@@ -1,21 +1,30 @@
-"""`kuma-iam serve`: the real verifier handler behind a local IAM-checking gateway, embedded or real AWS."""
+"""`kuma-iam serve`: the real handlers behind a local IAM-checking gateway (the verifier and the token issuer;
+tag compliance behind a local EventBridge route), on the embedded AWS or (the verifier alone) real AWS."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import shlex
+import signal
 import sys
 import threading
+from datetime import datetime
 from pathlib import Path
 
 import boto3
 
+from kuma_iam_cli.commands.dataplane_token import ISSUER_CALLER_CREDENTIALS
+from kuma_iam_cli.errors import CommandError
 from kuma_iam_cli.local.compliance_demo import COMPLIANCE_DEMO_ROLES, TAG_ADMINS
 from kuma_iam_cli.local.embedded_aws import EmbeddedAws
 from kuma_iam_cli.local.eventbridge_route import EVENTBRIDGE_ROUTE, deliver_to
 from kuma_iam_cli.local.events import VERIFIER_CASES, VERIFY_ROUTE, VerifierCase
-from kuma_iam_cli.local.gateway import GatewayCaller, Handler, LocalGateway, load_handler
+from kuma_iam_cli.local.expected import describe, expected_answers
+from kuma_iam_cli.local.function_output import FunctionOutput
+from kuma_iam_cli.local.gateway import GatewayCaller, GatewayExchange, Handler, LocalGateway, load_handler
+from kuma_iam_cli.local.listeners import WantedPort, take_ports
+from kuma_iam_cli.local.request_log import request_line
 from kuma_iam_cli.local.seed import (
     DemoWorld,
     compliance_environment,
@@ -25,45 +34,85 @@ from kuma_iam_cli.local.seed import (
     task_credentials,
     verifier_environment,
 )
-from kuma_iam_cli.local.token_events import KEYS_ROUTE, TOKENS_ROUTE
+from kuma_iam_cli.local.state import RunningStack, StackState
+from kuma_iam_cli.local.token_events import KEYS_ROUTE, TOKEN_ISSUER_CASES, TOKENS_ROUTE, TokenIssuerCase
 from kuma_iam_cli.local.token_keys import TokenKeys, seed_token_keys, token_issuer_environment
 
-STATE_DIR = Path(".local")
+GATEWAY_HOST = "127.0.0.1"  # the gateway is for this machine's shells; --host opens the embedded AWS only
+ANY_ADDRESS = "0.0.0.0"  # noqa: S104 - what `--host` takes to let containers in
+# The token the printed `dataplane-token` command asks for: the sample event `allowed`'s, answered alike.
+(ISSUER_DEMO_CASE,) = (case for case in TOKEN_ISSUER_CASES if case.name == "allowed")
 
 
 def serve(args: argparse.Namespace) -> int:
-    handler_path = Path(args.functions) / "verifier" / "app.py"
-    issuer_path = Path(args.functions) / "token_issuer" / "app.py"
-    if not handler_path.is_file() or not issuer_path.is_file():
-        print(f"kuma-iam: {handler_path} not found: run serve from the repository root", file=sys.stderr)
-        return 2
+    # From the start, so a SIGTERM at any moment unwinds like Ctrl-C (the stack file goes, ports close).
+    signal.signal(signal.SIGTERM, _interrupt)
+    functions = Path(args.functions).absolute()
+    handler_path = functions / "verifier" / "app.py"
+    issuer_path = functions / "token_issuer" / "app.py"
+    for path in (handler_path, issuer_path):
+        if not path.is_file():
+            raise CommandError(f"{path} not found: run serve from the repository root, or give --functions")
     if args.aws:
         return _serve_on_aws(args, handler_path)
-    with EmbeddedAws(host=args.host, port=args.moto_port) as aws:
+    # Both ports before anything starts: a busy one is an error now, not a hang after seeding.
+    aws_listener, gateway_listener = take_ports(
+        [
+            WantedPort(args.host, args.moto_port, "--moto-port", "the embedded AWS"),
+            WantedPort(GATEWAY_HOST, args.port, "--port", "the verifier's gateway"),
+        ]
+    )
+    with EmbeddedAws(host=args.host, listener=aws_listener) as aws:
+        state = StackState.for_port(Path(args.state_dir), aws.port)
+        state.prepare()
         world = seed_demo_world(aws)
         token_keys = seed_token_keys(aws, world)
         aws.enable_signature_checks()
+        state.write_private(state.world_file, world.to_json())
+        state.write_private(state.tokens_file, token_keys.to_json())
         os.environ.update(verifier_environment(world, server_id=args.server_id))
         handler = load_handler(handler_path)
         issuer = _token_issuer_handler(issuer_path, world, token_keys, args.server_id)
         compliance = _compliance_handler(Path(args.functions), world)
         # The task whose printed command gets a token calls the issuer itself, with its own session.
-        task_env, task = task_caller(world, world.home_account, "backend-task")
-        with LocalGateway(
-            {VERIFY_ROUTE: handler, TOKENS_ROUTE: issuer, KEYS_ROUTE: issuer, EVENTBRIDGE_ROUTE: compliance},
-            [control_plane_caller(world), task],
-            api_account_id=world.home_account,
-            port=args.port,
-            # EventBridge needs no signature: the local stand-in for it listens on this machine only.
-            public_routes={EVENTBRIDGE_ROUTE},
-        ) as gw:
-            print(_demo_instructions(world, f"{gw.endpoint_url}/v1/verify", args.server_id), flush=True)
-            print(_compliance_instructions(world, gw.endpoint_url, Path(args.functions)), flush=True)
-            print(
-                _token_instructions(world, token_keys, gw.endpoint_url, args.server_id, task_env), flush=True
+        task_env, task = task_caller(world, *ISSUER_DEMO_CASE.signer)
+        with (
+            FunctionOutput(state.lambda_log) as function_output,
+            LocalGateway(
+                {
+                    VERIFY_ROUTE: function_output.invoking(handler),
+                    TOKENS_ROUTE: function_output.invoking(issuer),
+                    KEYS_ROUTE: function_output.invoking(issuer),
+                    EVENTBRIDGE_ROUTE: function_output.invoking(compliance),
+                },
+                [control_plane_caller(world), task],
+                api_account_id=world.home_account,
+                host=GATEWAY_HOST,
+                listener=gateway_listener,
+                # EventBridge needs no signature: the local stand-in for it listens on this machine only.
+                public_routes={EVENTBRIDGE_ROUTE},
+                on_exchange=_print_request,
+            ) as gw,
+        ):
+            verify_url = f"{gw.endpoint_url}/v1/verify"
+            state.announce(
+                RunningStack(
+                    pid=os.getpid(),
+                    verify_url=verify_url,
+                    endpoint_url=world.endpoint_url,
+                    state_dir=str(state.folder),
+                )
             )
-            print("\nCtrl-C stops the stack.", flush=True)
-            _wait_for_interrupt()
+            instructions = [
+                _demo_instructions(world, state, verify_url, args),
+                _compliance_instructions(world, state, gw.endpoint_url, args),
+                _token_instructions(world, token_keys, state, gw.endpoint_url, task_env, args),
+                "\nCtrl-C stops the stack. One line per request below:",
+            ]
+            try:
+                _serve_until_interrupted("\n".join(instructions))
+            finally:
+                state.withdraw()
     return 0
 
 
@@ -96,9 +145,13 @@ def _compliance_handler(functions: Path, world: DemoWorld) -> Handler:
     return deliver_to(handler)
 
 
-def _compliance_instructions(world: DemoWorld, gateway_url: str, functions: Path) -> str:
+def _compliance_instructions(
+    world: DemoWorld, state: StackState, gateway_url: str, args: argparse.Namespace
+) -> str:
     environment = compliance_environment(world)
-    shell = _env_file(
+    # The sweep from a laptop: the compliance principal's keys and the embedded AWS, but not the function's
+    # outputs (SNS, Security Hub, idempotency) — the sweep prints its findings.
+    shell = state.write_credentials(
         "compliance",
         {
             name: value
@@ -106,9 +159,12 @@ def _compliance_instructions(world: DemoWorld, gateway_url: str, functions: Path
             if name.startswith("AWS_")
             or name in ("KMESH_AWSIAM_AUTHORIZEDACCOUNTIDS", "KUMA_IAM_COMPLIANCE_ROLE_NAME")
         },
-    ).resolve()
-    kuma = Path(_kuma_iam_command()).resolve()
-    events = (functions.resolve().parent / "events" / "tag_compliance").resolve()
+    )
+    kuma = _kuma_iam_command()
+    events_dir = Path(args.functions).absolute().parent / "events"
+    expected = expected_answers(events_dir)
+    event = events_dir / "tag_compliance" / "tag-role-by-other.json"
+    answer = expected.get("tag_compliance/tag-role-by-other")
     broken = ", ".join(
         f"{spec.name} ({', '.join(spec.breaks)})" for spec in COMPLIANCE_DEMO_ROLES if spec.breaks
     )
@@ -117,33 +173,35 @@ def _compliance_instructions(world: DemoWorld, gateway_url: str, functions: Path
             "",
             "Tag compliance (report mode; tag admins: " + ", ".join(TAG_ADMINS) + ").",
             f"Demo roles that break a rule: {broken}; orders-task breaks none.",
-            "The verifier's demo task roles also trust the stand-in ECS agent (an IAM user): the sweep",
-            "reports trust-not-ecs-tasks for them.",
+            "The verifier's demo task roles also trust the stand-in ECS agent (an IAM user) and name no",
+            "source account: the sweep reports trust-not-ecs-tasks and trust-no-source-condition for them.",
             "\n# sweep every role of both accounts -> a findings table, exit 1 (--json for the summary)",
-            f"env $(cat {shell}) {kuma} sweep",
+            f"env $(cat {_quoted(shell)}) {kuma} sweep",
             "\n# an IAM event as EventBridge delivers it: a developer (not a tag admin) tagged orders-task",
-            f"curl -s --data @{events / 'tag-role-by-other.json'} {gateway_url}/local/eventbridge",
-            "# -> kuma-tag-change-unauthorized on orders-task. The same event again gets the same answer and",
-            "#    no second notification (each event id is handled once). Other events: " + str(events),
+            f"curl -s --data {shlex.quote(f'@{event}')} {gateway_url}/local/eventbridge",
+            f"# -> {describe(answer) if answer is not None else '?'}. The same event again gets the same",
+            "#    answer and no second notification (each event id is handled once). Other events, and the",
+            f"#    answer each must get (expected.json): {event.parent}",
         ]
     )
 
 
 def _serve_on_aws(args: argparse.Namespace, handler_path: Path) -> int:
     """Serve against the account of your own credentials; only those credentials may call the gateway."""
+    (gateway_listener,) = take_ports(
+        [WantedPort(GATEWAY_HOST, args.port, "--port", "the verifier's gateway")]
+    )
     session = boto3.Session()
     credentials = session.get_credentials()
     if credentials is None:
-        print("kuma-iam: serve --aws needs AWS credentials", file=sys.stderr)
-        return 2
+        raise CommandError("serve --aws needs AWS credentials")
     identity = session.client("sts").get_caller_identity()
     os.environ.setdefault("KMESH_AWSIAM_AUTHORIZEDACCOUNTIDS", identity["Account"])
     os.environ.setdefault("KUMA_IAM_SERVER_ID", args.server_id)
     os.environ.setdefault("AWS_REGION", session.region_name or "us-east-1")
     frozen = credentials.get_frozen_credentials()
     if frozen.access_key is None or frozen.secret_key is None:
-        print("kuma-iam: serve --aws needs complete AWS credentials", file=sys.stderr)
-        return 2
+        raise CommandError("serve --aws needs complete AWS credentials")
     caller = GatewayCaller(
         access_key_id=frozen.access_key,
         secret_access_key=frozen.secret_key,
@@ -153,28 +211,35 @@ def _serve_on_aws(args: argparse.Namespace, handler_path: Path) -> int:
         user_id=identity["UserId"],
     )
     handler = load_handler(handler_path)
-    with LocalGateway(
-        {VERIFY_ROUTE: handler}, [caller], api_account_id=identity["Account"], port=args.port
-    ) as gw:
+    state = StackState(Path(args.state_dir).absolute() / "aws")
+    state.prepare()
+    with (
+        FunctionOutput(state.lambda_log) as function_output,
+        LocalGateway(
+            {VERIFY_ROUTE: function_output.invoking(handler)},
+            [caller],
+            api_account_id=identity["Account"],
+            host=GATEWAY_HOST,
+            listener=gateway_listener,
+            on_exchange=_print_request,
+        ) as gw,
+    ):
         kuma = _kuma_iam_command()
-        print(
+        _serve_until_interrupted(
             f"kuma-iam verifier on AWS account {identity['Account']}, at {gw.endpoint_url}/v1/verify\n"
             f"authorized accounts: {os.environ['KMESH_AWSIAM_AUTHORIZEDACCOUNTIDS']}; "
             f"server id: {os.environ['KUMA_IAM_SERVER_ID']}\n"
             "From a task (or any shell with a tagged role's credentials):\n"
             f"  {kuma} verify --url {gw.endpoint_url}/v1/verify --mesh default "
             f'--token "$({kuma} token --server-id {os.environ["KUMA_IAM_SERVER_ID"]})"\n'
-            "Ctrl-C stops it.",
-            flush=True,
+            f"The function's JSON log (as Lambda writes it to CloudWatch): {state.lambda_log}\n"
+            "Ctrl-C stops it; one line per request below."
         )
-        _wait_for_interrupt()
     return 0
 
 
-def _demo_instructions(world: DemoWorld, url: str, server_id: str) -> str:
-    STATE_DIR.mkdir(exist_ok=True)
-    (STATE_DIR / "world.json").write_text(world.to_json())
-    control_plane = _env_file(
+def _demo_instructions(world: DemoWorld, state: StackState, url: str, args: argparse.Namespace) -> str:
+    control_plane = state.write_credentials(
         "control-plane",
         {
             "AWS_ACCESS_KEY_ID": world.control_plane.access_key_id,
@@ -183,53 +248,84 @@ def _demo_instructions(world: DemoWorld, url: str, server_id: str) -> str:
         },
     )
     kuma = _kuma_iam_command()
+    events = (
+        f"{kuma} events --world {_quoted(state.world_file)} "
+        f"--out {_quoted(Path(args.functions).absolute().parent / 'events')}"
+    )
     lines = [
         f"kuma-iam verifier on the embedded AWS ({world.endpoint_url}, SigV4 checked), at {url}",
         f"authorized accounts {world.home_account}, {world.partner_account}; "
         f"not authorized {world.outsider_account}; "
-        f"server id {server_id!r}.",
-        f"Events for `sam local invoke`: {kuma} events --world {STATE_DIR / 'world.json'}",
-        "Try it (each line signs a fresh token with a task role's credentials and asks the verifier):",
+        f"server id {args.server_id!r}.",
+        f"State (world, credentials): {state.folder}",
+        f"The function's JSON log (as Lambda writes it to CloudWatch): {state.lambda_log}",
+        f"Events for `sam local invoke`: {events}"
+        + ("" if args.host == ANY_ADDRESS else "  (containers reach this stack only with --host 0.0.0.0)"),
+        "Try it from any directory (each line signs a fresh token with a task role's credentials and asks "
+        "the verifier):",
     ]
+    expected = expected_answers(Path(args.functions).absolute().parent / "events")
     for case in VERIFIER_CASES:
-        expected = (
-            "allow" if case.expected_allowed else case.expected_reason or f"HTTP {case.expected_status}"
-        )
-        lines.append(f"\n# {case.name} -> {expected}")
+        answer = expected.get(f"verifier/{case.name}")
+        lines.append(f"\n# {case.name} -> {describe(answer) if answer is not None else '?'}")
         lines.append(
-            f"env $(cat {control_plane}) {kuma} verify --url {url} {_claim_flags(case)} "
-            f"--token {_token_expression(world, case, kuma, server_id)}"
+            f"env $(cat {_quoted(control_plane)}) {kuma} verify --url {url} {_claim_flags(case)} "
+            f"--token {_token_expression(world, state, case, kuma, args.server_id)}"
         )
     return "\n".join(lines)
 
 
 def _token_instructions(
-    world: DemoWorld, keys: TokenKeys, base_url: str, server_id: str, task_env: dict[str, str]
+    world: DemoWorld,
+    keys: TokenKeys,
+    state: StackState,
+    base_url: str,
+    task_env: dict[str, str],
+    args: argparse.Namespace,
 ) -> str:
-    """Commands that get a token as the backend task, show the keys as kuma-cp takes them, and validate."""
-    (STATE_DIR / "tokens.json").write_text(keys.to_json())
+    """Commands that get a token as the backend task (the sample event `allowed` asks the same), show the
+    keys as kuma-cp takes them, and validate the token with them; each with the answer it must get."""
     kuma = _kuma_iam_command()
-    task = _env_file("home-backend-task-issuer", {**task_env, "AWS_REGION": world.region})
-    control_plane = STATE_DIR / "credentials" / "control-plane.env"
-    token_file = STATE_DIR / "backend.token"
+    task = state.write_credentials(
+        ISSUER_CALLER_CREDENTIALS.removesuffix(".env"), {**task_env, "AWS_REGION": world.region}
+    )
+    control_plane = state.credentials_dir / "control-plane.env"
+    token_file = state.folder / "backend.token"
+    expected = expected_answers(Path(args.functions).absolute().parent / "events")
+    answer = expected.get(f"token_issuer/{ISSUER_DEMO_CASE.name}")
+    issued = describe(answer) if answer is not None else "?"
+    kid = answer.get("body", {}).get("kid", "?") if isinstance(answer, dict) else "?"
     return "\n".join(
         [
             f"\nToken issuer at {base_url}/v1/tokens and {base_url}/v1/keys: dataplane tokens for meshes "
             f"{', '.join(keys.meshes)} (kid 1: a Kuma PEM key in Secrets Manager, published; kid 2: a KMS "
-            f"key, signs), zone tokens for {keys.zone} (a KMS key of their own).",
-            "\n# token: the backend task exchanges its identity for a dataplane token (mode 0600)",
-            f"env $(cat {task}) {kuma} dataplane-token --url {base_url}/v1/tokens --server-id {server_id} "
-            f"--mesh default --name backend-01 --service backend --output {token_file}",
-            "\n# keys: the public keys as kuma-cp settings (dpServer.authn...validator.publicKeys)",
-            f"env $(cat {control_plane}) {kuma} tokens keys --url {base_url}/v1/keys",
-            "\n# validate: the token with the published keys, as a control plane would",
-            f"env $(cat {control_plane}) {kuma} tokens validate --token-file {token_file} "
+            f"key, signs), zone tokens for {keys.zone} (a KMS key of their own). Its keys and table: "
+            f"{state.tokens_file}",
+            f"\n# token: the backend task exchanges its identity for a dataplane token, a file only it reads "
+            f"-> {issued}, exit 0",
+            f"env $(cat {_quoted(task)}) {kuma} dataplane-token --url {base_url}/v1/tokens "
+            f"--server-id {args.server_id} {_token_flags(ISSUER_DEMO_CASE)} --output {_quoted(token_file)}",
+            "\n# keys: the public keys as kuma-cp settings (dpServer.authn...validator.publicKeys) -> keys",
+            f"env $(cat {_quoted(control_plane)}) {kuma} tokens keys --url {base_url}/v1/keys",
+            f"\n# validate: the token with the published keys, as a control plane would -> valid, kid {kid}",
+            f"env $(cat {_quoted(control_plane)}) {kuma} tokens validate --token-file {_quoted(token_file)} "
             f"--keys-url {base_url}/v1/keys",
         ]
     )
 
 
-def _token_expression(world: DemoWorld, case: VerifierCase, kuma: str, server_id: str) -> str:
+def _token_flags(case: TokenIssuerCase) -> str:
+    spec = case.dataplane
+    flags = [f"--mesh {spec['mesh']}", f"--name {spec['name']}"]
+    flags += [f"--service {service}" for service in spec.get("tags", {}).get("kuma.io/service", [])]
+    if "validFor" in case.fields:
+        flags.append(f"--valid-for {case.fields['validFor']}")
+    return " ".join(flags)
+
+
+def _token_expression(
+    world: DemoWorld, state: StackState, case: VerifierCase, kuma: str, server_id: str
+) -> str:
     if case.fixed_token is not None:
         return shlex.quote(case.fixed_token)
     if case.signer == "ci-user":
@@ -247,10 +343,11 @@ def _token_expression(world: DemoWorld, case: VerifierCase, kuma: str, server_id
     if case.forge_signature:
         environment = {**environment, "AWS_SECRET_ACCESS_KEY": "forged-secret"}
         name += "-forged"
-    credentials = _env_file(name, {**environment, "AWS_REGION": world.region})
+    credentials = state.write_credentials(name, {**environment, "AWS_REGION": world.region})
     token_format = " --format vault" if case.encoding == "vault" else ""
     return (
-        f'"$(env $(cat {credentials}) {kuma} token --server-id {case.server_id or server_id}{token_format})"'
+        f'"$(env $(cat {_quoted(credentials)}) {kuma} token --server-id {case.server_id or server_id}'
+        f'{token_format})"'
     )
 
 
@@ -265,22 +362,27 @@ def _claim_flags(case: VerifierCase) -> str:
     return " ".join(flags)
 
 
-def _env_file(name: str, environment: dict[str, str]) -> Path:
-    """Credentials for the printed commands live in files (mode 600), not in the terminal's scrollback."""
-    folder = STATE_DIR / "credentials"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}.env"
-    path.touch(mode=0o600)
-    path.write_text("".join(f"{key}={value}\n" for key, value in environment.items()))
-    return path
-
-
 def _kuma_iam_command() -> str:
-    return os.path.relpath(Path(sys.executable).parent / "kuma-iam")
+    """The command as installed beside this Python, by absolute path: printed lines work from anywhere."""
+    return _quoted(Path(sys.executable).parent / "kuma-iam")
 
 
-def _wait_for_interrupt() -> None:
+def _quoted(path: Path) -> str:
+    return shlex.quote(str(path))
+
+
+def _print_request(exchange: GatewayExchange) -> None:
+    print(request_line(exchange, datetime.now().astimezone()), flush=True)
+
+
+def _serve_until_interrupted(instructions: str) -> None:
+    """Print the instructions, then serve until Ctrl-C or SIGTERM (see serve()), either a clean stop."""
     try:
+        print(instructions, flush=True)
         threading.Event().wait()
     except KeyboardInterrupt:
-        print("\nstopping")
+        print("\nstopping", flush=True)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt

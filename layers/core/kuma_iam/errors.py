@@ -6,6 +6,7 @@ from enum import StrEnum
 from typing import Literal
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 
 class DenyReason(StrEnum):
@@ -47,7 +48,16 @@ def first_problem(error: ValidationError, *, default_where: str = "body") -> str
     first = error.errors(include_input=False, include_url=False)[0]
     # Field names can be the caller's own (extra keys, tag names): echo at most a little of each.
     where = ".".join(str(part)[:64] for part in first["loc"]) or default_where
-    return f"{where}: {first['msg']}"
+    return f"{where}: {problem_message(first)}"
+
+
+def problem_message(error: ErrorDetails) -> str:
+    """pydantic's message for one problem, without the "Value error, " it puts before our own validators'
+    words (`first_problem` and the settings' messages read alike)."""
+    raised = error.get("ctx", {}).get("error")
+    if error["type"] == "value_error" and isinstance(raised, ValueError):
+        return str(raised)
+    return error["msg"]
 
 
 class Denied(KumaIamError):

@@ -9,7 +9,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
@@ -19,6 +18,9 @@ from kuma_iam.observability import IAM_LATENCY, ROLE_CACHE_HIT, ROLE_CACHE_MISS,
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
+    from mypy_boto3_sts import STSClient
+
+    from kuma_iam.aws import AwsSession
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +54,7 @@ class IamClients:
 
     def __init__(
         self,
-        session: boto3.Session,
+        session: AwsSession,
         *,
         role_name: str,
         session_name: str,
@@ -66,7 +68,8 @@ class IamClients:
         self._session_name = session_name
         self._config = config
         self._iam_endpoint_url = iam_endpoint_url
-        self._sts = session.client("sts", endpoint_url=sts_endpoint_url, config=config)
+        self._sts_endpoint_url = sts_endpoint_url
+        self._sts_client: STSClient | None = None
         self._home_account = home_account
         self._partition = session.get_partition_for_region(session.region_name or "us-east-1")
         self._clients: dict[str, tuple[IAMClient, float]] = {}
@@ -97,6 +100,16 @@ class IamClients:
             # Renew well before expiry so that no call runs on credentials about to lapse.
             lifetime = credentials["Expiration"].timestamp() - time.time()
         return client, time.monotonic() + max(lifetime - 300, 60)
+
+    @property
+    def _sts(self) -> STSClient:
+        # Made when first needed (another account's role to assume, our own account to learn): a verifier
+        # whose accounts are all home never pays for an STS client at its cold start.
+        if self._sts_client is None:
+            self._sts_client = self._session.client(
+                "sts", endpoint_url=self._sts_endpoint_url, config=self._config
+            )
+        return self._sts_client
 
     def _iam(self, **credentials: Any) -> IAMClient:
         return self._session.client(

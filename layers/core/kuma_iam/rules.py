@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -201,11 +202,22 @@ def shown(value: str) -> str:
 
 
 def role_tags(tags: Mapping[str, str]) -> RoleTags | list[TagViolation]:
-    """The role's identity, or the violations that keep it from having one."""
-    if blocking := [v for v in tag_violations(tags) if v.blocks_identity]:
+    """The role's identity, or the violations that keep it from having one.
+
+    A pure function of the tags, so a container judges each tag set once: the verifier asks on every
+    verification of a role it has cached (bounded: roles' tag sets, which IAM holds, not callers' input).
+    """
+    judged = _judged(frozenset(tags.items()))
+    return judged if isinstance(judged, RoleTags) else list(judged)
+
+
+@functools.lru_cache(maxsize=1024)
+def _judged(items: frozenset[tuple[str, str]]) -> RoleTags | tuple[TagViolation, ...]:
+    tags = dict(items)
+    if blocking := tuple(v for v in tag_violations(tags) if v.blocks_identity):
         return blocking
     if TYPE_TAG not in tags:
-        return [_violation(KUMA_TYPE_MISSING, f"the role has no {TYPE_TAG} tag", TYPE_TAG)]
+        return (_violation(KUMA_TYPE_MISSING, f"the role has no {TYPE_TAG} tag", TYPE_TAG),)
     return RoleTags(
         type=ProxyType(tags[TYPE_TAG]),
         mesh=tags.get(MESH_TAG),

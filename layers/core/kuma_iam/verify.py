@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import boto3
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
-from kuma_iam.aws import aws_client_config
+from kuma_iam.aws import BotocoreSession, aws_client_config
 from kuma_iam.config import VerifierSettings
 from kuma_iam.errors import Denied, DenyReason
 from kuma_iam.identity.caller import AssumedRoleCaller, assumed_role_caller
@@ -21,6 +20,9 @@ from kuma_iam.identity.token import decode_token
 from kuma_iam.observability import ALLOWED, DENIED, STS_LATENCY, logger, metrics_count, timed
 from kuma_iam.roles import IamClients, RoleDirectory, RoleRecord
 from kuma_iam.rules import DataplaneClaim, ProxyType, RoleTags, claim_mismatch, role_tags
+
+if TYPE_CHECKING:
+    from kuma_iam.aws import AwsSession
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=253)]
 # The session name of the verifier's AssumeRole into reader roles; the member template's trust pins it.
@@ -67,10 +69,9 @@ class VerifyRequest(BaseModel):
         return value
 
 
-class VerifiedIdentity(BaseModel):
-    """Who the sidecar is, as IAM and STS say, and what its role lets it be."""
-
-    model_config = ConfigDict(frozen=True)
+@dataclass(frozen=True, slots=True)
+class VerifiedIdentity:
+    """Who the sidecar is, as IAM and STS say, and what its role lets it be: an allow's wire fields."""
 
     account: str
     arn: str
@@ -83,10 +84,25 @@ class VerifiedIdentity(BaseModel):
     service: str | None
     workload: str | None
 
+    def wire(self) -> dict[str, Any]:
+        """Every field, nulls included, as the verify API answers them."""
+        return {
+            "account": self.account,
+            "arn": self.arn,
+            "roleId": self.roleId,
+            "roleName": self.roleName,
+            "sessionArn": self.sessionArn,
+            "sessionName": self.sessionName,
+            "type": self.type.value,
+            "mesh": self.mesh,
+            "service": self.service,
+            "workload": self.workload,
+        }
 
-class Decision(BaseModel):
-    model_config = ConfigDict(frozen=True)
 
+# Plain dataclasses, not models: what the verifier built itself needs no validation, only its wire form.
+@dataclass(frozen=True, slots=True)
+class Decision:
     allowed: bool
     identity: VerifiedIdentity | None = None
     reason: DenyReason | None = None
@@ -95,7 +111,7 @@ class Decision(BaseModel):
     def body(self) -> dict[str, Any]:
         """An allow carries the whole identity (nulls included); a deny its reason and message."""
         if self.identity is not None:
-            return {"allowed": True, "identity": self.identity.model_dump(mode="json")}
+            return {"allowed": True, "identity": self.identity.wire()}
         return {"allowed": False, "reason": self.reason, "message": self.message}
 
 
@@ -191,9 +207,9 @@ class IdentityVerifier:
         return Decision(allowed=True, identity=identity)
 
 
-def build_verifier(settings: VerifierSettings, session: boto3.Session | None = None) -> IdentityVerifier:
+def build_verifier(settings: VerifierSettings, session: AwsSession | None = None) -> IdentityVerifier:
     """Wire the verifier from settings; one per container, so caches and connection pools are reused."""
-    session = session or boto3.Session(region_name=settings.region)
+    session = session or BotocoreSession(region_name=settings.region)
     config = aws_client_config(settings.upstream_timeout_seconds)
     clients = IamClients(
         session,

@@ -12,6 +12,7 @@ from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from kuma_iam.compliance.changes import RoleChange
+from kuma_iam.config import ROLE_NAME
 from kuma_iam.errors import InvalidRequest, first_problem
 
 IAM_CALL = "AWS API Call via CloudTrail"
@@ -21,7 +22,7 @@ WATCHED_CALLS = ("CreateRole", "TagRole", "UntagRole", "UpdateAssumeRolePolicy")
 MAX_EVENT_BYTES = 256 * 1024
 
 AccountId = Annotated[str, StringConstraints(pattern=r"^[0-9]{12}$")]
-RoleName = Annotated[str, StringConstraints(pattern=r"^[\w+=,.@-]{1,64}$")]
+RoleName = Annotated[str, StringConstraints(pattern=f"^{ROLE_NAME.pattern}$")]
 Text = Annotated[str, StringConstraints(max_length=2048)]
 # IAM's own bounds: keys up to 128 characters, values up to 256, at most 50 tags on a role.
 TagKey = Annotated[str, StringConstraints(min_length=1, max_length=128)]

@@ -6,10 +6,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import boto3
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from kuma_iam.aws import aws_client_config
+from kuma_iam.aws import BotocoreSession, aws_client_config
 from kuma_iam.compliance.changes import RoleChange, TagAdmins
 from kuma_iam.compliance.delivery import OncePerEvent
 from kuma_iam.compliance.enforce import removal_plan, remove_tags
@@ -35,6 +34,8 @@ from kuma_iam.rules import is_removable_kuma_key
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
+
+    from kuma_iam.aws import AwsSession
 
 
 @dataclass
@@ -175,10 +176,10 @@ class ComplianceFunction:
 
 
 def build_tag_compliance(
-    settings: ComplianceSettings, session: boto3.Session | None = None, *, clients: IamClients | None = None
+    settings: ComplianceSettings, session: AwsSession | None = None, *, clients: IamClients | None = None
 ) -> TagCompliance:
     """The checks alone, as the CLI's sweep uses them: IAM in each account, through its compliance role."""
-    clients = clients or _iam_clients(settings, session or boto3.Session(region_name=settings.region))
+    clients = clients or _iam_clients(settings, session or BotocoreSession(region_name=settings.region))
     return TagCompliance(
         clients=clients.for_account,
         authorized_accounts=settings.authorized_account_ids,
@@ -189,10 +190,10 @@ def build_tag_compliance(
 
 
 def build_compliance_function(
-    settings: ComplianceSettings, session: boto3.Session | None = None
+    settings: ComplianceSettings, session: AwsSession | None = None
 ) -> ComplianceFunction:
     """Wire the function from settings; one per container, so clients and credentials are reused."""
-    session = session or boto3.Session(region_name=settings.region)
+    session = session or BotocoreSession(region_name=settings.region)
     config = aws_client_config(settings.upstream_timeout_seconds, attempts=settings.upstream_attempts)
     clients = _iam_clients(settings, session)
     sns = (
@@ -232,7 +233,7 @@ def compliance_function_from_env(environ: Mapping[str, str]) -> ComplianceFuncti
     return build_compliance_function(ComplianceSettings.from_env(environ))
 
 
-def _iam_clients(settings: ComplianceSettings, session: boto3.Session) -> IamClients:
+def _iam_clients(settings: ComplianceSettings, session: AwsSession) -> IamClients:
     return IamClients(
         session,
         role_name=settings.compliance_role_name,

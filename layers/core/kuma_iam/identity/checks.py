@@ -14,6 +14,9 @@ from kuma_iam.identity.endpoints import StsEndpoint, sts_endpoint_for_host
 from kuma_iam.identity.token import SignedRequest
 
 SERVER_ID_HEADER = "X-Kuma-AWS-IAM-Server-ID"
+# What a server id may be (the verifier's setting, and so what a sidecar may sign for): printable ASCII
+# without spaces, since SigV4 folds whitespace and "a b" and "a  b" would sign alike.
+SERVER_ID = re.compile(r"[\x21-\x7e]{1,256}")
 GET_CALLER_IDENTITY = "Action=GetCallerIdentity&Version=2011-06-15"
 GET_CALLER_IDENTITY_BODIES = frozenset({GET_CALLER_IDENTITY, "Version=2011-06-15&Action=GetCallerIdentity"})
 XML_ACCEPTS = frozenset({"*/*", "text/xml", "application/xml"})
@@ -205,7 +208,17 @@ def _check_authorization(headers: dict[str, str], endpoint: StsEndpoint, amz_dat
 
 
 def _parse_amz_date(value: str) -> datetime:
+    """`value` has the form YYYYMMDDTHHMMSSZ (AMZ_DATE, ASCII digits); datetime refuses what is no real
+    moment (month 13, February 30, hour 24, second 60), as strptime would, for a tenth of its cost."""
     try:
-        return datetime.strptime(value, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+        return datetime(
+            int(value[0:4]),
+            int(value[4:6]),
+            int(value[6:8]),
+            int(value[9:11]),
+            int(value[11:13]),
+            int(value[13:15]),
+            tzinfo=UTC,
+        )
     except ValueError:
         raise InvalidRequest("X-Amz-Date is not a real date and time") from None

@@ -56,33 +56,82 @@ def _resolve(
     return url.hostname, schemes[0].get("signingRegion", region)
 
 
+# Each variant an SDK resolves for a region, and STS's legacy global endpoint (sts_regional_endpoints=legacy;
+# signed for us-east-1), which botocore resolves for some regions only.
+SETTINGS: tuple[dict[str, bool], ...] = (
+    *({"fips": fips, "dualstack": dualstack} for fips, dualstack in VARIANTS),
+    {"fips": False, "dualstack": False, "global_endpoint": True},
+)
+
+
+def _regions(partition: str) -> list[str]:
+    """The partition's real regions, in botocore's order (pseudo-regions such as aws-global are not)."""
+    _, partitions = _botocore_data()
+    regions = partitions[partition]["regions"] if partition in partitions else ()
+    return [region for region in regions if not region.endswith("-global")]
+
+
+@cache
+def _region_endpoints(partition: str, region: str) -> tuple[tuple[str, StsEndpoint], ...]:
+    """The hosts botocore resolves for one region, in every setting (one host may serve two settings:
+    GovCloud's regional endpoints are its FIPS ones)."""
+    found: list[tuple[str, StsEndpoint]] = []
+    for resolved in (_resolve(region, **setting) for setting in SETTINGS):
+        if resolved is not None:
+            host, signing_region = resolved
+            found.append((host, StsEndpoint(host, signing_region, partition)))
+    return tuple(found)
+
+
 @cache
 def partition_endpoints(partition: str) -> dict[str, StsEndpoint]:
-    """Every STS host of the partition by name: each real region (pseudo-regions such as aws-global are not
-    regions) in each variant, plus the legacy global endpoint where botocore still resolves one."""
-    _, partitions = _botocore_data()
+    """Every STS host of the partition by name: each region in each setting, the first setting to name a
+    host giving its endpoint. This is what a host is checked against; `sts_endpoint_for_host` finds the same
+    answer while resolving only the regions a host can belong to (tests/unit/test_sts_endpoints.py)."""
     endpoints: dict[str, StsEndpoint] = {}
-    for region in partitions[partition]["regions"] if partition in partitions else ():
-        if region.endswith("-global"):
-            continue
-        settings = [{"fips": fips, "dualstack": dualstack} for fips, dualstack in VARIANTS]
-        # and STS's legacy global endpoint (sts_regional_endpoints=legacy; signed for us-east-1)
-        settings.append({"fips": False, "dualstack": False, "global_endpoint": True})
-        for resolved in (_resolve(region, **setting) for setting in settings):
-            if resolved is not None:
-                host, signing_region = resolved
-                # One host may serve two settings (GovCloud's regional endpoints are its FIPS ones).
-                endpoints.setdefault(host, StsEndpoint(host, signing_region, partition))
+    for region in _regions(partition):
+        for host, endpoint in _region_endpoints(partition, region):
+            endpoints.setdefault(host, endpoint)
     return endpoints
+
+
+@cache
+def _region_labels(partition: str) -> dict[str, int]:
+    return {region: index for index, region in enumerate(_regions(partition))}
+
+
+@cache
+def _hosts_without_a_region(partition: str) -> dict[str, StsEndpoint]:
+    """The hosts that name no region of their own: STS's legacy global endpoint, wherever it resolves."""
+    endpoints: dict[str, StsEndpoint] = {}
+    for region in _regions(partition):
+        for host, endpoint in _region_endpoints(partition, region):
+            if region not in host.split("."):
+                endpoints.setdefault(host, endpoint)
+    return endpoints
+
+
+def _endpoint_in(partition: str, host: str) -> StsEndpoint | None:
+    """`partition_endpoints(partition).get(host)`, resolving only the regions `host` can belong to: every
+    regional host carries its region as one of its labels, so a token for us-east-1 costs a cold start one
+    region's resolutions, not the partition's (about 180 in aws)."""
+    labels = _region_labels(partition)
+    candidates = sorted((labels[label], label) for label in set(host.split(".")) if label in labels)
+    # The partition table keeps the first region (in botocore's order) that names a host: so does this.
+    for _, region in candidates:
+        for named, endpoint in _region_endpoints(partition, region):
+            if named == host:
+                return endpoint
+    return _hosts_without_a_region(partition).get(host)
 
 
 def sts_endpoint_for_host(host: str, partition: str = "aws") -> StsEndpoint | None:
     """The endpoint `host` names: looked up in `partition` first, then in the others (so that a host of
     another partition can be told apart from one that is no STS endpoint at all)."""
-    if endpoint := partition_endpoints(partition).get(host):
+    if endpoint := _endpoint_in(partition, host):
         return endpoint
     _, partitions = _botocore_data()
-    others = (partition_endpoints(other).get(host) for other in partitions if other != partition)
+    others = (_endpoint_in(other, host) for other in partitions if other != partition)
     return next((endpoint for endpoint in others if endpoint is not None), None)
 
 

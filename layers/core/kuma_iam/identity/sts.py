@@ -25,6 +25,12 @@ class StsForwarder:
     timeout_seconds: float
     endpoint_url: str | None = None  # AWS_ENDPOINT_URL_STS: a local stand-in; Host stays the signed one
     pool: urllib3.PoolManager = field(default_factory=lambda: urllib3.PoolManager(num_pools=4, maxsize=16))
+    timeouts: urllib3.Timeout = field(init=False)
+
+    def __post_init__(self) -> None:
+        # Made once per container, not per call.
+        timeouts = urllib3.Timeout(connect=min(1.0, self.timeout_seconds), read=self.timeout_seconds)
+        object.__setattr__(self, "timeouts", timeouts)
 
     def get_caller_identity(self, call: StsCall) -> StsAnswer:
         url = (self.endpoint_url or f"https://{call.endpoint.host}").rstrip("/") + "/"
@@ -39,7 +45,7 @@ class StsForwarder:
                 redirect=False,
                 retries=False,
                 preload_content=False,
-                timeout=urllib3.Timeout(connect=min(1.0, self.timeout_seconds), read=self.timeout_seconds),
+                timeout=self.timeouts,
             )
             try:
                 payload = _read_bounded(response, deadline)
@@ -77,6 +83,8 @@ def _read_bounded(response: urllib3.BaseHTTPResponse, deadline: float) -> bytes:
         if time.monotonic() > deadline:
             raise UpstreamUnavailable("sts", "STS answer did not complete in time")
         chunks.append(chunk)
+        if response.length_remaining == 0:
+            break  # all of a Content-Length answer: no read just to learn there is no more
     return b"".join(chunks)
 
 

@@ -11,10 +11,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
-import boto3
 from pydantic import Field, field_validator
 
-from kuma_iam.aws import aws_client_config
+from kuma_iam.aws import BotocoreSession, aws_client_config
 from kuma_iam.config import TokenIssuerSettings, TokenSigningSettings
 from kuma_iam.errors import Denied, DenyReason, InvalidRequest
 from kuma_iam.observability import TOKEN_DENIED, TOKEN_ISSUED, logger, metrics_count
@@ -22,9 +21,10 @@ from kuma_iam.rules import SERVICE_TAG, ProxyType
 from kuma_iam.tokens.binding import ApiCaller, caller_role, check_bound
 from kuma_iam.tokens.claims import TokenIdentity, dataplane_identity, zone_identity
 from kuma_iam.tokens.duration import format_go_duration, parse_go_duration
-from kuma_iam.tokens.keys import KeyReference, KeyRing, KeySource
+from kuma_iam.tokens.keys import KeyRing
 from kuma_iam.tokens.mint import IssuedToken, TokenMinter
 from kuma_iam.tokens.publication import published_keys
+from kuma_iam.tokens.references import KeyReference, KeySource
 from kuma_iam.tokens.revocations import RevocationTable
 from kuma_iam.tokens.signers import KmsSigner, PemSigner, Signer
 from kuma_iam.verify import DataplaneSpec, IdentityVerifier, VerifyRequest, build_verifier
@@ -32,6 +32,8 @@ from kuma_iam.verify import DataplaneSpec, IdentityVerifier, VerifyRequest, buil
 if TYPE_CHECKING:
     from mypy_boto3_kms import KMSClient
     from mypy_boto3_secretsmanager import SecretsManagerClient
+
+    from kuma_iam.aws import AwsSession
 
 DEFAULT_VALID_FOR = timedelta(hours=1)
 MIN_VALID_FOR = timedelta(minutes=1)
@@ -172,7 +174,7 @@ def signer_loader(kms: KMSClient, secrets: SecretsManagerClient) -> Callable[[Ke
 
 def build_minter(
     settings: TokenSigningSettings,
-    session: boto3.Session,
+    session: AwsSession,
     *,
     timeout_seconds: float,
     dynamodb_endpoint_url: str | None = None,
@@ -197,9 +199,9 @@ def build_minter(
     return TokenMinter(dataplane_keys, zone_keys, RevocationTable(dynamodb, settings.revocation_table_name))
 
 
-def build_token_issuer(settings: TokenIssuerSettings, session: boto3.Session | None = None) -> TokenIssuer:
+def build_token_issuer(settings: TokenIssuerSettings, session: AwsSession | None = None) -> TokenIssuer:
     """One per container, like the verifier: caches, key handles and connection pools are reused."""
-    session = session or boto3.Session(region_name=settings.region)
+    session = session or BotocoreSession(region_name=settings.region)
     return TokenIssuer(
         verifier=build_verifier(settings, session),
         minter=build_minter(

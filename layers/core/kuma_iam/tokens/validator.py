@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from kuma_iam.tokens import jwt
-from kuma_iam.tokens.keys import KID
+from kuma_iam.tokens.references import KID
 
 
 class InvalidToken(ValueError):
