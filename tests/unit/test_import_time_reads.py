@@ -47,9 +47,26 @@ def called_name(call: ast.Call) -> str | None:
     return None
 
 
+def runs_as_script_only(node: ast.AST) -> bool:
+    """`if __name__ == "__main__":`, the body a script runs when started, never when imported."""
+    if not isinstance(node, ast.If) or not isinstance(node.test, ast.Compare):
+        return False
+    test = node.test
+    return (
+        isinstance(test.left, ast.Name)
+        and test.left.id == "__name__"
+        and len(test.ops) == 1
+        and isinstance(test.ops[0], ast.Eq)
+        and isinstance(test.comparators[0], ast.Constant)
+        and test.comparators[0].value == "__main__"
+    )
+
+
 def evaluated_at_import(node: ast.AST) -> Iterator[ast.AST]:
     """Every node Python evaluates when the module is imported: not the bodies of functions and lambdas,
-    but their decorators and default values."""
+    but their decorators and default values; not a script's `if __name__ == "__main__":` block."""
+    if runs_as_script_only(node):
+        return
     yield node
     if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
         children: list[ast.AST] = [*node.decorator_list, *node.args.defaults]
@@ -85,6 +102,8 @@ def test_module_decides_nothing_at_import(module: Path) -> None:
         "class Rows:\n    STARTED = time.monotonic()",
         "CASES = {name: mkdtemp() for name in NAMES}",
         "CLOCK = ManualClock()",
+        "if __name__ != '__main__':\n    STARTED = time.monotonic()",
+        "if DEBUG:\n    STARTED = time.monotonic()",
     ],
 )
 def test_the_check_sees_each_kind_of_import_time_read(source: str) -> None:
@@ -97,5 +116,6 @@ def test_the_check_leaves_reads_at_call_time_alone() -> None:
         "ROW = denied(request=lambda r: with_header(r, 'X-Amz-Date', datetime.now(UTC).isoformat()))\n"
         "FACTORY = field(default_factory=time.perf_counter)\n"
         "LONG_AGO = datetime(2020, 1, 1, tzinfo=UTC)\n"
+        "if __name__ == '__main__':\n    main(time.perf_counter())\n"
     )
     assert import_time_calls(source) == []
