@@ -670,7 +670,7 @@ def test_concurrent_misses_for_one_role_make_exactly_one_iam_call(
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=30)
+        thread.join(timeout=300)  # "did not hang": a loaded machine is slow, never stuck
 
     # Then all are allowed (IAM answered only once all 16 were asking: else it answers 599), on one GetRole
     assert [decision.allowed for decision in decisions] == [True] * 16
