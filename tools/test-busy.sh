@@ -28,9 +28,18 @@ done
 echo "test-busy: ${busy} busy processes (pids ${pids[*]}) beside the unit and integration tiers;" \
 	"load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
+# One pytest per tier, as `make test` runs them: the tiers are separate sessions (test modules of the same
+# name live in both), and the second runs even when the first fails, so one run shows everything.
 started=$SECONDS
 status=0
-"$pytest" tests/unit tests/integration "$@" || status=$?
-echo "test-busy: pytest exited ${status} after $((SECONDS - started)) s beside ${busy} busy processes;" \
-	"load average $(cut -d' ' -f1-3 /proc/loadavg)"
+for tier in tests/unit tests/integration; do
+	began=$SECONDS
+	tier_status=0
+	"$pytest" "$tier" "$@" || tier_status=$?
+	echo "test-busy: ${tier}: pytest exited ${tier_status} after $((SECONDS - began)) s;" \
+		"load average $(cut -d' ' -f1-3 /proc/loadavg)"
+	((tier_status == 0)) || status=$tier_status
+done
+echo "test-busy: exit ${status} after $((SECONDS - started)) s beside ${busy} busy processes" \
+	"($([[ $status == 0 ]] && echo passed || echo FAILED))"
 exit "$status"
