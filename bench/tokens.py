@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -51,18 +50,16 @@ def _session(environment: dict[str, str]) -> boto3.Session:
 
 
 def measure_signers(world: DemoWorld, keys: TokenKeys) -> list[Figure]:
-    """Each signer's mint (revocation read, claims, signature, its check against the public key) against the
+    """Each signer's mint (claims, signature, its check against the public key) against the
     signature alone, over the very same signing input."""
     environment = token_issuer_environment(world, keys, server_id=SERVER_ID)
     session = _session(environment)
     identity = DataplaneIdentity(name="backend-01", mesh="default", services=("backend",))
     one_hour = timedelta(hours=1)
 
-    def minter(signing_keys: str, *, revocations_read: bool = True) -> Callable[[], object]:
+    def minter(signing_keys: str) -> Callable[[], object]:
         settings = TokenIssuerSettings.from_env({**environment, "KUMA_IAM_SIGNING_KEYS": signing_keys})
-        built = build_minter(settings, session, timeout_seconds=2.5, dynamodb_endpoint_url=world.endpoint_url)
-        if not revocations_read:
-            built = replace(built, revocations=NothingRevoked())  # type: ignore[arg-type]
+        built = build_minter(settings, session, timeout_seconds=2.5)
         built.mint(identity, one_hour)  # keys loaded: a warm container
         return lambda: built.mint(identity, one_hour)
 
@@ -87,19 +84,6 @@ def measure_signers(world: DemoWorld, keys: TokenKeys) -> list[Figure]:
 
     pem, raw = interleaved(minter(f"1={keys.pem_secret_arn}"), raw_sign, pairs=TOKEN_PAIRS)
     via_kms, bare = interleaved(minter(f"1={keys.dataplane_key_alias}"), bare_kms_sign, pairs=TOKEN_PAIRS)
-    # The same mints with the revocations read answered from memory: what the code adds to the signature.
-    pem_alone, raw_again = interleaved(
-        minter(f"1={keys.pem_secret_arn}", revocations_read=False), raw_sign, pairs=TOKEN_PAIRS
-    )
-    kms_alone, bare_again = interleaved(
-        minter(f"1={keys.dataplane_key_alias}", revocations_read=False), bare_kms_sign, pairs=TOKEN_PAIRS
-    )
-    read_ms = (pem.p50 - pem_alone.p50) * 1e3
-    cause = (
-        f"each token first reads the revocations table (one consistent DynamoDB query, {read_ms:.1f} ms"
-        " here): issue 9's design, which the fault suite holds to failing closed when that table fails;"
-        " without the read, see the next row"
-    )
     return [
         Figure(
             "tokens",
@@ -110,17 +94,6 @@ def measure_signers(world: DemoWorld, keys: TokenKeys) -> list[Figure]:
             1 / raw.p50,
             at_least(0.70),
             {"mint": pem.summary(), "raw_sign": raw.summary()},
-            note=cause,
-        ),
-        Figure(
-            "tokens",
-            "tokens/s, local PEM key, revocations answered from memory",
-            1 / pem_alone.p50,
-            "tokens/s",
-            "raw RS256 signatures/s, same claims",
-            1 / raw_again.p50,
-            at_least(0.70),
-            {"mint": pem_alone.summary(), "raw_sign": raw_again.summary()},
         ),
         Figure(
             "tokens",
@@ -131,31 +104,12 @@ def measure_signers(world: DemoWorld, keys: TokenKeys) -> list[Figure]:
             bare.p50 * 1e3,
             at_most(1.20),
             {"mint": via_kms.summary(), "kms_sign": bare.summary()},
-            note=cause.replace("next row", "next row (KMS)"),
-        ),
-        Figure(
-            "tokens",
-            "token through KMS, revocations answered from memory",
-            kms_alone.p50 * 1e3,
-            "ms",
-            "one bare kms:Sign, same message",
-            bare_again.p50 * 1e3,
-            at_most(1.20),
-            {"mint": kms_alone.summary(), "kms_sign": bare_again.summary()},
         ),
     ]
 
 
-class NothingRevoked:
-    """The revocations table answered from memory, to measure a mint without its one network read."""
-
-    @staticmethod
-    def is_revoked(jti: str) -> bool:
-        return False
-
-
 def measure_exchange(world: DemoWorld, keys: TokenKeys) -> list[Figure]:
-    """The whole exchange on a warm issuer (STS forward, role cached, revocation read, PEM signer) against a
+    """The whole exchange on a warm issuer (STS forward, role cached, PEM signer) against a
     warm verification of the same identity, for the record."""
     environment = token_issuer_environment(world, keys, server_id=SERVER_ID)
     settings = TokenIssuerSettings.from_env(

@@ -43,11 +43,12 @@ _PARTITION = r"(?:aws(?:-[a-z]+)*|\*)"
 _ACCOUNT = r"(?:[0-9]{12}|[0-9?*]*[?*][0-9?*]*)"
 _PATH_AND_NAME = r"[\w+=,.@/?*-]+"
 _ADMIN_ARN = re.compile(
-    rf"arn:{_PARTITION}:iam::{_ACCOUNT}:(?:root|(?:role|user)/{_PATH_AND_NAME})"
-    rf"|arn:{_PARTITION}:sts::{_ACCOUNT}:federated-user/{_PATH_AND_NAME}",
-    re.ASCII,
+    rf"arn:{_PARTITION}:iam::{_ACCOUNT}:(?:root|(?:role|user)/{_PATH_AND_NAME})", re.ASCII
 )
 _SESSION_ARN = re.compile(r"arn:[^:]*:sts::[^:]*:assumed-role/.*")
+# aws:PrincipalArn of a GetFederationToken session is arn:…:sts::<account>:federated-user/<Name>, and Name is
+# whatever the calling IAM user passes: exempting one would exempt every user allowed GetFederationToken.
+_FEDERATED_ARN = re.compile(r"arn:[^:]*:sts::[^:]*:federated-user/.*")
 
 
 class PolicyKind(StrEnum):
@@ -90,11 +91,16 @@ def _checked_admin(admin: str) -> str:
             "arn:<partition>:iam::<account>:role/<path><name> (aws:PrincipalArn of every session of a role "
             "is the role's ARN)"
         )
+    if _FEDERATED_ARN.fullmatch(admin):
+        raise PolicyInputError(
+            f"admin {shown} is a federated user, whose name any IAM user allowed sts:GetFederationToken "
+            "chooses: name the IAM user or, better, a role"
+        )
     if not _ADMIN_ARN.fullmatch(admin):
         raise PolicyInputError(
             f"admin {shown} is not an IAM principal ARN pattern: "
-            "arn:<partition>:iam::<account>:role/<path><name>, ...:user/<path><name>, ...:root or "
-            "arn:<partition>:sts::<account>:federated-user/<name>, with * and ? as wildcards"
+            "arn:<partition>:iam::<account>:role/<path><name>, ...:user/<path><name> or ...:root, "
+            "with * and ? as wildcards"
         )
     return admin
 

@@ -644,7 +644,7 @@ class TestCrossAccountReader:
         assert upstream_errors(clean_output(capfd, demo_world, token, fake)) == {"sts": 1}
 
 
-# --- the token issuer: KMS, Secrets Manager, the revocations table ----------------------------------------
+# --- the token issuer: KMS and Secrets Manager ----------------------------------------------------------
 
 
 def json_error(code: str, status: int = 400) -> Answer:
@@ -773,47 +773,11 @@ ISSUER_FAULTS = [
         "secretsmanager",
         "cannot read the signing key",
     ),
-    IssuerFault(
-        "revocations-throttled",
-        "DYNAMODB",
-        "Query",
-        json_error("ProvisionedThroughputExceededException"),
-        429,
-        "dynamodb",
-        "throttling",
-    ),
-    IssuerFault(
-        "revocations-internal",
-        "DYNAMODB",
-        "Query",
-        json_error("InternalServerError", 500),
-        503,
-        "dynamodb",
-        "cannot read the revocations table",
-    ),
-    IssuerFault(
-        "revocations-not-dynamodb",
-        "DYNAMODB",
-        "Query",
-        json_answer({"Items": []}),
-        503,
-        "dynamodb",
-        "not DynamoDB's",
-    ),
-    IssuerFault(
-        "revocations-hang",
-        "DYNAMODB",
-        "Query",
-        Hang(seconds=HANG_SECONDS),
-        503,
-        "dynamodb",
-        "cannot read the revocations table",
-    ),
 ]
 
 
 class TestTokenIssuerUpstreams:
-    """The token issuer fails closed on KMS, Secrets Manager and its revocations table as on STS and IAM:
+    """The token issuer fails closed on KMS and Secrets Manager as on STS and IAM:
     no token, 429/503 with Retry-After, in time, counted, nothing secret written (no PEM key, no token)."""
 
     @pytest.mark.parametrize("fault", ISSUER_FAULTS, ids=lambda fault: fault.id)
@@ -887,6 +851,29 @@ class TestTokenIssuerUpstreams:
         answer = issuer.exchange(sign_with(credentials), dict(CLAIM), caller=caller)
         # Then the keys are loaded and the token issued
         assert answer.status == 200, answer.body
+
+    def test_a_token_costs_no_revocations_read(
+        self,
+        fake: FakeAws,
+        embedded_aws: EmbeddedAws,
+        issuer: TokenIssuer,
+        reconfigure_issuer: Callable[..., None],
+        task_session: Callable[..., tuple[dict[str, str], GatewayCaller]],
+        sign_with: Callable[..., object],
+    ) -> None:
+        # Given DynamoDB hanging on every Query (the revocations table's read), answering everything else
+        fake.script(
+            then=ByAction(
+                {"Query": Hang(seconds=HANG_SECONDS)}, default=PassThrough(embedded_aws.endpoint_url)
+            )
+        )
+        reconfigure_issuer(AWS_ENDPOINT_URL_DYNAMODB=fake.url)
+        credentials, caller = task_session(HOME, ROLE)
+        # When a token is asked for
+        answer = issuer.exchange(sign_with(credentials), dict(CLAIM), caller=caller)
+        # Then it is issued without a Query: the random jti needs no table to be fresh
+        assert answer.status == 200, answer.body
+        assert "Query" not in [request.action for request in fake.requests]
 
     def test_a_kms_signature_that_does_not_verify_is_never_handed_out(
         self,

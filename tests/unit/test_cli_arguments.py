@@ -194,3 +194,24 @@ def test_argument_types_take_what_their_service_takes(
     for value in bad:
         with pytest.raises(argparse.ArgumentTypeError, match=r"\(e\.g\. "):
             parse(value)
+
+
+DURATION_OPTIONS = [
+    (name, action.option_strings[-1])
+    for name, subcommand in _subcommands().items()
+    for action in _options(subcommand)
+    if action.type is go_duration
+]
+
+
+@pytest.mark.parametrize(("name", "option"), DURATION_OPTIONS)
+def test_a_duration_past_gos_limit_is_a_usage_error_not_a_traceback(name: str, option: str) -> None:
+    # Given a duration too long for a Go duration (and for Python's timedelta)
+    out, err = io.StringIO(), io.StringIO()
+    # When an option taking a duration is given it
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([*name.split(), option, "99999999999h"])
+    # Then it is refused as any bad argument is: exit 2, one line naming the limit
+    assert code == 2, err.getvalue()
+    assert err.getvalue().count("\n") == 1, err.getvalue()
+    assert "at most 2562047h" in err.getvalue()

@@ -14,6 +14,7 @@ from kuma_iam.compliance.findings import ComplianceFinding, ComplianceSummary, R
 from kuma_iam.compliance.outputs import asff_id
 from kuma_iam.roles import RoleRecord
 from kuma_iam.rules import RULES, Severity
+from support.iam_policy import arn_like
 
 ACCOUNT = "111111111111"
 ECS_TRUST = {
@@ -73,6 +74,25 @@ def change(
 )
 def test_admins_match_arn_patterns_with_wildcards(arn: str | None, admitted: bool) -> None:
     assert ADMINS.admits(arn) is admitted
+
+
+@pytest.mark.parametrize(
+    ("pattern", "arn", "admitted"),
+    [
+        ("arn:aws:iam::111111111111:role/admin-?", "arn:aws:iam::111111111111:role/admin-1", True),
+        ("arn:aws:iam::111111111111:role/admin-?", "arn:aws:iam::111111111111:role/admin-12", False),
+        ("arn:aws:iam::111111111111:role/admin-?", "arn:aws:iam::111111111111:role/admin-", False),
+        ("arn:aws:iam::11111111111?:role/admin", "arn:aws:iam::111111111112:role/admin", True),
+        ("arn:aws:iam::111111111111:role/a?min", "arn:aws:iam::111111111111:role/a?min", True),
+    ],
+)
+def test_a_question_mark_matches_one_character_as_in_the_preventive_policy(
+    pattern: str, arn: str, admitted: bool
+) -> None:
+    # `kuma-iam policy --admins` takes the same patterns, which IAM's ArnNotLike reads with `?` as one
+    # character: a literal `?` here would flag (and in enforce mode take back) an admin's own change
+    assert TagAdmins((pattern,)).admits(arn) is admitted
+    assert arn_like(arn, pattern) is admitted
 
 
 def test_pattern_metacharacters_are_literal() -> None:

@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kuma_iam.compliance.events import WATCHED_CALLS
+from kuma_iam.compliance.outputs import EVENT_DETAIL_TYPE, EVENT_SOURCE
 from kuma_iam.config import ComplianceSettings
 from kuma_iam.rules import RULES, TAG_PREFIX, Severity, is_removable_kuma_key
 from support.cfn_template import deploy
@@ -164,3 +165,30 @@ def test_assume_grant_is_only_the_authorized_accounts_compliance_role(template: 
     }
     outputs = template["Outputs"]
     assert {"ComplianceEventBusArn", "TagComplianceRoleArn"} <= set(outputs)
+
+
+def _put_event(source: str, detail_type: str) -> Request:
+    return Request(
+        "events:PutEvents",
+        f"arn:aws:events:us-east-1:{ACCOUNT}:event-bus/default",
+        {"events:source": source, "events:detail-type": detail_type},
+    )
+
+
+def test_the_function_may_put_its_own_finding_events_and_no_other() -> None:
+    # The source and detail-type the core writes (kuma_iam.compliance.outputs)
+    permissions = _permissions(enforce=False)
+    assert decide(permissions, _put_event(EVENT_SOURCE, EVENT_DETAIL_TYPE)) is Decision.ALLOW
+    # Not events that other teams' rules on the default bus would route as someone else's
+    for source, detail_type in [
+        ("com.example.deployments", "Deployment Approved"),
+        (EVENT_SOURCE, "Deployment Approved"),
+        ("com.example.deployments", EVENT_DETAIL_TYPE),
+    ]:
+        assert decide(permissions, _put_event(source, detail_type)) is not Decision.ALLOW, source
+    other_bus = Request(
+        "events:PutEvents",
+        f"arn:aws:events:us-east-1:{ACCOUNT}:event-bus/payments",
+        {"events:source": EVENT_SOURCE, "events:detail-type": EVENT_DETAIL_TYPE},
+    )
+    assert decide(permissions, other_bus) is not Decision.ALLOW

@@ -26,6 +26,8 @@ from kuma_iam.tokens.duration import format_go_duration, parse_go_duration
         ("60000000000ns", timedelta(minutes=1)),
         ("0s", timedelta(0)),
         ("8760h", timedelta(days=365)),
+        ("2562047h", timedelta(hours=2562047)),  # Go's largest whole hour
+        ("12h12h", timedelta(days=1)),  # Go adds repeated units up
     ],
 )
 def test_go_durations_parse(text: str, expected: timedelta) -> None:
@@ -54,6 +56,11 @@ def test_go_durations_parse(text: str, expected: timedelta) -> None:
         ("1" * 40 + "h", "at most 32 characters"),
         ("inf h", "not a duration"),
         ("NaNh", "not a duration"),
+        # Past Go's int64 of nanoseconds: refused as Go refuses it, not an OverflowError (a 500)
+        ("2562048h", "at most 2562047h"),
+        ("99999999999h", "at most 2562047h"),
+        ("9999999999999999999999999999h", "at most 2562047h"),
+        ("2562047h47m16.854775808s", "at most 2562047h"),
     ],
 )
 def test_anything_else_is_refused_with_a_reason(text: str, message: str) -> None:

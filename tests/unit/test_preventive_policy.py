@@ -346,6 +346,9 @@ def test_cli_prints_the_policy_and_a_size_note(capsys: pytest.CaptureFixture[str
     ("admins", "says"),
     [
         ("arn:aws:sts::111122223333:assumed-role/kuma-tag-admin/alice", "is a role session: name the role"),
+        # GetFederationToken's caller picks the name: any IAM user allowed it could pass for alice
+        ("arn:aws:sts::111122223333:federated-user/alice", "is a federated user"),
+        ("arn:aws:sts::*:federated-user/*", "is a federated user"),
         ("kuma-tag-admin", "not an IAM principal ARN pattern"),
         ("arn:aws:iam::11112222333:role/x", "not an IAM principal ARN pattern"),  # 11 digits
         ("arn:aws:iam::111122223333:group/admins", "not an IAM principal ARN pattern"),

@@ -240,6 +240,12 @@ def test_the_identity_of_the_caller_itself_is_bound() -> None:
     check_bound(CallerRole("aws", "111111111111", "backend-task", ROLE_ID), authenticated())
 
 
+@pytest.mark.parametrize("spelling", ["Backend-Task", "BACKEND-TASK"])
+def test_a_session_spelling_the_role_name_in_another_case_is_the_same_caller(spelling: str) -> None:
+    # IAM names compare without case; the session ARN keeps the spelling its AssumeRole used, IAM its own
+    check_bound(CallerRole("aws", "111111111111", spelling, ROLE_ID), authenticated())
+
+
 @pytest.mark.parametrize(
     "identity",
     [
@@ -247,7 +253,7 @@ def test_the_identity_of_the_caller_itself_is_bound() -> None:
         authenticated(name="frontend-task", role_id="AROAEXAMPLEROLEID0002"),
         authenticated(account="222222222222"),
         authenticated(partition="aws-cn"),
-        authenticated(name="Backend-Task"),
+        authenticated(name="backend-task2"),
     ],
     ids=["re-created-role", "another-role", "same-name-other-account", "other-partition", "name-differs"],
 )

@@ -191,6 +191,10 @@ def run_validate(args: argparse.Namespace) -> int:
         token = args.token_file.read_text().strip()
     except OSError as error:
         raise CommandError(f"cannot read {args.token_file}: {error.strerror or error}") from None
+    except UnicodeDecodeError:
+        raise CommandError(
+            f"{args.token_file} is not text: a token is base64url parts joined by dots"
+        ) from None
     try:
         valid = validate_token(token, _validation_keys(args, token), now=datetime.now(UTC))
     except InvalidToken as invalid:  # an answer, not an error
@@ -214,7 +218,7 @@ def _validation_keys(args: argparse.Namespace, token: str) -> dict[str, RSAPubli
         raise
     except (OSError, ValueError) as error:
         raise CommandError(f"cannot read the keys: {error}") from None
-    except (KeyError, TypeError):
+    except (KeyError, TypeError, AttributeError):  # a field missing, or of another type than JSON's own
         raise CommandError("the keys document is not a GET /v1/keys answer") from None
 
 

@@ -123,7 +123,7 @@ def token_issuer_environment(world: DemoWorld, keys: TokenKeys, *, server_id: st
 
 
 def token_settings(world: DemoWorld, keys: TokenKeys) -> dict[str, str]:
-    """What the issuer adds to the verifier's environment: its endpoints, keys, zone, meshes and table."""
+    """What the issuer adds to the verifier's environment: its endpoints, keys, zone and meshes."""
     return {
         "AWS_ENDPOINT_URL_KMS": world.endpoint_url,
         "AWS_ENDPOINT_URL_SECRETS_MANAGER": world.endpoint_url,
@@ -131,7 +131,6 @@ def token_settings(world: DemoWorld, keys: TokenKeys) -> dict[str, str]:
         "KUMA_IAM_ZONE": keys.zone,
         "KUMA_IAM_ZONE_SIGNING_KEYS": f"1={keys.zone_key_alias}",
         "KUMA_IAM_MESHES": ",".join(keys.meshes),
-        "KUMA_IAM_REVOCATION_TABLE": keys.revocation_table,
     }
 
 

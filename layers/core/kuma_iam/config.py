@@ -167,7 +167,7 @@ class ComplianceSettings(AwsSettings):
 
 
 class TokenSigningSettings(BaseModel):
-    """What signing Kuma tokens needs: numbered keys, the zone, the meshes, lifetimes, the revocations table.
+    """What signing Kuma tokens needs: numbered keys, the zone, the meshes, lifetimes.
     Shared by every function that signs tokens (the exchange, the provisioner)."""
 
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
@@ -184,9 +184,6 @@ class TokenSigningSettings(BaseModel):
     token_max_valid_for: Annotated[timedelta, Field(validation_alias="KUMA_IAM_TOKEN_MAX_VALID_FOR")] = (
         timedelta(hours=24)
     )
-    revocation_table_name: Annotated[
-        str, Field(validation_alias="KUMA_IAM_REVOCATION_TABLE", pattern=f"^{TABLE_NAME.pattern}$")
-    ]
     kms_endpoint_url: Annotated[str | None, Field(validation_alias="AWS_ENDPOINT_URL_KMS")] = None
     secretsmanager_endpoint_url: Annotated[
         str | None, Field(validation_alias="AWS_ENDPOINT_URL_SECRETS_MANAGER")

@@ -148,8 +148,16 @@ class IdentityVerifier:
     replay: ReplayGuard | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
-    def authorize(self, token: object, claim: DataplaneClaim) -> AuthenticatedRole:
-        """Raise InvalidRequest, Denied or UpstreamError; return only a role identity that fits the claim."""
+    def authorize(
+        self,
+        token: object,
+        claim: DataplaneClaim,
+        *,
+        before_use: Callable[[AuthenticatedRole], None] | None = None,
+    ) -> AuthenticatedRole:
+        """Raise InvalidRequest, Denied or UpstreamError; return only a role identity that fits the claim.
+        `before_use` is a caller's own check of the identity (the token issuer's caller binding), made before
+        the replay table spends the token, so that a thief's refused attempt cannot burn its owner's token."""
         call = check_signed_request(decode_token(token), self.policy, self.clock())
         with timed(STS_LATENCY):
             answer = self.sts.get_caller_identity(call)
@@ -171,11 +179,14 @@ class IdentityVerifier:
         mismatch = claim_mismatch(tags, claim)
         if mismatch is not None:
             raise Denied(mismatch.reason, mismatch.message)
+        authorized = AuthenticatedRole(caller=caller, role=role, tags=tags)
+        if before_use is not None:
+            before_use(authorized)
         # Last, so that a use that failed for any other reason (a throttled IAM, a deny) leaves the token
         # usable for the retry; the conditional put still lets only one of two concurrent uses through.
         if self.replay is not None:
             self.replay.claim(call)
-        return AuthenticatedRole(caller=caller, role=role, tags=tags)
+        return authorized
 
     def verify(self, request: VerifyRequest) -> Decision:
         """A decision for well-formed input; InvalidRequest and UpstreamError propagate to the HTTP layer."""

@@ -1,5 +1,6 @@
 """Who changed which kuma.io/* tags, and whether they were allowed to: the `kuma-tag-change-unauthorized`
-rule, pure. The tag administrators are ARN patterns (`KUMA_IAM_TAG_ADMINS`) with `*` wildcards."""
+rule, pure. The tag administrators are ARN patterns (`KUMA_IAM_TAG_ADMINS`) with IAM's wildcards, `*` and
+`?`, as the preventive policy (`kuma-iam policy --admins`) takes the same patterns."""
 
 from __future__ import annotations
 
@@ -38,14 +39,19 @@ class RoleChange:
 @dataclass(frozen=True, slots=True)
 class TagAdmins:
     """Principals allowed to set and remove kuma.io/* tags. ARNs compare without case: IAM names (roles,
-    users) are unique regardless of case, so `role/Admin` and `role/admin` are one principal."""
+    users) are unique regardless of case, so `role/Admin` and `role/admin` are one principal. `*` matches
+    any run of characters and `?` one, as in the SCP's ArnNotLike: the two controls must agree on who is an
+    admin, or enforce mode would take back an admin's change that the SCP let through."""
 
     patterns: tuple[str, ...]
     _compiled: tuple[re.Pattern[str], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         compiled = tuple(
-            re.compile(".*".join(re.escape(part) for part in pattern.split("*")), re.IGNORECASE | re.DOTALL)
+            re.compile(
+                "".join({"*": ".*", "?": "."}.get(char, re.escape(char)) for char in pattern),
+                re.IGNORECASE | re.DOTALL,
+            )
             for pattern in self.patterns
         )
         object.__setattr__(self, "_compiled", compiled)

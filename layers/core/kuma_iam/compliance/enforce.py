@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from botocore.exceptions import ClientError
+
 from kuma_iam.aws import aws_errors
 from kuma_iam.compliance.findings import ComplianceFinding, Remediation
 from kuma_iam.roles import RoleRecord
@@ -59,12 +61,18 @@ def _has_valid_type(tags: Mapping[str, str]) -> bool:
     return tags.get(TYPE_TAG) in set(ProxyType)
 
 
-def remove_tags(iam: IAMClient, role: RoleRecord, keys: Sequence[str]) -> Remediation:
-    """UntagRole of exactly `keys` (all kuma.io/*, as the plan gives them); UpstreamError when IAM says no."""
+def remove_tags(iam: IAMClient, role: RoleRecord, keys: Sequence[str]) -> Remediation | None:
+    """UntagRole of exactly `keys` (all kuma.io/*, as the plan gives them); None when the role has been
+    deleted since it was read (nothing is left to remove); UpstreamError when IAM says no."""
     if not keys or not all(is_kuma_key(key) for key in keys):
         raise ValueError(f"refusing to remove {list(keys)!r}: only kuma.io/* keys are ever removed")
     with aws_errors(
         "iam", f"cannot remove {', '.join(keys)} from role {role.name} in account {role.account}"
     ):
-        iam.untag_role(RoleName=role.name, TagKeys=list(keys))
+        try:
+            iam.untag_role(RoleName=role.name, TagKeys=list(keys))
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "NoSuchEntity":
+                return None
+            raise
     return Remediation(account=role.account, roleName=role.name, removedTags=list(keys))

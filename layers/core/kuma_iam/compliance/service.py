@@ -107,12 +107,21 @@ class TagCompliance:
         if not keys:
             return summary
         try:
-            summary.remediations.append(remove_tags(iam, role, keys))
+            removed = remove_tags(iam, role, keys)
         except UpstreamError as error:
             if raise_on_failure:
                 raise
             # One role that cannot be untagged must not stop the sweep of the others.
             summary.failed_accounts.append(AccountFailure(account=role.account, message=error.message))
+            return summary
+        if removed is None:
+            # Deleted between the read and the removal (a sweep's page, an event's re-read): no identity left.
+            logger.info(
+                "role deleted before its tags were removed",
+                extra={"account": role.account, "roleName": role.name},
+            )
+        else:
+            summary.remediations.append(removed)
         return summary
 
 

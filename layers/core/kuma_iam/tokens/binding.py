@@ -51,12 +51,13 @@ def caller_role(caller: ApiCaller | None) -> CallerRole:
 
 def check_bound(caller: CallerRole, identity: AuthenticatedRole) -> None:
     """The caller must be the very role IAM vouched for: same partition, account and RoleId (a role deleted
-    and re-created under the same name is someone else)."""
+    and re-created under the same name is someone else). Names compare as IAM compares them, without case:
+    a session ARN carries the spelling its AssumeRole used (`Backend-Task`), IAM's answer the role's own."""
     same = (
         caller.partition == identity.caller.partition
         and caller.account == identity.caller.account
         and caller.role_id == identity.role.role_id
-        and caller.role_name == identity.role.name
+        and caller.role_name.casefold() == identity.role.name.casefold()
     )
     if not same:
         raise Denied(

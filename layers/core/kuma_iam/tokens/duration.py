@@ -20,6 +20,9 @@ _NANOSECONDS = {
     "h": 3600 * 1_000_000_000,
 }
 MAX_TEXT = 32
+# Go's limit (an int64 of nanoseconds, about 2562047h): Go refuses anything longer, and so do we, rather
+# than overflow timedelta (an OverflowError would be a 500, not a message).
+MAX_NANOSECONDS = 2**63 - 1
 
 
 def parse_go_duration(text: str) -> timedelta:
@@ -32,6 +35,8 @@ def parse_go_duration(text: str) -> timedelta:
     if not _WHOLE.fullmatch(text):
         raise ValueError("not a duration like 1h, 90m or 1h30m (units ns, us, ms, s, m, h)")
     nanoseconds = sum(Decimal(part["number"]) * _NANOSECONDS[part["unit"]] for part in _PART.finditer(text))
+    if nanoseconds > MAX_NANOSECONDS:
+        raise ValueError("a duration is at most 2562047h (Go's limit)")
     # Whole microseconds: timedelta's resolution; a token's lifetime is counted in seconds anyway.
     return timedelta(microseconds=int(nanoseconds // 1000))
 

@@ -1,7 +1,8 @@
 """The exchange: a verified IAM identity, from the role that signed the call, for a standard Kuma token.
 
-Identity and rules are the verifier's own (`IdentityVerifier.authorize`, unchanged); what is added is the
-binding to the API caller, the issuer's own limits (meshes, zone, lifetime), and signing (`TokenMinter`).
+Identity and rules are the verifier's own (`IdentityVerifier.authorize`); what is added is the binding to
+the API caller (checked before a replay-protected token is spent), the issuer's own limits (meshes, zone,
+lifetime), and signing (`TokenMinter`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from kuma_iam.tokens.keys import KeyRing
 from kuma_iam.tokens.mint import IssuedToken, TokenMinter
 from kuma_iam.tokens.publication import published_keys
 from kuma_iam.tokens.references import KeyReference, KeySource
-from kuma_iam.tokens.revocations import RevocationTable
 from kuma_iam.tokens.signers import KmsSigner, PemSigner, Signer
 from kuma_iam.verify import DataplaneSpec, IdentityVerifier, VerifyRequest, build_verifier
 
@@ -116,8 +116,9 @@ class TokenIssuer:
             valid_for = self.limits.valid_for(request.validFor)
             self.limits.check(request)
             bound_to = caller_role(caller)
-            authorized = self.verifier.authorize(request.token, spec.claim())
-            check_bound(bound_to, authorized)
+            authorized = self.verifier.authorize(
+                request.token, spec.claim(), before_use=lambda identity: check_bound(bound_to, identity)
+            )
         except Denied as denied:
             metrics_count(TOKEN_DENIED, reason=denied.reason.value)
             logger.info(
@@ -173,13 +174,9 @@ def signer_loader(kms: KMSClient, secrets: SecretsManagerClient) -> Callable[[Ke
 
 
 def build_minter(
-    settings: TokenSigningSettings,
-    session: AwsSession,
-    *,
-    timeout_seconds: float,
-    dynamodb_endpoint_url: str | None = None,
+    settings: TokenSigningSettings, session: AwsSession, *, timeout_seconds: float
 ) -> TokenMinter:
-    """Signers and the revocations table from settings; keys load on first use and stay for the container."""
+    """Signers from settings; keys load on first use and stay for the container."""
     config = aws_client_config(timeout_seconds)
     kms = session.client("kms", endpoint_url=settings.kms_endpoint_url, config=config)
     secrets = session.client(
@@ -192,11 +189,7 @@ def build_minter(
         if settings.zone_signing_keys is not None
         else None
     )
-    # One attempt: a read the caller may simply retry, kept out of the function's timeout budget.
-    dynamodb = session.client(
-        "dynamodb", endpoint_url=dynamodb_endpoint_url, config=aws_client_config(timeout_seconds, attempts=1)
-    )
-    return TokenMinter(dataplane_keys, zone_keys, RevocationTable(dynamodb, settings.revocation_table_name))
+    return TokenMinter(dataplane_keys, zone_keys)
 
 
 def build_token_issuer(settings: TokenIssuerSettings, session: AwsSession | None = None) -> TokenIssuer:
@@ -204,12 +197,7 @@ def build_token_issuer(settings: TokenIssuerSettings, session: AwsSession | None
     session = session or BotocoreSession(region_name=settings.region)
     return TokenIssuer(
         verifier=build_verifier(settings, session),
-        minter=build_minter(
-            settings,
-            session,
-            timeout_seconds=settings.upstream_timeout_seconds,
-            dynamodb_endpoint_url=settings.dynamodb_endpoint_url,
-        ),
+        minter=build_minter(settings, session, timeout_seconds=settings.upstream_timeout_seconds),
         limits=IssuerLimits(settings.meshes, settings.zone, settings.token_max_valid_for),
     )
 

@@ -2,7 +2,7 @@
 
 Kuma reads revocations from a secret per mesh, `dataplane-token-revocations-<mesh>` (zone tokens:
 the global secret `zone-token-revocations`), whose data is the revoked ids separated by commas. The table is
-the record of what was revoked, by whom and when; the issuer reads it so that it never hands out a revoked id.
+the record of what was revoked, by whom and when, and the ECS provisioner reads it to replace revoked tokens.
 Table: partition key `jti`, sort key `scope` (`mesh/<mesh>` or `zone`), index `scope-index` on
 (`scope`, `jti`).
 """
