@@ -160,3 +160,10 @@ bench: install $(BENCH_LAYER)/.installed ## the scoreboard: every function again
 
 profile: install ## where a warm verification spends its time, by cProfile (bench/profile.txt)
 	PYTHONPATH=tests:. $(BIN)/python -m bench.profile
+
+# The unit and integration tiers while BUSY processes (default: one per core) spin beside them, as on a loaded
+# CI runner: a test that passes only on a quiet machine fails here. `make test-busy BUSY=3` loads it more.
+BUSY ?= $(shell nproc)
+.PHONY: test-busy
+test-busy: install ## unit and integration tiers beside BUSY spinning processes (default one per core) [BUSY=n]
+	BUSY=$(BUSY) PYTEST=$(PYTEST) tools/test-busy.sh

@@ -42,10 +42,11 @@ from kuma_iam_cli.signer import sign_identity_request
 from support.aws_clients import ClientFactory, TaskRole, client_as
 from support.captured_output import EverythingLogged, LogRecordText
 from support.cli_runs import ISOLATED, CliRun
+from support.clock import ManualClock
 from support.compliance_harness import Compliance, FindingsInbox
 from support.control_plane import CertificateAuthority, StandInControlPlane
 from support.fake_aws import FakeAws, counting_proxy
-from support.local_ports import free_port
+from support.local_ports import refusing_port
 from support.project_files import (
     COMPLIANCE_HANDLER,
     TOKEN_ISSUER_HANDLER,
@@ -54,6 +55,12 @@ from support.project_files import (
 )
 from support.provisioner_harness import EcsWorld, Provisioner
 from support.token_issuer_harness import TokenIssuer
+from support.upstream_timeouts import (
+    PATIENT_SECONDS,
+    TIMEOUT_VARIABLE,
+    patient_token_issuer_from_env,
+    patient_verifier_from_env,
+)
 from support.verifier_harness import SERVER_ID, TokenFactory, Verifier, read_only_credentials, signed_request
 
 pytestmark = pytest.mark.integration
@@ -118,12 +125,27 @@ def verify(
     verifier_environment_vars: dict[str, str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Verifier]:
-    """The handler with a verifier built for this test alone (fresh role cache, this test's environment)."""
+    """The handler with a verifier built for this test alone (fresh role cache, this test's environment).
+
+    Its AWS calls wait 30 s unless the environment sets KUMA_IAM_UPSTREAM_TIMEOUT_SECONDS: moto shares this
+    process, which a loaded machine stalls for seconds (support.upstream_timeouts)."""
     for name, value in verifier_environment_vars.items():
         monkeypatch.setenv(name, value)
+    monkeypatch.setattr(verifier_module, "verifier_from_env", patient_verifier_from_env)
     verifier_module.verifier.cache_clear()
     yield Verifier(verifier_module, demo_world)
     verifier_module.verifier.cache_clear()
+
+
+@pytest.fixture
+def verifier_clock(
+    verify: Verifier, verifier_module: ModuleType, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> ManualClock:
+    """The handler's verifier reads the time from `clock`, which the test holds and moves: a decision on a
+    token's age or skew is then exact however slow the run. (`reconfigure` builds a verifier on the wall
+    clock again.)"""
+    monkeypatch.setattr(verifier_module.verifier(), "clock", clock)
+    return clock
 
 
 @pytest.fixture
@@ -166,9 +188,10 @@ def aws_counter(embedded_aws: EmbeddedAws) -> Iterator[FakeAws]:
 
 
 @pytest.fixture
-def closed_port() -> int:
-    """A local port nothing listens on: connections to it are refused at once."""
-    return free_port()
+def closed_port() -> Iterator[int]:
+    """A local port nothing listens on: connections to it are refused at once, for the whole test."""
+    with refusing_port() as port:
+        yield port
 
 
 @pytest.fixture
@@ -372,11 +395,13 @@ def compliance(
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Compliance]:
     """compliance(event): the handler as EventBridge calls it, report mode, its own idempotency table; two
-    attempts per AWS call (the deployed default is five) so that fault tests do not wait out the backoff."""
+    attempts per AWS call (the deployed default is five) so that fault tests do not wait out the backoff, each
+    waiting patiently for moto, which shares this process (support.upstream_timeouts); a test about a hang
+    sets a short timeout itself."""
     environment = compliance_environment(demo_world) | {
         "KUMA_IAM_IDEMPOTENCY_TABLE": idempotency_table,
         "KUMA_IAM_UPSTREAM_ATTEMPTS": "2",
-        "KUMA_IAM_UPSTREAM_TIMEOUT_SECONDS": "3",
+        TIMEOUT_VARIABLE: str(PATIENT_SECONDS),
     }
     yield Compliance(compliance_module, environment, monkeypatch)
     compliance_module.compliance.cache_clear()
@@ -453,12 +478,24 @@ def issuer(
     issuer_environment_vars: dict[str, str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[TokenIssuer]:
-    """The handler with an issuer built for this test alone (fresh caches, keys loaded anew)."""
+    """The handler with an issuer built for this test alone (fresh caches, keys loaded anew), patient with
+    moto unless the environment sets KUMA_IAM_UPSTREAM_TIMEOUT_SECONDS (support.upstream_timeouts)."""
     for name, value in issuer_environment_vars.items():
         monkeypatch.setenv(name, value)
+    monkeypatch.setattr(issuer_module, "token_issuer_from_env", patient_token_issuer_from_env)
     issuer_module.issuer.cache_clear()
     yield TokenIssuer(issuer_module, demo_world)
     issuer_module.issuer.cache_clear()
+
+
+@pytest.fixture
+def issuer_clock(
+    issuer: TokenIssuer, issuer_module: ModuleType, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> ManualClock:
+    """The issuer's identity check reads the time from `clock`, as `verifier_clock` does for the verifier.
+    (`reconfigure_issuer` builds an issuer on the wall clock again.)"""
+    monkeypatch.setattr(issuer_module.issuer().verifier, "clock", clock)
+    return clock
 
 
 @pytest.fixture

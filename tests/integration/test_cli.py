@@ -34,6 +34,7 @@ from kuma_iam_cli.local.token_events import TOKEN_ISSUER_CASES
 from kuma_iam_cli.local.token_keys import TokenKeys
 from kuma_iam_cli.main import main
 from support.cli_runs import CliRun, printed_decision, run_command, user_environment
+from support.clock import ManualClock, utc_now
 from support.project_files import REPO
 from support.token_mutations import read_compact
 from support.verifier_harness import SERVER_ID, TokenFactory, Verifier
@@ -397,6 +398,7 @@ class WrittenEvents:
     folder: Path
     code: int
     printed: list[str]
+    written_at: datetime  # just before: every token in them is signed at or after it
 
 
 @pytest.fixture(scope="module")
@@ -410,11 +412,12 @@ def written_events(
     world_file.write_text(demo_world.to_json())
     (folder / "tokens.json").write_text(token_keys.to_json())
     printed = io.StringIO()
+    written_at = utc_now()
     with contextlib.redirect_stdout(printed):
         code = main(
             ["events", "--world", str(world_file), "--out", str(folder / "out"), "--server-id", SERVER_ID]
         )
-    return WrittenEvents(folder / "out", code, printed.getvalue().splitlines())
+    return WrittenEvents(folder / "out", code, printed.getvalue().splitlines(), written_at)
 
 
 def test_events_writes_every_case_and_the_sam_env_file(
@@ -461,9 +464,15 @@ def test_events_writes_every_case_and_the_sam_env_file(
 
 @pytest.mark.parametrize("case", VERIFIER_CASES, ids=lambda case: case.name)
 def test_each_written_event_gets_its_case_answer_from_the_handler(
-    written_events: WrittenEvents, verify: Verifier, verifier_module: ModuleType, case: VerifierCase
+    written_events: WrittenEvents,
+    verify: Verifier,
+    verifier_clock: ManualClock,
+    verifier_module: ModuleType,
+    case: VerifierCase,
 ) -> None:
-    # Given the event file, exactly as `sam local invoke -e` would pass it
+    # Given the event file, exactly as `sam local invoke -e` would pass it, judged when it was written (the
+    # module's events are written once: the later cases of a slow run must not find them aged)
+    verifier_clock.set(written_events.written_at)
     event = json.loads((written_events.folder / "verifier" / f"{case.name}.json").read_text())
     context = LocalLambdaContext(
         function_name="VerifierFunction",

@@ -12,10 +12,10 @@ import pytest
 from kuma_iam_cli.local.compliance_demo import HOME_ACCOUNT, PARTNER_ACCOUNT, ecs_trust
 from kuma_iam_cli.local.seed import DemoWorld, compliance_environment
 from support.aws_clients import ClientFactory
-from support.cli_runs import KUMA_IAM, isolated_environment
+from support.cli_runs import CEILING_SECONDS, KUMA_IAM, isolated_environment
 from support.fake_aws import Computed, FakeAws, PassThrough
 from support.iam_listing import ListedRole, PagedRoles
-from support.local_ports import free_port
+from support.local_ports import refusing_port
 
 
 def sweep(*args: str, environment: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -24,7 +24,7 @@ def sweep(*args: str, environment: dict[str, str]) -> subprocess.CompletedProces
         env=isolated_environment(**environment),
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=CEILING_SECONDS,
         check=False,
     )
 
@@ -174,13 +174,16 @@ ERRORS: list[Any] = [
 def test_errors_exit_2_with_one_line_and_no_traceback(
     args: list[str], changes: dict[str, str | None], named: list[str], laptop: dict[str, str]
 ) -> None:
+    # (a "closed" endpoint is a port held bound but never listening for the whole run: refused at once, and
+    # no parallel test can start listening there meanwhile)
     environment = dict(laptop)
-    for name, value in changes.items():
-        if value is None:
-            environment.pop(name, None)
-        elif value == "closed":
-            environment[name] = f"http://127.0.0.1:{free_port()}"
-        else:
-            environment[name] = value
-    environment["KUMA_IAM_UPSTREAM_ATTEMPTS"] = "1"
-    assert_one_line_error(sweep(*args, environment=environment), *named)
+    with refusing_port() as closed:
+        for name, value in changes.items():
+            if value is None:
+                environment.pop(name, None)
+            elif value == "closed":
+                environment[name] = f"http://127.0.0.1:{closed}"
+            else:
+                environment[name] = value
+        environment["KUMA_IAM_UPSTREAM_ATTEMPTS"] = "1"
+        assert_one_line_error(sweep(*args, environment=environment), *named)

@@ -34,6 +34,7 @@ from kuma_iam.identity.token import COMPACT_PREFIX, SignedRequest, encode_compac
 from kuma_iam_cli.local.gateway import GatewayCaller
 from kuma_iam_cli.local.seed import DemoWorld, task_caller
 from support.captured_output import assert_no_secrets, header_secrets, token_secrets
+from support.clock import FromNow, ManualClock, ago, ahead
 from support.fake_aws import FakeAws
 from support.sdk_headers import GO_SDK_V1_HEADERS, GO_SDK_V2_HEADERS
 from support.token_issuer_harness import TokenIssuer
@@ -198,7 +199,8 @@ class Hostile:
     raw_body: Callable[[object], str] | None = None
     encodings: tuple[str, ...] = BOTH
     principal: str = "backend"
-    sign: Mapping[str, Any] = field(default_factory=dict)  # signing: server_id, at (an offset from now)
+    # how the base token is signed (server_id, at...); `at` is a FromNow, resolved against the verifier's time
+    sign: Mapping[str, Any] = field(default_factory=dict)
     reaches_sts: bool = False  # False: refused before any network call, which the proxy must confirm
     claim: Mapping[str, Any] = field(default_factory=lambda: CLAIM)
     compact_message: str | None = None  # where the compact encoding refuses it in its own words
@@ -637,15 +639,15 @@ CATALOGUE: list[Hostile] = [
         "dates",
         "token_expired",
         "more than 900s",
-        sign={"at": -timedelta(minutes=16)},
+        sign={"at": ago(minutes=16)},
     ),
-    denied("signed-a-day-ago", "dates", "token_expired", "more than 900s", sign={"at": -timedelta(days=1)}),
+    denied("signed-a-day-ago", "dates", "token_expired", "more than 900s", sign={"at": ago(days=1)}),
     denied(
         "signed-6-minutes-ahead",
         "dates",
         "token_expired",
         "signed in the future, beyond the allowed clock skew",
-        sign={"at": timedelta(minutes=6)},
+        sign={"at": ahead(minutes=6)},
     ),
     denied(
         "re-dated-a-year-back",
@@ -1018,14 +1020,13 @@ def ours(verifier_environment_vars: dict[str, str]) -> str:
     return verifier_environment_vars["KUMA_IAM_SERVER_ID"]
 
 
-def base_request(signers: Signers, row: Hostile, ours: str) -> SignedRequest:
+def base_request(signers: Signers, row: Hostile, ours: str, now: datetime) -> SignedRequest:
+    """The row's genuine token; a signing time it names is resolved against `now`, the verifier's clock."""
     how = {"server_id": ours, **row.sign}
     if callable(how["server_id"]):
         how["server_id"] = how["server_id"](ours)
-    if isinstance(how.get("at"), timedelta):
-        # Rows give the signing time relative to now, read here: a time read at import grows stale while
-        # earlier tests run, and "6 minutes ahead" would drift inside the allowed skew on a loaded machine.
-        how["at"] = datetime.now(UTC) + how["at"]
+    if isinstance(how.get("at"), FromNow):
+        how["at"] = how["at"].of(now)
     if row.principal == "backend-key-swap":
         # another valid key (the intruder's) in the scope, backend's signature and session token kept
         genuine = signers.sign("backend", **how)
@@ -1062,8 +1063,11 @@ def test_hostile_input_gets_its_precise_answer(
     aws_counter: FakeAws,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
-    # Given a genuinely signed token changed in exactly one way
-    genuine = base_request(signers, row, ours)
+    # Given a genuinely signed token changed in exactly one way (its signing time, if the row names one,
+    # relative to the clock of the route's verifier, which the test holds: the row decides the same however
+    # late it runs)
+    held: ManualClock = request.getfixturevalue("verifier_clock" if route == "verify" else "issuer_clock")
+    genuine = base_request(signers, row, ours, held())
     changed = row.request(genuine)
     token = token_for(row, genuine, encoding)
     raw_body = row.raw_body(token) if row.raw_body else None

@@ -129,12 +129,10 @@ def test_no_secret_of_the_token_reaches_any_log(
     everything_logged: EverythingLogged,
     verify: Verifier,
     reconfigure: Callable[..., None],
-    verifier_module: ModuleType,
     demo_world: DemoWorld,
     server_id: str,
     credentials_for: Callable[..., dict[str, str]],
     request: pytest.FixtureRequest,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Given real credentials for the scenario's signer, and a token they signed
     credentials, before_verify = _signer(scenario, demo_world, credentials_for, request)
@@ -147,7 +145,7 @@ def test_no_secret_of_the_token_reaches_any_log(
     token = encode_compact(signed) if scenario.encoding == "compact" else encode_vault(signed)
     secrets = secrets_of(credentials, signed)
     before_verify()
-    _arrange(scenario, signed, reconfigure, verifier_module, request, monkeypatch)
+    _arrange(scenario, signed, reconfigure, request)
     everything_logged.discard()  # the test's own signing: botocore logs a signature at DEBUG
 
     # When the verifier decides on it (twice, for the replay)
@@ -195,9 +193,7 @@ def _arrange(
     scenario: Scenario,
     signed: SignedRequest,
     reconfigure: Callable[..., None],
-    verifier_module: ModuleType,
     request: pytest.FixtureRequest,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     if scenario.setup == "stale-role-id":
         proxy: FakeAws = request.getfixturevalue("aws_proxy")
@@ -215,8 +211,7 @@ def _arrange(
     elif scenario.setup == "sts-down":
         reconfigure(AWS_ENDPOINT_URL_STS=f"http://127.0.0.1:{request.getfixturevalue('closed_port')}")
     elif scenario.setup == "late-clock":
-        signed_at = signing_time(signed)
-        monkeypatch.setattr(verifier_module.verifier(), "clock", lambda: signed_at + timedelta(hours=1))
+        request.getfixturevalue("verifier_clock").set(signing_time(signed) + timedelta(hours=1))
 
 
 # --- The verifier's own credentials, and those it is issued ------------------------------------------------

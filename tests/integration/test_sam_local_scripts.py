@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from kuma_iam_cli.local.events import FUNCTION_PRINCIPALS
-from support.cli_runs import isolated_environment
+from support.cli_runs import CEILING_SECONDS, isolated_environment
 from support.project_files import REPO
 
 pytestmark = pytest.mark.integration
@@ -33,21 +32,21 @@ TOKENS: dict[str, Any] = {"issuer": {"access_key_id": "AKIAISSUER", "secret_acce
 
 def test_a_mistyped_event_fails_at_once_listing_the_valid_ones() -> None:
     # When make sam-local-invoke is given an event that does not exist
-    began = time.monotonic()
     done = subprocess.run(
         [str(INVOKE), "events/verifier/alowed.json"],
         env=isolated_environment(),
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=CEILING_SECONDS,
     )
 
-    # Then it stops before starting anything, naming the mistake and every valid event
+    # Then it stops before starting anything slow (the embedded AWS, the engine, the build), naming the
+    # mistake and every valid event: "at once" is what it skipped, not a time a loaded machine could miss
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith("not an event: events/verifier/alowed.json\nvalid events:\n")
     assert "  events/verifier/allowed.json" in done.stderr.splitlines()
     assert "engine.sh" not in done.stderr
-    assert time.monotonic() - began < 30
+    assert "invoke.sh:" not in done.stderr  # its progress lines: the embedded AWS, sam build, the invokes
 
 
 def test_sam_env_reads_the_default_stacks_world_from_any_directory(tmp_path: Path) -> None:
@@ -59,11 +58,15 @@ def test_sam_env_reads_the_default_stacks_world_from_any_directory(tmp_path: Pat
     script.chmod(0o755)
 
     # When it runs from another directory, first without a stack, then with one on port 5000
-    missing = subprocess.run([str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=30)
+    missing = subprocess.run(
+        [str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=CEILING_SECONDS
+    )
     world = repo / ".local" / "5000" / "world.json"
     world.parent.mkdir(parents=True)
     world.write_text(json.dumps(WORLD))
-    found = subprocess.run([str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=30)
+    found = subprocess.run(
+        [str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=CEILING_SECONDS
+    )
 
     # Then it names the file it looked for, and then exports what the file holds: the verifier's keys
     assert missing.returncode == 1
@@ -81,7 +84,9 @@ def test_sam_env_gives_each_function_its_own_principals_keys(function: str, tmp_
     (tmp_path / "tokens.json").write_text(json.dumps(TOKENS))
 
     # When sam-env.sh is asked for one function
-    done = subprocess.run([str(SAM_ENV), str(world), function], capture_output=True, text=True, timeout=30)
+    done = subprocess.run(
+        [str(SAM_ENV), str(world), function], capture_output=True, text=True, timeout=CEILING_SECONDS
+    )
 
     # Then it exports the keys of the principal the sam tier gives that function (events.FUNCTION_PRINCIPALS)
     principal = {**WORLD, **TOKENS}[FUNCTION_PRINCIPALS[function]]
@@ -95,7 +100,7 @@ def test_sam_env_refuses_a_function_it_has_no_principal_for(tmp_path: Path) -> N
     world.write_text(json.dumps(WORLD))
 
     done = subprocess.run(
-        [str(SAM_ENV), str(world), "NoSuchFunction"], capture_output=True, text=True, timeout=30
+        [str(SAM_ENV), str(world), "NoSuchFunction"], capture_output=True, text=True, timeout=CEILING_SECONDS
     )
 
     assert done.returncode == 1
@@ -110,7 +115,10 @@ def test_sam_env_says_where_the_issuers_keys_should_be(tmp_path: Path) -> None:
     world.write_text(json.dumps(WORLD))
 
     done = subprocess.run(
-        [str(SAM_ENV), str(world), "TokenIssuerFunction"], capture_output=True, text=True, timeout=30
+        [str(SAM_ENV), str(world), "TokenIssuerFunction"],
+        capture_output=True,
+        text=True,
+        timeout=CEILING_SECONDS,
     )
 
     # Then it names the file it looked for instead of a traceback

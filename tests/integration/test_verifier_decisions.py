@@ -6,6 +6,7 @@ a claimed Dataplane, then the handler's answer — its status and reason code, n
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Callable
 from datetime import timedelta
@@ -22,6 +23,7 @@ from kuma_iam_cli.local.events import VERIFIER_CASES, VerifierCase, sign_case_to
 from kuma_iam_cli.local.expected import expected_answers, mismatches
 from kuma_iam_cli.local.seed import HOME_ACCOUNT, OUTSIDER_ACCOUNT, PARTNER_ACCOUNT, DemoWorld, recreate_role
 from support.aws_clients import ClientFactory
+from support.clock import ManualClock
 from support.fake_aws import ByAction, Delayed, FakeAws, PassThrough, StandInSts
 from support.project_files import REPO
 from support.token_mutations import signing_time
@@ -572,16 +574,14 @@ def test_same_service_claimed_twice_is_allowed(verify: Verifier, sign_token: Tok
 )
 def test_token_is_honoured_exactly_within_its_time_window(
     verify: Verifier,
-    verifier_module: ModuleType,
+    verifier_clock: ManualClock,
     sign_token: TokenFactory,
-    monkeypatch: pytest.MonkeyPatch,
     verifier_time: timedelta,
     reason: str | None,
 ) -> None:
     # Given a token, and a verifier whose clock reads its signing time (X-Amz-Date) moved by `verifier_time`
     token = sign_token(HOME_ACCOUNT, "backend-task")
-    signed_at = signing_time(decode_token(token))
-    monkeypatch.setattr(verifier_module.verifier(), "clock", lambda: signed_at + verifier_time)
+    verifier_clock.set(signing_time(decode_token(token)) + verifier_time)
 
     answer = verify(token, BACKEND_CLAIM)
 
@@ -631,11 +631,14 @@ def test_concurrent_misses_for_one_role_make_exactly_one_iam_call(
     demo_world: DemoWorld,
     sign_token: TokenFactory,
     verifier_module: ModuleType,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Given a fresh verifier, 16 sessions of one role, and IAM slow enough that every thread misses
+    # Given a fresh verifier, 16 sessions of one role, and IAM holding its answer until all 16 threads ask
+    # the verifier's role directory for the role (a fixed delay would assume how fast a machine gets there)
     reconfigure(AWS_ENDPOINT_URL_STS=aws_proxy.url, AWS_ENDPOINT_URL_IAM=aws_proxy.url)
     moto = PassThrough(demo_world.endpoint_url)
-    aws_proxy.script(then=ByAction({"GetRole": Delayed(0.5, moto)}, default=moto))
+    all_asking = threading.Event()
+    aws_proxy.script(then=ByAction({"GetRole": Delayed(20, moto, until=all_asking)}, default=moto))
     requests = [
         VerifyRequest.model_validate(
             {
@@ -646,6 +649,15 @@ def test_concurrent_misses_for_one_role_make_exactly_one_iam_call(
         for n in range(16)
     ]
     verifier = verifier_module.verifier()
+    arrivals = itertools.count(1)
+    read_role = verifier.roles.get
+
+    def asking(*args: Any, **kwargs: Any) -> Any:
+        if next(arrivals) == len(requests):
+            all_asking.set()
+        return read_role(*args, **kwargs)
+
+    monkeypatch.setattr(verifier.roles, "get", asking)
     start = threading.Barrier(len(requests))
     decisions: list[Any] = [None] * len(requests)
 
@@ -658,9 +670,9 @@ def test_concurrent_misses_for_one_role_make_exactly_one_iam_call(
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=30)
+        thread.join(timeout=300)  # "did not hang": a loaded machine is slow, never stuck
 
-    # Then all are allowed, on one IAM GetRole
+    # Then all are allowed (IAM answered only once all 16 were asking: else it answers 599), on one GetRole
     assert [decision.allowed for decision in decisions] == [True] * 16
     assert aws_proxy.count_by_action()["GetRole"] == 1
 
@@ -699,7 +711,8 @@ def test_cache_keeps_same_named_roles_of_two_accounts_apart(
 
 @pytest.mark.parametrize(
     ("cache_ttl_seconds", "reason_after_the_change"),
-    [("0", "mesh_mismatch"), ("60", None)],
+    # An hour for the fresh entry, not a minute: on a loaded machine the IAM calls in between may take one
+    [("0", "mesh_mismatch"), ("3600", None)],
     ids=["expired-entry-reads-the-new-tags", "fresh-entry-answers-with-the-cached-tags"],
 )
 def test_role_tag_change_is_seen_once_its_cache_entry_expires(

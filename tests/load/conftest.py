@@ -19,6 +19,7 @@ from kuma_iam_cli.local.events import VERIFY_ROUTE
 from kuma_iam_cli.local.gateway import LocalGateway, load_handler
 from kuma_iam_cli.local.seed import DemoWorld, control_plane_caller, seed_demo_world, verifier_environment
 from support.project_files import VERIFIER_HANDLER
+from support.upstream_timeouts import patient_verifier_from_env
 
 SERVER_ID = "kuma-load"
 
@@ -59,6 +60,8 @@ def verifier_behind_gateway(
             patch.setenv(name, value)
         handler = load_handler(VERIFIER_HANDLER)
         module = sys.modules[handler.__module__]
+        # moto shares this process with 16 threads of load: a patient verifier (support.upstream_timeouts)
+        patch.setattr(module, "verifier_from_env", patient_verifier_from_env)
         with LocalGateway(
             {VERIFY_ROUTE: handler}, [control_plane_caller(world)], api_account_id=world.home_account
         ) as gateway:

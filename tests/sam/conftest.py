@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 
 from kuma_iam_cli.local.embedded_aws import EmbeddedAws
-from kuma_iam_cli.local.events import write_events
 from kuma_iam_cli.local.seed import HOME_ACCOUNT, seed_demo_world
 from kuma_iam_cli.local.token_keys import seed_token_keys
 from support.project_files import REPO
@@ -23,7 +22,6 @@ from support.sam_stack import (
     ENGINE,
     REPLAY_TABLE,
     SAM,
-    SERVER_ID,
     SamStack,
     Timings,
     container_env_vars,
@@ -82,7 +80,7 @@ def sam_stack(tmp_path_factory: pytest.TempPathFactory, timings: Timings) -> Ite
 
     # Every interface, not the loopback: the function containers sit on Docker's bridge.
     with EmbeddedAws(host="0.0.0.0") as aws:  # noqa: S104
-        with timings.step("embedded AWS: seed, replay table, signed events"):
+        with timings.step("embedded AWS: seed, signing keys, replay table"):
             world = seed_demo_world(aws)
             token_keys = seed_token_keys(aws, world)
             aws.client_in_account("dynamodb", HOME_ACCOUNT).create_table(
@@ -92,15 +90,13 @@ def sam_stack(tmp_path_factory: pytest.TempPathFactory, timings: Timings) -> Ite
                 BillingMode="PAY_PER_REQUEST",
             )
             aws.enable_signature_checks()
-            events_dir = work / "events"
-            write_events(world, events_dir, server_id=SERVER_ID)
             env_vars = container_env_vars(world, aws, token_keys)
-            env_file = write_env_file(events_dir / "env.json", env_vars)
+            env_file = write_env_file(work / "env.json", env_vars)
         yield SamStack(
             world=world,
             aws=aws,
             build_template=build_dir / "template.yaml",
-            events_dir=events_dir,
+            work_dir=work,
             env_file=env_file,
             env_vars=env_vars,
             process_env=sam_environment(engine, world),

@@ -35,11 +35,10 @@ def _assert_answer(label: str, result: InvokeResult) -> None:
 
 @pytest.mark.parametrize("event", sample_events(EVENTS), ids=lambda event: event.label)
 def test_sam_local_invoke_answers_each_sample_event(
-    event: SampleEvent, sam_stack: SamStack, request: pytest.FixtureRequest
+    event: SampleEvent, sam_stack: SamStack, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    # Given the sample event, re-signed against the embedded AWS when it carries a token
-    fresh = sam_stack.events_dir / event.folder / event.path.name
-    event_file = fresh if fresh.is_file() else event.path
+    # Given the sample event, signed now against the embedded AWS when it carries a token
+    event_file = sam_stack.event_file(event, tmp_path)
 
     # When the built function runs it in a Lambda container, with its own principal's keys
     result = sam_stack.invoke(event.function, event_file, label=event.case)
@@ -107,10 +106,13 @@ def test_replay_table_makes_a_token_single_use(sam_stack: SamStack, tmp_path: Pa
 
 
 @pytest.fixture(scope="module")
-def published_keys(sam_stack: SamStack) -> dict[str, Any]:
+def published_keys(sam_stack: SamStack, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """GET /v1/keys answered by the built function once: the keys a control plane would be given."""
+    (keys,) = [event for event in sample_events(EVENTS) if event.label == "token_issuer/keys"]
     answer = sam_stack.invoke(
-        "TokenIssuerFunction", sam_stack.events_dir / "token_issuer" / "keys.json", label="keys (for tokens)"
+        "TokenIssuerFunction",
+        sam_stack.event_file(keys, tmp_path_factory.mktemp("keys")),
+        label="keys (for tokens)",
     )
     assert answer.status == 200, answer.explain()
     return answer.body

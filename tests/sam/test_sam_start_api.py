@@ -7,9 +7,12 @@ project's own gateway. Here the point is that the routes of the template reach t
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import urllib3
 
+from kuma_iam_cli.local.events import VERIFIER_CASES
+from kuma_iam_cli.local.token_events import TOKEN_ISSUER_CASES
 from support.sam_stack import SamStack
 
 
@@ -19,10 +22,11 @@ def _post(url: str, body: str) -> tuple[int, dict[str, object]]:
     return response.status, json.loads(response.data or b"{}")
 
 
-def test_start_api_serves_post_v1_verify(sam_stack: SamStack) -> None:
-    # Given the bodies the control plane would send: an allowed claim, and a malformed token
-    allowed = json.loads((sam_stack.events_dir / "verifier" / "allowed.json").read_text())["body"]
-    malformed = json.loads((sam_stack.events_dir / "verifier" / "malformed-token.json").read_text())["body"]
+def test_start_api_serves_post_v1_verify(sam_stack: SamStack, tmp_path: Path) -> None:
+    # Given the bodies the control plane would send, signed now: an allowed claim, and a malformed token
+    cases = {case.name: case for case in VERIFIER_CASES}
+    allowed = json.loads(sam_stack.signed_event(cases["allowed"], tmp_path).read_text())["body"]
+    malformed = json.loads(sam_stack.signed_event(cases["malformed-token"], tmp_path).read_text())["body"]
 
     # When they are POSTed to /v1/verify on `sam local start-api`
     with sam_stack.start_api() as base_url:
@@ -37,9 +41,10 @@ def test_start_api_serves_post_v1_verify(sam_stack: SamStack) -> None:
     assert malformed_answer == (400, {**malformed_answer[1], "error": "invalid_request"}), malformed_answer
 
 
-def test_start_api_serves_the_token_issuer_routes(sam_stack: SamStack) -> None:
-    # Given a task's body for POST /v1/tokens
-    body = json.loads((sam_stack.events_dir / "token_issuer" / "allowed.json").read_text())["body"]
+def test_start_api_serves_the_token_issuer_routes(sam_stack: SamStack, tmp_path: Path) -> None:
+    # Given a task's body for POST /v1/tokens, signed now
+    (allowed,) = [case for case in TOKEN_ISSUER_CASES if case.name == "allowed"]
+    body = json.loads(sam_stack.signed_event(allowed, tmp_path).read_text())["body"]
     http = urllib3.PoolManager(timeout=urllib3.Timeout(connect=5, read=120), retries=False)
 
     # When the keys are read and the body is POSTed on `sam local start-api`, run as the issuer's principal

@@ -23,6 +23,9 @@ from support.local_ports import free_port
 from support.project_files import REPO
 
 KUMA_IAM = str(Path(sys.executable).parent / "kuma-iam")
+# "Did not hang", for a command or the local stack to start or stop: seconds on a quiet machine, many times
+# that on a loaded one (`make test-busy`). Never a speed target.
+CEILING_SECONDS = 300.0
 # No credentials, profile or metadata service but what a test hands over.
 ISOLATED = {
     "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
@@ -59,7 +62,9 @@ class CliRun:
     err: str
 
 
-def run_command(*argv: str, cwd: Path | None = None, **environment: str) -> CliRun:
+def run_command(
+    *argv: str, cwd: Path | None = None, timeout: float = CEILING_SECONDS, **environment: str
+) -> CliRun:
     """The installed kuma-iam in a subprocess, as a user (or a sidecar's init container) runs it."""
     done = subprocess.run(
         [KUMA_IAM, *argv],
@@ -67,7 +72,7 @@ def run_command(*argv: str, cwd: Path | None = None, **environment: str) -> CliR
         env=isolated_environment(**environment),
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout,
     )
     return CliRun(done.returncode, done.stdout, done.stderr)
 
@@ -139,7 +144,7 @@ class Serve:
         for line in self.process.stderr:
             self.errors.append(line)
 
-    def read_until(self, marker: str, timeout: float) -> str:
+    def read_until(self, marker: str, timeout: float = CEILING_SECONDS) -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -164,14 +169,16 @@ class Serve:
         self.output.extend(rest)
         return "".join(rest)
 
-    def finish(self, timeout: float) -> tuple[int, str, str]:
+    def finish(self, timeout: float = CEILING_SECONDS) -> tuple[int, str, str]:
         """Wait for it to exit on its own; returns the exit code, the rest of stdout, and stderr."""
         code = self.process.wait(timeout=timeout)
         for reader in self._readers:
             reader.join(timeout=5)
         return code, self.drain(), "".join(self.errors)
 
-    def interrupt(self, timeout: float = 30, signum: int = signal.SIGINT) -> tuple[int, str, str]:
+    def interrupt(
+        self, timeout: float = CEILING_SECONDS, signum: int = signal.SIGINT
+    ) -> tuple[int, str, str]:
         """Ctrl-C, as a user stops it (or another signal); returns the exit code, the rest of stdout, and
         stderr."""
         self.process.send_signal(signum)
@@ -190,7 +197,7 @@ def serving(cwd: Path, *flags: str, **options: Any) -> Iterator[Serve]:
     finally:
         if serve.process.poll() is None:
             serve.process.kill()
-            serve.process.wait(timeout=10)
+            serve.process.wait(timeout=CEILING_SECONDS)
 
 
 def printed_commands(instructions: str) -> dict[str, str]:

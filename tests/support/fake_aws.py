@@ -79,10 +79,13 @@ class ByAction:
 
 @dataclass(frozen=True)
 class Delayed:
-    """Hold the request back `seconds` (to widen a race), then behave as `then`."""
+    """Hold the request back `seconds`, then behave as `then`. With `until` (the test's sign that the race
+    it widens is set up), hold it only until that is set; `seconds` is then a ceiling, and a race never set
+    up within it is answered 599, so that the test fails instead of proving nothing."""
 
     seconds: float
     then: Behaviour
+    until: threading.Event | None = None
 
 
 @dataclass(frozen=True)
@@ -294,8 +297,9 @@ def query_error(code: str, namespace: str, status: int = 400) -> Answer:
 def counting_proxy(target_url: str, *, name: str = "counting-proxy") -> FakeAws:
     """A pass-through to `target_url` (moto) that records what reaches it, to count by service or action.
 
-    Script it again to change what some requests meet: `then=ByAction({"GetRole": Delayed(0.5, moto)},
-    default=moto)`, or `then=StandInSts(..., otherwise=moto)`, where `moto = PassThrough(target_url)`.
+    Script it again to change what some requests meet: `then=ByAction({"GetRole": Delayed(20, moto,
+    until=ready)}, default=moto)`, or `then=StandInSts(..., otherwise=moto)`, where `moto =
+    PassThrough(target_url)`.
     """
     proxy = FakeAws(name=name)
     proxy.script(then=PassThrough(target_url))
@@ -319,6 +323,15 @@ def forward(target_url: str, request: ReceivedRequest) -> Answer:
     finally:
         connection.close()
     return Answer(response.status, payload, headers)
+
+
+def _after_delay(delayed: Delayed, stopping: threading.Event) -> Behaviour:
+    if delayed.until is None:
+        stopping.wait(delayed.seconds)
+        return delayed.then
+    if delayed.until.wait(delayed.seconds):
+        return delayed.then
+    return Answer(599, f"fake AWS: held {delayed.seconds}s for a race that was never set up".encode())
 
 
 class _FakeHttpServer(ThreadingHTTPServer):
@@ -376,8 +389,7 @@ class _FakeRequestHandler(BaseHTTPRequestHandler):
         behaviour = self.server.fake.next_behaviour(request)
         while isinstance(behaviour, ByAction | StandInSts | Delayed | Computed):
             if isinstance(behaviour, Delayed):
-                self.server.fake.stopping.wait(behaviour.seconds)
-                behaviour = behaviour.then
+                behaviour = _after_delay(behaviour, self.server.fake.stopping)
             else:
                 behaviour = behaviour.choose(request)
         match behaviour:

@@ -1,7 +1,8 @@
 """The built application under `sam local`: the stack a session sets up, and how to invoke it.
 
-`SamStack` holds the build, the events signed for the session's embedded AWS and the environment `sam` runs
-with; every `sam local` call it makes is timed into `Timings`, which the sam tier prints at the end.
+`SamStack` holds the build, the session's embedded AWS and the environment `sam` runs with, and signs each
+event when a test asks for it; every `sam local` call it makes is timed into `Timings`, which the sam tier
+prints at the end.
 """
 
 from __future__ import annotations
@@ -21,8 +22,16 @@ from pathlib import Path
 from typing import Any
 
 from kuma_iam_cli.local.embedded_aws import EmbeddedAws
-from kuma_iam_cli.local.events import function_principal, sam_env_vars
+from kuma_iam_cli.local.events import (
+    VERIFIER_CASES,
+    VerifierCase,
+    function_principal,
+    sam_env_vars,
+    verify_event,
+)
+from kuma_iam_cli.local.expected import SampleEvent
 from kuma_iam_cli.local.seed import DemoWorld, UserCredentials
+from kuma_iam_cli.local.token_events import TOKEN_ISSUER_CASES, TokenIssuerCase, token_issuer_event
 from kuma_iam_cli.local.token_keys import TokenKeys
 from support.local_ports import free_port
 from support.project_files import REPO
@@ -34,7 +43,9 @@ SERVER_ID = "kuma-demo"
 CONTAINER_HOST = "host.docker.internal"
 CONFIG_ENV = "local"
 REPLAY_TABLE = "kuma-iam-replay"
-SAM_TIMEOUT_SECONDS = 300  # a first invoke builds the layer image; later ones rebuild it too (local layer)
+# "Did not hang" for one `sam local` call or start-api to listen: a first invoke builds the layer image, later
+# ones rebuild it too (local layer); a loaded machine takes several times longer. Never a speed target.
+SAM_TIMEOUT_SECONDS = 300
 _REPORT_DURATION = re.compile(r"REPORT RequestId: \S+\s+Init Duration: [\d.]+ ms\s+Duration: ([\d.]+) ms")
 # Variables of the developer's shell that SAM would hand to the function in place of the template's.
 _SCRUBBED_PREFIXES = ("AWS_", "KUMA_", "KMESH_", "POWERTOOLS_")
@@ -102,12 +113,12 @@ class InvokeResult:
 
 @dataclass
 class SamStack:
-    """The built template, the events signed for this run's embedded AWS, and how to call `sam local`."""
+    """The built template, this run's embedded AWS, and how to call `sam local`."""
 
     world: DemoWorld
     aws: EmbeddedAws
     build_template: Path
-    events_dir: Path
+    work_dir: Path
     env_file: Path
     env_vars: dict[str, dict[str, str]]
     process_env: dict[str, str]
@@ -185,6 +196,29 @@ class SamStack:
             stderr=completed.stderr,
         )
 
+    def signed_event(self, case: VerifierCase | TokenIssuerCase, folder: Path) -> Path:
+        """folder/<case>.json for the verifier or the token issuer, its identity token signed now: an event
+        signed when the session began could be older than a token's 15 minutes by the time a slow run
+        invokes it."""
+        if isinstance(case, TokenIssuerCase):
+            event = token_issuer_event(self.world, case, server_id=SERVER_ID)
+        else:
+            event = verify_event(self.world, case, server_id=SERVER_ID)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{case.name}.json"
+        path.write_text(json.dumps(event, indent=2) + "\n")
+        return path
+
+    def event_file(self, sample: SampleEvent, folder: Path) -> Path:
+        """The file to invoke for a committed sample event: the verifier's and the token issuer's signed now
+        against this run's embedded AWS (signed_event), any other (tag compliance's) the committed file."""
+        signed: dict[str, VerifierCase | TokenIssuerCase] = {
+            **{f"verifier/{case.name}": case for case in VERIFIER_CASES},
+            **{f"token_issuer/{case.name}": case for case in TOKEN_ISSUER_CASES},
+        }
+        case = signed.get(sample.label)
+        return sample.path if case is None else self.signed_event(case, folder / sample.folder)
+
     def build_flags(self) -> list[str]:
         # With --template, SAM looks for samconfig.toml beside that template: name the project's own.
         return ["--template", str(self.build_template), "--config-file", str(REPO / "samconfig.toml")]
@@ -202,14 +236,14 @@ class SamStack:
             "local", "start-api", "--config-env", CONFIG_ENV, *self.build_flags(),
             "--env-vars", str(self.env_file), "--host", "127.0.0.1", "--port", str(port),
         ]  # fmt: skip
-        log = self.events_dir.parent / "start-api.log"
+        log = self.work_dir / "start-api.log"
         with log.open("w") as sink:
             began = time.perf_counter()
             process = subprocess.Popen(
                 [str(SAM), *args], cwd=REPO, env=environment, stdout=sink, stderr=subprocess.STDOUT
             )
             try:
-                _wait_for_port(port, process, log, timeout=120)
+                _wait_for_port(port, process, log, timeout=SAM_TIMEOUT_SECONDS)
                 self.timings.steps.append(("sam local start-api: ready", time.perf_counter() - began))
                 yield f"http://127.0.0.1:{port}"
             finally:

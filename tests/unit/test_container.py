@@ -2,10 +2,27 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
+from types import FrameType
 
+from kuma_iam import container
 from kuma_iam.container import per_container
+
+# "Did not hang": threads reach the build in microseconds on a quiet machine, far longer on a loaded one.
+CEILING_SECONDS = 60
+
+
+def _waits_in_the_build(thread: threading.Thread) -> bool:
+    """The thread is in the build itself or in per_container's call (waiting for another thread's build)."""
+    frame: FrameType | None = sys._current_frames().get(thread.ident or -1)
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "built" or code.co_filename == container.__file__:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def test_concurrent_first_calls_wait_for_one_build() -> None:
@@ -16,24 +33,24 @@ def test_concurrent_first_calls_wait_for_one_build() -> None:
     @per_container
     def built() -> object:
         builds.append(object())
-        release.wait(timeout=60)
+        release.wait(timeout=CEILING_SECONDS)
         return builds[-1]
 
-    ready = threading.Barrier(9)
     answers: list[object] = []
-
-    def ask() -> None:
-        ready.wait(timeout=60)
-        answers.append(built())
-
-    threads = [threading.Thread(target=ask) for _ in range(8)]
+    threads = [threading.Thread(target=lambda: answers.append(built())) for _ in range(8)]
     for thread in threads:
         thread.start()
-    ready.wait(timeout=60)
-    time.sleep(0.2)  # lets every thread reach the build (without the lock, each would run one)
+    # Every thread has reached the build, or waits for it, before the first build may finish: without the
+    # lock (functools.cache), each would be running its own here
+    deadline = time.monotonic() + CEILING_SECONDS
+    while not all(_waits_in_the_build(thread) for thread in threads) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert all(_waits_in_the_build(thread) for thread in threads)
+
+    # When the first build finishes
     release.set()
     for thread in threads:
-        thread.join(timeout=60)
+        thread.join(timeout=CEILING_SECONDS)
 
     # Then one build ran and every caller got its result
     assert len(builds) == 1

@@ -39,7 +39,8 @@ kuma-iam serve --host 0.0.0.0 --moto-port "$MOTO_PORT" --port 0 --state-dir "$SC
 SERVE_PID=$!
 trap 'kill "$SERVE_PID" 2>/dev/null || true; wait "$SERVE_PID" 2>/dev/null || true' EXIT
 WORLD="$SCRATCH/$MOTO_PORT/world.json"
-for _ in $(seq 240); do
+# Seconds on a quiet machine; a loaded one can need minutes to start moto and seed the world.
+for _ in $(seq 600); do
     [ -s "$WORLD" ] && break
     if ! kill -0 "$SERVE_PID" 2>/dev/null; then
         cat "$SCRATCH/serve.log" >&2
@@ -48,7 +49,7 @@ for _ in $(seq 240); do
     fi
     sleep 0.5
 done
-[ -s "$WORLD" ] || { log "the embedded AWS did not come up in 120 s"; tail -n 20 "$SCRATCH/serve.log" >&2; exit 1; }
+[ -s "$WORLD" ] || { log "the embedded AWS did not come up in 300 s"; tail -n 20 "$SCRATCH/serve.log" >&2; exit 1; }
 
 if [ "$CONFIG_ENV" = local ]; then
     "$ENGINE" start
