@@ -30,6 +30,7 @@ from kuma_iam_cli.local.events import (
     verify_event,
 )
 from kuma_iam_cli.local.expected import SampleEvent
+from kuma_iam_cli.local.provisioner_events import PROVISIONER_CASES
 from kuma_iam_cli.local.seed import DemoWorld, UserCredentials
 from kuma_iam_cli.local.token_events import TOKEN_ISSUER_CASES, TokenIssuerCase, token_issuer_event
 from kuma_iam_cli.local.token_keys import TokenKeys
@@ -211,11 +212,18 @@ class SamStack:
 
     def event_file(self, sample: SampleEvent, folder: Path) -> Path:
         """The file to invoke for a committed sample event: the verifier's and the token issuer's signed now
-        against this run's embedded AWS (signed_event), any other (tag compliance's) the committed file."""
+        against this run's embedded AWS (signed_event), the token provisioner's naming this world's tasks
+        (ECS gives each task a random ARN), any other (tag compliance's) the committed file."""
         signed: dict[str, VerifierCase | TokenIssuerCase] = {
             **{f"verifier/{case.name}": case for case in VERIFIER_CASES},
             **{f"token_issuer/{case.name}": case for case in TOKEN_ISSUER_CASES},
         }
+        provisioner = {f"token_provisioner/{case.name}": case for case in PROVISIONER_CASES}
+        if sample.label in provisioner:
+            path = folder / sample.folder / sample.path.name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(provisioner[sample.label].event(self.world), indent=2) + "\n")
+            return path
         case = signed.get(sample.label)
         return sample.path if case is None else self.signed_event(case, folder / sample.folder)
 
