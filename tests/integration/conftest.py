@@ -58,6 +58,7 @@ from support.token_issuer_harness import TokenIssuer
 from support.upstream_timeouts import (
     PATIENT_SECONDS,
     TIMEOUT_VARIABLE,
+    patient_provisioner_function_from_env,
     patient_token_issuer_from_env,
     patient_verifier_from_env,
 )
@@ -554,10 +555,15 @@ def provisioner(
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Provisioner]:
     """provisioner(event): the handler as EventBridge calls it, as its own least-privilege user; two
-    attempts per AWS call so that fault tests do not wait out the backoff."""
+    attempts per AWS call so that fault tests do not wait out the backoff, each waiting patiently for moto,
+    which shares this process, unless a test about a hang sets KUMA_IAM_UPSTREAM_TIMEOUT_SECONDS itself
+    (support.upstream_timeouts: in the builder, not the environment, which the other handlers share)."""
     environment = token_provisioner_environment(demo_world, token_keys) | {
         "KUMA_IAM_UPSTREAM_ATTEMPTS": "2",
     }
+    monkeypatch.setattr(
+        provisioner_module, "provisioner_function_from_env", patient_provisioner_function_from_env
+    )
     yield Provisioner(provisioner_module, environment, monkeypatch)
     provisioner_module.provisioner.cache_clear()
 

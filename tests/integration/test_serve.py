@@ -371,7 +371,7 @@ def test_printed_provisioner_commands_put_a_token_and_then_find_it_good_from_any
             env=isolated_environment(),
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=CEILING_SECONDS,
         )
         assert done.returncode == 0, done.stderr
         answer: dict[str, object] = json.loads(done.stdout)
@@ -385,7 +385,7 @@ def test_printed_provisioner_commands_put_a_token_and_then_find_it_good_from_any
     assert [skipped["reason"] for skipped in again["skipped"]] == ["token_valid"]  # type: ignore[attr-defined]
     assert [issued["service"] for issued in swept["issued"]] == ["frontend"]  # type: ignore[attr-defined]
     # And the console shows one line per delivery, summarized
-    line = stack.serve.read_until("POST /local/eventbridge/token-provisioner", timeout=30).splitlines()[-1]
+    line = stack.serve.read_until("POST /local/eventbridge/token-provisioner").splitlines()[-1]
     assert re.fullmatch(
         r"\d\d:\d\d:\d\d POST /local/eventbridge/token-provisioner unsigned -> 200 .+ \(\d+ ms\)", line
     ), line

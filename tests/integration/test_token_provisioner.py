@@ -8,7 +8,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -87,7 +87,7 @@ def test_a_new_task_of_a_tagged_service_gets_a_token_a_control_plane_accepts(
         validate_dataplane_token(
             token, keys, now=time.time(), mesh="default", name="x", tags={"kuma.io/service": ["other"]}
         )
-    assert elapsed < 30  # a generous ceiling for "did not hang"
+    assert elapsed < 300  # "did not hang": moto shares this process, and each call may wait 30 s for it
 
 
 def test_the_secrets_other_keys_survive_and_keep_their_order(
@@ -478,9 +478,12 @@ def test_the_refresh_margin_and_lifetime_come_from_the_settings(
     service, role = tagged_service
     task = ecs_world.start_task(service, role.arn)
     provisioner.configure(KUMA_IAM_TOKEN_VALID_FOR="2h", KUMA_IAM_TOKEN_REFRESH_MARGIN="30m")
+    asked_at = datetime.now(UTC).replace(microsecond=0)
     (first,) = provisioner(task_state_change(ecs_world.cluster_arn, task))["issued"]
+    answered_at = datetime.now(UTC)
     expires = datetime.strptime(first["expiresAt"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-    assert 7000 < (expires - datetime.now(UTC)).total_seconds() <= 7200
+    # (2 hours from a moment while the invocation ran, however long a loaded machine made it)
+    assert asked_at + timedelta(hours=2) <= expires <= answered_at + timedelta(hours=2)
 
     # When the margin grows past what it has left, the next event replaces it
     provisioner.configure(KUMA_IAM_TOKEN_VALID_FOR="4h", KUMA_IAM_TOKEN_REFRESH_MARGIN="3h")

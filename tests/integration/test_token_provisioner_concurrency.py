@@ -21,14 +21,13 @@ from typing import Any
 
 import pytest
 
-from kuma_iam.config import TokenProvisionerSettings
-from kuma_iam.provisioning.service import build_provisioner_function
 from kuma_iam_cli.local.provisioner_events import task_state_change
 from kuma_iam_cli.local.seed import HOME_ACCOUNT, DemoWorld
 from support.aws_clients import TaskRole
 from support.fake_aws import Answer, Computed, FakeAws, PassThrough, ReceivedRequest, forward
 from support.kuma_rules import dataplane_keys_for, validate_dataplane_token
 from support.provisioner_harness import EcsWorld, Provisioner
+from support.upstream_timeouts import patient_provisioner_function_from_env
 
 pytestmark = pytest.mark.integration
 
@@ -73,14 +72,13 @@ def test_a_burst_of_task_starts_of_one_service_makes_one_new_version(
     tasks = [ecs_world.start_task(service, role.arn) for _ in range(BURST)]
     environment = provisioner.environment | {"AWS_ENDPOINT_URL_SECRETS_MANAGER": atomic_secrets.url}
     provisioner.apply()
-    containers = [
-        build_provisioner_function(TokenProvisionerSettings.from_env(environment)) for _ in range(BURST)
-    ]
+    # (each patient with moto, which shares this process and 50 threads: support.upstream_timeouts)
+    containers = [patient_provisioner_function_from_env(environment) for _ in range(BURST)]
     atomic_secrets.reset_requests()
     start = threading.Barrier(BURST)
 
     def invoke(index: int) -> dict[str, Any]:
-        start.wait(timeout=60)
+        start.wait(timeout=300)  # "did not hang": 50 threads on a loaded machine take a while to start
         time.sleep(index * stagger)  # ECS reports a service's task starts over a moment, not in one instant
         return containers[index].handle(task_state_change(ecs_world.cluster_arn, tasks[index]))
 

@@ -26,6 +26,7 @@ from support.captured_output import EverythingLogged
 from support.control_plane import CertificateAuthority, Reply, StandInControlPlane, kuma_error
 from support.kuma_rules import validate_dataplane_token
 from support.provisioner_harness import EcsWorld, Provisioner, issued_services, reasons
+from support.upstream_timeouts import HANG_SECONDS
 
 pytestmark = pytest.mark.integration
 
@@ -251,7 +252,11 @@ def _unsigned(cp: StandInControlPlane, request: dict[str, Any]) -> Reply:
 @pytest.mark.parametrize(
     ("reply", "problem"),
     [
-        (lambda cp, request: Reply(200, b"", pause_seconds=4), "cannot reach the control plane: ReadTimeout"),
+        (
+            # (it holds far past the ceiling below: an answer in time can only be the function giving up)
+            lambda cp, request: Reply(200, b"", pause_seconds=HANG_SECONDS),
+            "cannot reach the control plane: ReadTimeout",
+        ),
         (
             lambda cp, request: Reply(200, cp.token(request).encode(), "text/plain", drip_seconds=0.4),
             "did not arrive in time",

@@ -86,7 +86,7 @@ def test_calls_per_task_cold_and_warm_and_time_to_token(
     assert cold["Sign"] + cold.get("GetSecretValue", 0) >= 1
     assert sum(cold.values()) <= 10, cold
     assert warm == Counter({"DescribeTasks": 3, "GetSecretValue": 3, "Query": 3}), warm
-    assert to_token < 30
+    assert to_token < 300  # "did not hang": moto shares this process, and each call may wait 30 s for it
     print(
         f"\ncold first task: {sum(cold.values())} AWS calls {dict(cold)}; "
         f"event to token {to_token * 1000:.0f} ms"

@@ -146,6 +146,7 @@ class StandInControlPlane:
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
+        self._stopping = threading.Event()  # lets go of a reply still pausing when the stand-in stops
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -185,7 +186,8 @@ class StandInControlPlane:
                 self._reply(kuma_error(405, "Method not allowed"))
 
             def _reply(self, reply: Reply) -> None:
-                time.sleep(reply.pause_seconds)
+                if plane._stopping.wait(reply.pause_seconds):
+                    return  # stopped while pausing: the client gave up long ago
                 if reply.raw is not None:
                     self.wfile.write(reply.raw)
                     self.close_connection = True
@@ -220,6 +222,7 @@ class StandInControlPlane:
         return self
 
     def stop(self) -> None:
+        self._stopping.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()

@@ -17,6 +17,7 @@ from kuma_iam_cli.local.seed import seed_demo_world
 from kuma_iam_cli.local.token_keys import seed_token_keys, token_provisioner_environment
 from support.project_files import TOKEN_PROVISIONER_HANDLER
 from support.provisioner_harness import lambda_context
+from support.upstream_timeouts import patient_provisioner_function_from_env
 
 
 def main(order: list[str]) -> int:
@@ -27,6 +28,8 @@ def main(order: list[str]) -> int:
         aws.enable_signature_checks()
         os.environ.update(token_provisioner_environment(world, keys))
         handler = load_handler(TOKEN_PROVISIONER_HANDLER)
+        # patient with moto, which shares this process (support.upstream_timeouts)
+        sys.modules["token_provisioner"].provisioner_function_from_env = patient_provisioner_function_from_env
         for name in order:
             answer = handler(cases[name].event(world), lambda_context())
             print(f"ANSWER {name} {json.dumps(answer)}", flush=True)

@@ -4,9 +4,10 @@ moto and the stand-in AWS servers run in the test process. On a loaded machine t
 seconds at a time (one collection of its heap, at a fraction of a core, took 3.9 s at load 10), and the
 verifier's own upstream timeout (2.5 s at most, for Lambda's budget) would turn such a stall into a 503:
 a speed target for moto, not a property of the verifier. So:
-- a verifier or token issuer built without KUMA_IAM_UPSTREAM_TIMEOUT_SECONDS in its environment waits
-  PATIENT_SECONDS (`patient_verifier_from_env`, `patient_token_issuer_from_env`; the integration tier's
-  `verify` and `issuer` fixtures give them to the handlers);
+- a verifier, token issuer or token provisioner built without KUMA_IAM_UPSTREAM_TIMEOUT_SECONDS in its
+  environment waits PATIENT_SECONDS (`patient_verifier_from_env`, `patient_token_issuer_from_env`,
+  `patient_provisioner_function_from_env`; the integration tier's `verify`, `issuer` and `provisioner`
+  fixtures give them to the handlers);
 - a test about timeouts sets that variable, lets its stand-in hang for HANG_SECONDS, calls the verifier
   `without_collection_pauses()` and asserts that it answered within CEILING_SECONDS: a generous "did not
   hang", never a speed target (speed lives in `make bench`).
@@ -20,7 +21,8 @@ from contextlib import contextmanager
 
 from pydantic import BaseModel
 
-from kuma_iam.config import TokenIssuerSettings, VerifierSettings
+from kuma_iam.config import TokenIssuerSettings, TokenProvisionerSettings, VerifierSettings
+from kuma_iam.provisioning.service import ProvisionerFunction, build_provisioner_function
 from kuma_iam.tokens.issuer import TokenIssuer, build_token_issuer
 from kuma_iam.verify import IdentityVerifier, build_verifier
 
@@ -52,6 +54,12 @@ def patient_verifier_from_env(environ: Mapping[str, str]) -> IdentityVerifier:
 def patient_token_issuer_from_env(environ: Mapping[str, str]) -> TokenIssuer:
     """kuma_iam.tokens.issuer.token_issuer_from_env, patient unless `environ` sets the upstream timeout."""
     return build_token_issuer(patient(TokenIssuerSettings.from_env(environ), environ))
+
+
+def patient_provisioner_function_from_env(environ: Mapping[str, str]) -> ProvisionerFunction:
+    """kuma_iam.provisioning.service.provisioner_function_from_env, patient unless `environ` sets the
+    upstream timeout."""
+    return build_provisioner_function(patient(TokenProvisionerSettings.from_env(environ), environ))
 
 
 @contextmanager
