@@ -212,21 +212,20 @@ class SamStack:
 
     def event_file(self, sample: SampleEvent, folder: Path) -> Path:
         """The file to invoke for a committed sample event: the verifier's and the token issuer's signed now
-        against this run's embedded AWS (signed_event), the token provisioner's naming this world's tasks,
-        any other (tag compliance's) the committed file."""
+        against this run's embedded AWS (signed_event), the token provisioner's naming this world's tasks
+        (ECS gives each task a random ARN), any other (tag compliance's) the committed file."""
         signed: dict[str, VerifierCase | TokenIssuerCase] = {
             **{f"verifier/{case.name}": case for case in VERIFIER_CASES},
             **{f"token_issuer/{case.name}": case for case in TOKEN_ISSUER_CASES},
         }
-        if (case := signed.get(sample.label)) is not None:
-            return self.signed_event(case, folder / sample.folder)
-        provisioned = {f"token_provisioner/{case.name}": case for case in PROVISIONER_CASES}
-        if (task_case := provisioned.get(sample.label)) is not None:
-            path = folder / sample.folder / f"{task_case.name}.json"
+        provisioner = {f"token_provisioner/{case.name}": case for case in PROVISIONER_CASES}
+        if sample.label in provisioner:
+            path = folder / sample.folder / sample.path.name
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(task_case.event(self.world), indent=2) + "\n")
+            path.write_text(json.dumps(provisioner[sample.label].event(self.world), indent=2) + "\n")
             return path
-        return sample.path
+        case = signed.get(sample.label)
+        return sample.path if case is None else self.signed_event(case, folder / sample.folder)
 
     def build_flags(self) -> list[str]:
         # With --template, SAM looks for samconfig.toml beside that template: name the project's own.
