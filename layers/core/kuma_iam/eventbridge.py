@@ -13,6 +13,7 @@ from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from pydantic import BaseModel, Field, StringConstraints, ValidationError
 
 from kuma_iam.errors import InvalidRequest, first_problem
+from kuma_iam.observability import INVALID_EVENT, logger, metrics_count
 
 SCHEDULED = "Scheduled Event"
 # EventBridge carries at most 256 KB per event: anything larger did not come from it.
@@ -50,3 +51,11 @@ def parse_eventbridge_event[T: BaseModel](event: object, models: Mapping[str, ty
     except ValidationError as error:
         raise InvalidRequest(first_problem(error, default_where="event")) from None
     return parsed
+
+
+def refused_event(error: InvalidRequest, empty_summary: Mapping[str, Any]) -> dict[str, Any]:
+    """A malformed event's answer, counted and logged: the function's summary with nothing done and an `error`
+    naming the problem. It is returned, not raised: delivering the same event again cannot help."""
+    metrics_count(INVALID_EVENT)
+    logger.warning("event refused", extra={"detail": error.message})
+    return {**empty_summary, "error": {"code": "invalid_event", "message": error.message}}

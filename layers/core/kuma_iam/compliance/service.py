@@ -20,12 +20,11 @@ from kuma_iam.compliance.outputs import FindingOutputs, SecurityHubTarget
 from kuma_iam.compliance.sweep import SweepProgress, sweep_accounts
 from kuma_iam.config import ComplianceMode, ComplianceSettings
 from kuma_iam.errors import InvalidRequest, UpstreamError
+from kuma_iam.eventbridge import refused_event
 from kuma_iam.observability import (
-    INVALID_EVENT,
     ROLES_EVALUATED,
     SWEEP_DURATION,
     logger,
-    metrics_count,
     record_metric,
     timed,
 )
@@ -140,14 +139,7 @@ class ComplianceFunction:
         try:
             parsed = parse_compliance_event(event)
         except InvalidRequest as error:
-            metrics_count(INVALID_EVENT)
-            logger.warning("event refused", extra={"detail": error.message})
-            return {
-                "evaluated": 0,
-                "findings": [],
-                "remediations": [],
-                "error": {"code": "invalid_event", "message": error.message},
-            }
+            return refused_event(error, {"evaluated": 0, "findings": [], "remediations": []})
         assert isinstance(event, dict)  # parse_compliance_event takes nothing else
         if self.once is None:
             return self._process(parsed)

@@ -23,9 +23,8 @@ from kuma_iam.errors import (
     UpstreamThrottled,
     UpstreamUnavailable,
 )
-from kuma_iam.eventbridge import ScheduledEvent
+from kuma_iam.eventbridge import ScheduledEvent, refused_event
 from kuma_iam.observability import (
-    INVALID_EVENT,
     PROVISIONING_SKIPPED,
     TOKEN_PROVISIONED,
     UPSTREAM_ERROR,
@@ -322,14 +321,7 @@ class ProvisionerFunction:
         try:
             parsed = parse_provisioner_event(event)
         except InvalidRequest as error:
-            metrics_count(INVALID_EVENT)
-            logger.warning("event refused", extra={"detail": error.message})
-            return {
-                "tasks": 0,
-                "issued": [],
-                "skipped": [],
-                "error": {"code": "invalid_event", "message": error.message},
-            }
+            return refused_event(error, {"tasks": 0, "issued": [], "skipped": []})
         if isinstance(parsed, ScheduledEvent):
             trigger = f"scheduled sweep {parsed.id}"
             summary = self.provisioner.sweep()
